@@ -1,0 +1,22 @@
+//! natter's bus adapters: how a committed change reaches every process that holds a socket of one
+//! of its recipients.
+//!
+//! This crate owns two implementations of the port [`natter_core::bus::Bus`]:
+//!
+//! * [`MemoryBus`], the in-process default for a single `natter serve`: a tokio broadcast channel.
+//! * [`NatsBus`], for a cluster: every event goes through one NATS subject,
+//!   `<prefix>.events`, in the encoding described in [`codec`].
+//!
+//! Both are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
+//! of truth and clients repair gaps by `seq`. So neither buffers durably nor retries.
+//!
+//! Architecture invariant: this crate depends on `natter-core` (for the port and ids) and on
+//! nothing else of natter's. It knows nothing of storage, HTTP or the frames it carries; it must
+//! not depend on `natter-store`, `natter-gateway`, sqlx, axum or tonic.
+
+pub mod codec;
+mod memory;
+mod nats;
+
+pub use memory::MemoryBus;
+pub use nats::NatsBus;

@@ -1,0 +1,164 @@
+//! The NATS bus: every natter process of a cluster publishes to and subscribes to one subject.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::{BoxStream, StreamExt};
+use natter_core::bus::{Bus, BusError, Event};
+
+use crate::codec::{decode_event, encode_event};
+
+/// Core NATS (no JetStream): at-most-once fan-out to every subscribed process, which is all the
+/// bus promises. Events travel on `<prefix>.events`, encoded as described in [`crate::codec`].
+///
+/// Reconnecting after a broken connection is async-nats's job; events published meanwhile are
+/// buffered by the client up to its capacity, and a publish that cannot be queued in time fails.
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    subject: String,
+    publish_timeout: Duration,
+}
+
+impl NatsBus {
+    /// How long a publish may wait for room in the client's outgoing buffer.
+    pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Connect to `url` (e.g. `nats://127.0.0.1:4222`, or several comma-separated). Fails if the
+    /// server cannot be reached now, so a misconfigured node does not start.
+    pub async fn connect(url: &str, subject_prefix: &str) -> Result<Self, BusError> {
+        let subject = events_subject(subject_prefix)?;
+        let client = async_nats::ConnectOptions::new()
+            .name("natter")
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(|event| async move { log_connection_event(event) })
+            .connect(url)
+            .await
+            .map_err(|error| BusError::Unavailable(format!("cannot connect to NATS: {error}")))?;
+        tracing::info!(%subject, "connected to NATS");
+        Ok(Self {
+            client,
+            subject,
+            publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT,
+        })
+    }
+
+    /// Change how long a publish may wait while the connection is down and the buffer is full.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout;
+        self
+    }
+
+    /// The subject events travel on.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, event: Event) -> Result<(), BusError> {
+        let payload = encode_event(&event);
+        let publish = self.client.publish(self.subject.clone(), payload);
+        match tokio::time::timeout(self.publish_timeout, publish).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(BusError::Unavailable(format!(
+                "NATS publish failed: {error}"
+            ))),
+            Err(_) => Err(BusError::Unavailable("NATS publish timed out".into())),
+        }
+    }
+
+    async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError> {
+        let subscriber = self
+            .client
+            .subscribe(self.subject.clone())
+            .await
+            .map_err(|error| BusError::Unavailable(format!("NATS subscribe failed: {error}")))?;
+        // The round trip makes sure the server has the subscription before we return, so
+        // "every event published from now on" holds for events published after this call.
+        self.client
+            .flush()
+            .await
+            .map_err(|error| BusError::Unavailable(format!("NATS flush failed: {error}")))?;
+        let subject = self.subject.clone();
+        let events = subscriber.filter_map(move |message| {
+            let decoded = match decode_event(&message.payload) {
+                Ok(event) => Some(event),
+                Err(error) => {
+                    tracing::warn!(%subject, %error, bytes = message.payload.len(), "skipping undecodable bus event");
+                    None
+                }
+            };
+            std::future::ready(decoded)
+        });
+        Ok(events.boxed())
+    }
+
+    async fn healthy(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}
+
+/// `<prefix>.events`, refusing prefixes that are not plain NATS subject tokens (a wildcard would
+/// let one cluster read another's events).
+fn events_subject(prefix: &str) -> Result<String, BusError> {
+    let valid_token = |token: &str| {
+        !token.is_empty()
+            && !token
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
+    };
+    if !prefix.split('.').all(valid_token) {
+        return Err(BusError::Unavailable(format!(
+            "invalid NATS subject prefix {prefix:?}: use dot-separated tokens without spaces, `*` or `>`"
+        )));
+    }
+    Ok(format!("{prefix}.events"))
+}
+
+fn log_connection_event(event: async_nats::Event) {
+    match event {
+        async_nats::Event::Connected => tracing::info!("NATS connection (re)established"),
+        async_nats::Event::SlowConsumer(subscription) => {
+            tracing::warn!(subscription, "NATS subscriber too slow; bus events dropped")
+        }
+        async_nats::Event::Disconnected
+        | async_nats::Event::LameDuckMode
+        | async_nats::Event::Draining
+        | async_nats::Event::Closed
+        | async_nats::Event::ServerError(_)
+        | async_nats::Event::ClientError(_) => tracing::warn!(%event, "NATS connection event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_is_prefix_dot_events() {
+        assert_eq!(events_subject("natter").expect("valid"), "natter.events");
+        assert_eq!(
+            events_subject("prod.eu-1").expect("valid"),
+            "prod.eu-1.events"
+        );
+    }
+
+    #[test]
+    fn refuses_prefixes_that_are_not_plain_tokens() {
+        for prefix in ["", "a..b", ".a", "a.", "a b", "a.*", ">", "a\tb"] {
+            assert!(
+                events_subject(prefix).is_err(),
+                "{prefix:?} must be refused"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_nothing_fails_instead_of_hanging() {
+        // Port 1 on loopback refuses at once.
+        let result = NatsBus::connect("nats://127.0.0.1:1", "natter").await;
+        assert!(matches!(result, Err(BusError::Unavailable(_))));
+    }
+}

@@ -1,0 +1,16 @@
+//! natter's domain: types, service logic and the ports it runs on.
+//!
+//! Owns the rules of accounts, friends, conversations and messages. Talks to the outside only
+//! through ports ([`store::Store`], [`bus::Bus`], [`clock::Clock`]); it must not depend on sqlx,
+//! axum, tonic or any concrete adapter.
+
+pub mod bus;
+pub mod clock;
+pub mod ids;
+pub mod model;
+pub mod store;
+pub mod error;
+pub mod notify;
+pub mod presence;
+pub mod service;
+pub mod wire;

@@ -1,0 +1,251 @@
+//! The message log: send (idempotent by `client_msg_id`), history, read markers, edits,
+//! recalls, reactions and typing.
+
+use natter_proto::ServerFrame;
+
+use super::conversations::require_role;
+use super::{Deps, is_group, rules};
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{ConversationId, Seq, UserId};
+use crate::model::{Conversation, Member, MemberRole, Message, MessageKind};
+use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
+use crate::wire;
+
+pub const DEFAULT_PAGE: u32 = 50;
+pub const MAX_PAGE: u32 = 200;
+
+pub struct MessageService {
+    deps: Deps,
+}
+
+/// A send as asked by a client.
+#[derive(Debug, Clone, Default)]
+pub struct SendInput {
+    pub client_msg_id: String,
+    pub kind: String,
+    pub text: Option<String>,
+    pub file_id: Option<String>,
+    pub reply_to: Option<Seq>,
+    pub mentions: Vec<UserId>,
+}
+
+/// Which way to page through history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// Ascending from just after this seq (sync).
+    After(Seq),
+    /// Newest first from just before this seq (`None`: from the newest).
+    Before(Option<Seq>),
+}
+
+/// A send's result: the stored entry, and whether this call stored it.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub message: Message,
+    pub created: bool,
+}
+
+impl MessageService {
+    pub fn new(deps: Deps) -> Self {
+        Self { deps }
+    }
+
+    pub async fn send(&self, me: &UserId, conversation_id: &ConversationId, input: SendInput) -> DomainResult<Sent> {
+        rules::check_client_msg_id(&input.client_msg_id)?;
+        let kind = MessageKind::parse(&input.kind)
+            .filter(|k| k.is_content())
+            .ok_or_else(|| DomainError::invalid("invalid_kind", "kind must be text, image, file or voice"))?;
+        if kind != MessageKind::Text {
+            return Err(DomainError::invalid("unsupported_kind", "only text messages are accepted by this server version"));
+        }
+        let text = rules::check_text(input.text.as_deref(), self.deps.limits.max_text_bytes)?;
+        // A resend is answered before any other check, so a retry after a lost ack always works.
+        if let Some(existing) = self.deps.store.message_by_client_id(me, &input.client_msg_id).await? {
+            return self.duplicate(existing, conversation_id);
+        }
+        let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
+        if !is_group(&conversation) {
+            self.check_direct_allowed(me, &conversation).await?;
+        }
+        if let Some(reply_to) = input.reply_to {
+            if reply_to < 1 || reply_to > conversation.last_seq {
+                return Err(DomainError::invalid("invalid_reply_to", "reply_to must be the seq of an earlier entry"));
+            }
+        }
+        let mut mentions = input.mentions;
+        mentions.sort();
+        mentions.dedup();
+        if mentions.len() > rules::MENTIONS_MAX {
+            return Err(DomainError::invalid("too_many_mentions", format!("at most {} mentions", rules::MENTIONS_MAX)));
+        }
+        let mut message = blank_message(conversation_id.clone(), me.clone(), kind, self.deps.clock.now());
+        message.client_msg_id = Some(input.client_msg_id);
+        message.text = Some(text);
+        message.reply_to = input.reply_to;
+        message.mentions = mentions;
+        match self.deps.store.append(NewEntry { message, effect: Effect::None }).await? {
+            AppendOutcome::Appended(message) => {
+                self.push(&message).await?;
+                Ok(Sent { message, created: true })
+            }
+            AppendOutcome::Duplicate(existing) => self.duplicate(existing, conversation_id),
+            AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
+        }
+    }
+
+    pub async fn history(&self, me: &UserId, conversation_id: &ConversationId, page: Page, limit: Option<u32>) -> DomainResult<(Vec<Message>, bool)> {
+        let (_, member) = self.deps.membership(me, conversation_id).await?;
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(DomainError::invalid("invalid_limit", format!("limit must be 1-{MAX_PAGE}")));
+        }
+        let store = &self.deps.store;
+        let mut messages = match page {
+            Page::After(after) if after < 0 => {
+                return Err(DomainError::invalid("invalid_seq", "after_seq must not be negative"));
+            }
+            Page::After(after) => store.messages_after(conversation_id, after, member.joined_seq, limit + 1).await?,
+            Page::Before(before) => {
+                let before = before.unwrap_or(i64::MAX);
+                store.messages_before(conversation_id, before, member.joined_seq, limit + 1).await?
+            }
+        };
+        let has_more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        Ok((messages, has_more))
+    }
+
+    /// Moves the caller's read marker; returns the marker in force and the unread count.
+    pub async fn mark_read(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<(Seq, i64)> {
+        if seq < 0 {
+            return Err(DomainError::invalid("invalid_seq", "seq must not be negative"));
+        }
+        let (conversation, _) = self.deps.membership(me, conversation_id).await?;
+        let (read_seq, unread) = self
+            .deps
+            .store
+            .mark_read(conversation_id, me, seq)
+            .await?
+            .ok_or(DomainError::not_found("conversation"))?;
+        // Other devices of the reader always hear of it; in a direct chat the peer does too (read
+        // receipts). Groups do not broadcast every member's marker to everyone.
+        let recipients = if is_group(&conversation) { vec![me.clone()] } else { self.deps.store.member_ids(conversation_id).await? };
+        let frame = ServerFrame::Read { conversation_id: conversation_id.0.clone(), user_id: me.0.clone(), seq: read_seq };
+        self.deps.notifier.publish(recipients, &frame).await;
+        Ok((read_seq, unread))
+    }
+
+    /// The sender edits their own text message; appends an `edit` entry.
+    pub async fn edit(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq, text: &str) -> DomainResult<Message> {
+        let (_, _, target) = self.target(me, conversation_id, seq).await?;
+        if &target.sender_id != me {
+            return Err(DomainError::forbidden("forbidden", "you can only edit your own messages"));
+        }
+        if target.kind != MessageKind::Text {
+            return Err(DomainError::invalid("not_editable", "only text messages can be edited"));
+        }
+        let text = rules::check_text(Some(text), self.deps.limits.max_text_bytes)?;
+        let mut entry = blank_message(conversation_id.clone(), me.clone(), MessageKind::Edit, self.deps.clock.now());
+        entry.target_seq = Some(seq);
+        entry.text = Some(text.clone());
+        self.append_event(entry, Effect::Edit { target_seq: seq, text }).await
+    }
+
+    /// The sender, or a group admin or owner, withdraws a message; appends a `recall` entry.
+    pub async fn recall(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<Message> {
+        let (conversation, member, target) = self.target(me, conversation_id, seq).await?;
+        if &target.sender_id != me {
+            if !is_group(&conversation) {
+                return Err(DomainError::forbidden("forbidden", "you can only recall your own messages"));
+            }
+            require_role(&member, MemberRole::Admin)?;
+        }
+        let mut entry = blank_message(conversation_id.clone(), me.clone(), MessageKind::Recall, self.deps.clock.now());
+        entry.target_seq = Some(seq);
+        self.append_event(entry, Effect::Recall { target_seq: seq }).await
+    }
+
+    /// Adds or removes the caller's reaction. When nothing changes (already there, or not
+    /// there), nothing is appended and the target's current view is returned.
+    pub async fn react(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq, emoji: &str, add: bool) -> DomainResult<Message> {
+        rules::check_emoji(emoji)?;
+        let (_, _, target) = self.target(me, conversation_id, seq).await?;
+        let present = target.reactions.iter().any(|(e, u)| e == emoji && u == me);
+        if present == add {
+            return Ok(target);
+        }
+        let mut entry = blank_message(conversation_id.clone(), me.clone(), MessageKind::Reaction, self.deps.clock.now());
+        entry.target_seq = Some(seq);
+        entry.emoji = Some(emoji.to_owned());
+        entry.op = Some(if add { "add" } else { "remove" }.to_owned());
+        let effect = if add {
+            Effect::AddReaction { target_seq: seq, emoji: emoji.to_owned() }
+        } else {
+            Effect::RemoveReaction { target_seq: seq, emoji: emoji.to_owned() }
+        };
+        self.append_event(entry, effect).await
+    }
+
+    /// Relays "typing" to the other members' online devices. Nothing is stored.
+    pub async fn typing(&self, me: &UserId, conversation_id: &ConversationId) -> DomainResult<()> {
+        self.deps.membership(me, conversation_id).await?;
+        let others: Vec<UserId> = self.deps.store.member_ids(conversation_id).await?.into_iter().filter(|u| u != me).collect();
+        let frame = ServerFrame::Typing { conversation_id: conversation_id.0.clone(), user_id: me.0.clone() };
+        self.deps.notifier.publish(others, &frame).await;
+        Ok(())
+    }
+
+    /// The conversation, the caller's membership and a live (not recalled) content entry.
+    async fn target(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<(Conversation, Member, Message)> {
+        let (conversation, member) = self.deps.membership(me, conversation_id).await?;
+        let target = self
+            .deps
+            .store
+            .message_at(conversation_id, seq)
+            .await?
+            .filter(|m| m.seq >= member.joined_seq && m.kind.is_content())
+            .ok_or(DomainError::not_found("message"))?;
+        if target.recalled {
+            return Err(DomainError::conflict("message_recalled", "this message was recalled"));
+        }
+        Ok((conversation, member, target))
+    }
+
+    async fn append_event(&self, entry: Message, effect: Effect) -> DomainResult<Message> {
+        match self.deps.store.append(NewEntry { message: entry, effect }).await? {
+            AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => {
+                self.push(&message).await?;
+                Ok(message)
+            }
+            AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
+        }
+    }
+
+    async fn push(&self, message: &Message) -> DomainResult<()> {
+        let members = self.deps.store.member_ids(&message.conversation_id).await?;
+        let frame = ServerFrame::Message { message: wire::message_view(message) };
+        self.deps.notifier.publish(members, &frame).await;
+        Ok(())
+    }
+
+    fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {
+        if &existing.conversation_id != conversation_id {
+            return Err(DomainError::conflict("client_msg_id_reused", "this client_msg_id was used for another conversation"));
+        }
+        Ok(Sent { message: existing, created: false })
+    }
+
+    async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<()> {
+        let members = self.deps.store.member_ids(&conversation.id).await?;
+        let Some(peer) = members.iter().find(|u| *u != me) else {
+            return Ok(());
+        };
+        if self.deps.store.is_blocked_between(me, peer).await? {
+            return Err(DomainError::forbidden("blocked", "you cannot message this user"));
+        }
+        if !self.deps.store.are_friends(me, peer).await? {
+            return Err(DomainError::forbidden("not_friends", "you are no longer friends with this user"));
+        }
+        Ok(())
+    }
+}

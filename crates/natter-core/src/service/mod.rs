@@ -1,0 +1,95 @@
+//! The services: the rules of each area, written against the ports only.
+//!
+//! A handler calls one service method; the method checks the caller's rights, changes storage,
+//! and after commit publishes what changed.
+
+pub mod accounts;
+pub mod conversations;
+pub mod friends;
+pub mod messages;
+pub mod rules;
+pub mod throttle;
+pub mod users;
+
+use std::sync::Arc;
+
+use crate::bus::Bus;
+use crate::clock::Clock;
+use crate::error::{DomainError, DomainResult};
+use crate::ids::{ConversationId, UserId};
+use crate::model::{Conversation, ConversationKind, Member};
+use crate::notify::Notifier;
+use crate::presence::Presence;
+use crate::store::Store;
+
+/// Limits the services enforce.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_text_bytes: usize,
+    pub max_group_members: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_text_bytes: 16 * 1024, max_group_members: 2000 }
+    }
+}
+
+/// The handles every service holds.
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub notifier: Notifier,
+    pub clock: Arc<dyn Clock>,
+    pub presence: Arc<Presence>,
+    pub limits: Limits,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
+        Self { store, notifier: Notifier::new(bus), clock, presence: Arc::new(Presence::default()), limits }
+    }
+
+    /// The conversation and the caller's membership. A non-member learns nothing: `NotFound`.
+    pub(crate) async fn membership(
+        &self,
+        user: &UserId,
+        conversation: &ConversationId,
+    ) -> DomainResult<(Conversation, Member)> {
+        let member = self.store.member(conversation, user).await?.ok_or(DomainError::not_found("conversation"))?;
+        let conversation = self
+            .store
+            .conversation(conversation)
+            .await?
+            .filter(|c| !c.dissolved)
+            .ok_or(DomainError::not_found("conversation"))?;
+        Ok((conversation, member))
+    }
+}
+
+/// Every service, built once and shared by the gateway.
+pub struct Services {
+    pub deps: Deps,
+    pub accounts: accounts::AccountService,
+    pub users: users::UserService,
+    pub friends: friends::FriendService,
+    pub conversations: conversations::ConversationService,
+    pub messages: messages::MessageService,
+}
+
+impl Services {
+    pub fn new(deps: Deps, auth: accounts::AuthSettings) -> Self {
+        Self {
+            accounts: accounts::AccountService::new(deps.clone(), auth),
+            users: users::UserService::new(deps.clone()),
+            friends: friends::FriendService::new(deps.clone()),
+            conversations: conversations::ConversationService::new(deps.clone()),
+            messages: messages::MessageService::new(deps.clone()),
+            deps,
+        }
+    }
+}
+
+pub(crate) fn is_group(conversation: &Conversation) -> bool {
+    conversation.kind == ConversationKind::Group
+}

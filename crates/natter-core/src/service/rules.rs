@@ -1,0 +1,174 @@
+//! Input rules shared by the services, each answering with a stable error code.
+
+use crate::error::{DomainError, DomainResult};
+
+pub const USERNAME_MIN: usize = 3;
+pub const USERNAME_MAX: usize = 32;
+pub const PASSWORD_MIN: usize = 8;
+pub const PASSWORD_MAX: usize = 128;
+pub const NICKNAME_MAX: usize = 64;
+pub const BIO_MAX: usize = 512;
+pub const GROUP_NAME_MAX: usize = 64;
+pub const ANNOUNCEMENT_MAX: usize = 2048;
+pub const FRIEND_MESSAGE_MAX: usize = 256;
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+pub const MENTIONS_MAX: usize = 100;
+
+/// 3–32 characters of ASCII letters, digits, `_`, `.` and `-`, starting with a letter or digit.
+pub fn check_username(username: &str) -> DomainResult<()> {
+    let length = username.chars().count();
+    let valid_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let valid_start = username.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if (USERNAME_MIN..=USERNAME_MAX).contains(&length) && valid_chars && valid_start {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "invalid_username",
+            format!(
+                "a username has {USERNAME_MIN}-{USERNAME_MAX} characters: letters, digits, '_', '.', '-', starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+pub fn check_password(password: &str, username: &str) -> DomainResult<()> {
+    let length = password.chars().count();
+    if length < PASSWORD_MIN || length > PASSWORD_MAX {
+        return Err(DomainError::invalid(
+            "weak_password",
+            format!("a password has {PASSWORD_MIN}-{PASSWORD_MAX} characters"),
+        ));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(DomainError::invalid("weak_password", "the password must differ from the username"));
+    }
+    Ok(())
+}
+
+/// Trims; 1–64 characters, no control characters.
+pub fn check_nickname(nickname: &str) -> DomainResult<String> {
+    let nickname = nickname.trim();
+    let length = nickname.chars().count();
+    if length == 0 || length > NICKNAME_MAX || nickname.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "invalid_nickname",
+            format!("a nickname has 1-{NICKNAME_MAX} characters and no control characters"),
+        ));
+    }
+    Ok(nickname.to_owned())
+}
+
+pub fn check_bio(bio: &str) -> DomainResult<String> {
+    if bio.chars().count() > BIO_MAX {
+        return Err(DomainError::invalid("invalid_bio", format!("a bio has at most {BIO_MAX} characters")));
+    }
+    Ok(bio.to_owned())
+}
+
+pub fn check_device_name(name: Option<&str>) -> DomainResult<Option<String>> {
+    match name.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(name) if name.chars().count() <= 64 && !name.chars().any(char::is_control) => Ok(Some(name.to_owned())),
+        Some(_) => Err(DomainError::invalid("invalid_device_name", "a device name has at most 64 characters")),
+    }
+}
+
+pub fn check_group_name(name: &str) -> DomainResult<String> {
+    let name = name.trim();
+    let length = name.chars().count();
+    if length == 0 || length > GROUP_NAME_MAX || name.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "invalid_name",
+            format!("a group name has 1-{GROUP_NAME_MAX} characters"),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn check_announcement(text: &str) -> DomainResult<String> {
+    if text.chars().count() > ANNOUNCEMENT_MAX {
+        return Err(DomainError::invalid(
+            "invalid_announcement",
+            format!("an announcement has at most {ANNOUNCEMENT_MAX} characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// 1–64 printable characters.
+pub fn check_client_msg_id(id: &str) -> DomainResult<()> {
+    let length = id.chars().count();
+    if length == 0 || length > CLIENT_MSG_ID_MAX || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(DomainError::invalid(
+            "invalid_client_msg_id",
+            format!("client_msg_id has 1-{CLIENT_MSG_ID_MAX} characters without spaces"),
+        ));
+    }
+    Ok(())
+}
+
+/// A message text: not blank, at most `max_bytes` UTF-8 bytes.
+pub fn check_text(text: Option<&str>, max_bytes: usize) -> DomainResult<String> {
+    let text = text.unwrap_or_default();
+    if text.len() > max_bytes {
+        return Err(DomainError::TooLarge {
+            code: "text_too_long",
+            message: format!("message text is limited to {max_bytes} bytes"),
+        });
+    }
+    if text.trim().is_empty() {
+        return Err(DomainError::invalid("empty_text", "a text message needs text"));
+    }
+    Ok(text.to_owned())
+}
+
+/// An emoji reaction: 1–16 characters, no whitespace or control characters.
+pub fn check_emoji(emoji: &str) -> DomainResult<()> {
+    let length = emoji.chars().count();
+    if length == 0 || length > 16 || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DomainError::invalid("invalid_emoji", "a reaction is 1-16 characters without spaces"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(check_username("alice").is_ok());
+        assert!(check_username("a.b-c_9").is_ok());
+        for bad in ["ab", "_alice", "al ice", "张伟伟", &"x".repeat(33), ""] {
+            assert!(check_username(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(check_password("correct horse", "alice").is_ok());
+        assert!(check_password("short", "alice").is_err());
+        assert!(check_password("Alice123", "alice123").is_err());
+        assert!(check_password(&"p".repeat(129), "alice").is_err());
+    }
+
+    #[test]
+    fn texts() {
+        assert!(check_text(Some("hi"), 16).is_ok());
+        assert!(matches!(check_text(Some("   "), 16), Err(DomainError::Invalid { code: "empty_text", .. })));
+        assert!(matches!(check_text(Some("你好你好你好"), 16), Err(DomainError::TooLarge { .. })));
+        assert!(check_text(None, 16).is_err());
+    }
+
+    #[test]
+    fn nicknames_and_names() {
+        assert_eq!(check_nickname("  张伟 ").ok().as_deref(), Some("张伟"));
+        assert!(check_nickname("").is_err());
+        assert!(check_nickname("a\u{0007}b").is_err());
+        assert!(check_group_name(&"g".repeat(65)).is_err());
+        assert!(check_emoji("👍").is_ok());
+        assert!(check_emoji("a b").is_err());
+        assert!(check_client_msg_id("abc-123").is_ok());
+        assert!(check_client_msg_id("").is_err());
+    }
+}

@@ -1,0 +1,24 @@
+//! Wire types of natter's client API: request and response bodies, WebSocket frames and error codes.
+//!
+//! This crate owns the JSON shapes that clients see and nothing else: it depends only on serde,
+//! chrono and utoipa (for the OpenAPI document). Ids are plain strings on the wire; the domain's
+//! newtype ids live in `natter-core`. Timestamps are RFC 3339 UTC.
+
+pub mod auth;
+pub mod conversations;
+pub mod error;
+pub mod friends;
+pub mod messages;
+pub mod users;
+pub mod ws;
+
+pub use auth::*;
+pub use conversations::*;
+pub use error::*;
+pub use friends::*;
+pub use messages::*;
+pub use users::*;
+pub use ws::*;
+
+/// Timestamps on the wire.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -1,0 +1,206 @@
+//! Configuration: defaults, then a TOML file (`--config`), then `NATTER_SECTION__KEY` environment
+//! variables, then command-line flags. Validated once at start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub bus: BusConfig,
+    pub auth: AuthConfig,
+    pub limits: LimitsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP and WebSocket listener binds.
+    pub listen: SocketAddr,
+    /// Where embedded data lives (SQLite database, signing key).
+    pub data_dir: PathBuf,
+    /// Seconds to let requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./natter-data"),
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://…`. Empty: SQLite at `<data_dir>/natter.db`.
+    pub url: String,
+    /// Connection pool size (readers, for SQLite).
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: String::new(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// `memory` (in-process, one node) or `nats`.
+    pub kind: String,
+    /// NATS server URL, for `kind = "nats"`.
+    pub nats_url: String,
+    /// Subject prefix, so several natter clusters can share one NATS.
+    pub subject_prefix: String,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: "memory".into(),
+            nats_url: "nats://127.0.0.1:4222".into(),
+            subject_prefix: "natter".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC secret for access tokens. Empty: generated once and kept in `<data_dir>/jwt.key`.
+    /// Every node of a cluster must share one secret.
+    pub jwt_secret: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// Failed logins allowed per account, and per client address, within the window.
+    pub login_max_failures: u32,
+    pub login_window_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: String::new(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            login_max_failures: 5,
+            login_window_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Maximum UTF-8 bytes of a message text.
+    pub max_text_bytes: usize,
+    /// Maximum bytes of a JSON request body.
+    pub max_body_bytes: usize,
+    /// Maximum members of a group.
+    pub max_group_members: usize,
+    /// Frames queued for one WebSocket before the server gives up on a slow client.
+    pub ws_queue_frames: usize,
+    /// Seconds between server pings.
+    pub ws_ping_interval_secs: u64,
+    /// Seconds without any frame from the client before the socket is closed.
+    pub ws_idle_timeout_secs: u64,
+    /// Maximum bytes of one incoming WebSocket frame.
+    pub ws_max_frame_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_text_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            max_group_members: 2000,
+            ws_queue_frames: 1024,
+            ws_ping_interval_secs: 25,
+            ws_idle_timeout_secs: 75,
+            ws_max_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info,natter=debug`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `NATTER_SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("NATTER_").split("__").ignore(&["config"]));
+        let config: Config = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.bus.kind.as_str(), "memory" | "nats") {
+            bail!("bus.kind must be `memory` or `nats`, not `{}`", self.bus.kind);
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            bail!("log.format must be `text` or `json`, not `{}`", self.log.format);
+        }
+        let url = &self.database.url;
+        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("database.url must be empty, sqlite:… or postgres://…");
+        }
+        if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
+            bail!("auth token lifetimes must be positive");
+        }
+        if self.limits.max_group_members < 2 {
+            bail!("limits.max_group_members must be at least 2");
+        }
+        if self.limits.ws_queue_frames == 0 {
+            bail!("limits.ws_queue_frames must be positive");
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.server.data_dir.join("natter.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
