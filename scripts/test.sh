@@ -16,12 +16,14 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# runuser and Debian's nats-server live in sbin, which a CI user's PATH may lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
 PG_PORT=${NATTER_TEST_PG_PORT:-25432}
 NATS_PORT=${NATTER_TEST_NATS_PORT:-24222}
 NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}
 SERVICES_DIR=$ROOT/target/test-services
-# A hung test must not eat CI's 90 minutes: each test phase gets this long.
+# A hung test must not eat CI's 90 minutes: in CI each test phase gets this long.
 TEST_PHASE_TIMEOUT=${NATTER_TEST_PHASE_TIMEOUT:-25m}
 
 mode=all
@@ -242,45 +244,42 @@ trap 'exit 143' TERM
 # Test runners
 
 if [[ -t 1 ]]; then COLOR=always; else COLOR=never; fi
-USE_NEXTEST=false
-if cargo nextest --version >/dev/null 2>&1; then USE_NEXTEST=true; fi
-
-# Runs the tests, keeps the runner's summary lines for the end of the output.
+# run_tests LABEL RUNNER ARGS...: RUNNER is `nextest` or `cargo`. Keeps the runner's summary
+# lines for the end of the output.
 run_tests() {
-    local label=$1 log status=0
-    shift
+    local label=$1 runner=$2 log status=0 limit=() command
+    shift 2
     log=$(mktemp)
-    if $USE_NEXTEST; then
-        timeout --kill-after=30s "$TEST_PHASE_TIMEOUT" \
-            cargo nextest run --color "$COLOR" --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
-    else
-        timeout --kill-after=30s "$TEST_PHASE_TIMEOUT" \
-            cargo test --color "$COLOR" --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
-    fi
+    # Only in CI: timeout moves the runner out of the terminal's process group, so Ctrl-C
+    # would no longer reach it.
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s "$TEST_PHASE_TIMEOUT"); fi
+    if [[ $runner == nextest ]]; then command=(nextest run); else command=(test); fi
+    "${limit[@]}" cargo "${command[@]}" --color "$COLOR" --no-fail-fast "$@" 2>&1 | tee "$log" ||
+        status=$?
     # The summary line: nextest's "Summary [...]", or cargo test's "test result:" per binary.
+    SUMMARIES+=("$label:")
     while IFS= read -r line; do
-        SUMMARIES+=("$label: $line")
-    done < <(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ *Summary \[|^test result:' | sed 's/^ *//')
+        SUMMARIES+=("$line")
+    done < <(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ *Summary \[|^test result:')
     rm -f "$log"
     [[ $status -ne 124 ]] || echo "test phase timed out after $TEST_PHASE_TIMEOUT" >&2
     return "$status"
 }
 
+RUNNER=cargo
+if cargo nextest --version >/dev/null 2>&1; then RUNNER=nextest; fi
+
 test_workspace() {
-    run_tests sqlite --workspace
-    if $USE_NEXTEST; then
-        # nextest does not run doctests.
-        run_tests doctests --workspace --doc
-    fi
+    run_tests sqlite "$RUNNER" --workspace
+    # nextest does not run doctests.
+    [[ $RUNNER == cargo ]] || run_tests doctests cargo --workspace --doc
 }
 
 test_postgres() {
-    [[ -f crates/natter/tests/api.rs ]] ||
-        die "crates/natter/tests/api.rs is gone: point scripts/test.sh at the end-to-end suite"
-    NATTER_TEST_BACKEND=postgres run_tests postgres -p natter --test api
+    [[ -f crates/natter/tests/api.rs || -f crates/natter/tests/api/main.rs ]] ||
+        die "crates/natter/tests/api is gone: point scripts/test.sh at the end-to-end suite"
+    NATTER_TEST_BACKEND=postgres run_tests postgres "$RUNNER" -p natter --test api
 }
-
-doctest_with_cargo_test() { cargo test --color "$COLOR" --workspace --doc; }
 
 # ---------------------------------------------------------------------------------------------
 
@@ -295,14 +294,14 @@ Services are up. In another shell:
 
 Ctrl-C (or kill $$) stops them.
 EOF
-    # Wait in the background so a signal interrupts the wait at once.
-    sleep infinity &
-    wait $! || true
-    exit 0
+    # A signal interrupts the wait at once; a NATS crash ends it too.
+    wait "$NATS_PID" || true
+    NATS_PID=""
+    die "nats-server exited; see $SERVICES_DIR/nats.log"
 fi
 
 phase "services" start_services
-phase "fmt" cargo fmt --all --check
+phase "fmt" cargo fmt --all --check -- --color "$COLOR"
 phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D warnings
 phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace

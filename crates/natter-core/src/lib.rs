@@ -6,11 +6,11 @@
 
 pub mod bus;
 pub mod clock;
+pub mod error;
 pub mod ids;
 pub mod model;
-pub mod store;
-pub mod error;
 pub mod notify;
 pub mod presence;
 pub mod service;
+pub mod store;
 pub mod wire;

@@ -6,10 +6,10 @@
 
 use async_trait::async_trait;
 
-use crate::ids::{ConversationId, FriendRequestId, SessionId, Seq, UserId};
+use crate::ids::{ConversationId, FriendRequestId, Seq, SessionId, UserId};
 use crate::model::{
-    Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member,
-    MemberRole, Message, MessageKind, Session, SystemEvent, Time, User,
+    Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member, MemberRole, Message,
+    MessageKind, Session, SystemEvent, Time, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -74,18 +74,36 @@ pub enum Effect {
     RemoveMember(UserId),
     SetRole(UserId, MemberRole),
     /// New owner gets `Owner`, previous owner `Admin`, and the conversation's `owner_id` changes.
-    TransferOwnership { from: UserId, to: UserId },
+    TransferOwnership {
+        from: UserId,
+        to: UserId,
+    },
     /// Any field `Some` is set (`avatar: Some(None)` clears).
-    UpdateConversation { name: Option<String>, announcement: Option<String>, avatar: Option<Option<String>> },
+    UpdateConversation {
+        name: Option<String>,
+        announcement: Option<String>,
+        avatar: Option<Option<String>>,
+    },
     /// Marks the conversation dissolved and removes every member.
     Dissolve,
     /// Sets the target's current text and `edited_at` (the entry's created_at).
-    Edit { target_seq: Seq, text: String },
+    Edit {
+        target_seq: Seq,
+        text: String,
+    },
     /// Marks the target recalled and clears its text and file.
-    Recall { target_seq: Seq },
+    Recall {
+        target_seq: Seq,
+    },
     /// Adds (idempotently) a reaction of the sender to the target.
-    AddReaction { target_seq: Seq, emoji: String },
-    RemoveReaction { target_seq: Seq, emoji: String },
+    AddReaction {
+        target_seq: Seq,
+        emoji: String,
+    },
+    RemoveReaction {
+        target_seq: Seq,
+        emoji: String,
+    },
 }
 
 /// Outcome of an append.
@@ -139,12 +157,22 @@ pub trait Store: Send + Sync + 'static {
     /// Requests to (incoming) or from (outgoing) `user`, newest first, any status.
     async fn friend_requests_of(&self, user: &UserId, direction: RequestDirection) -> StoreResult<Vec<FriendRequest>>;
     /// Moves a pending request to `status`; `None` if it was not pending any more.
-    async fn close_friend_request(&self, id: &FriendRequestId, status: FriendRequestStatus, now: Time) -> StoreResult<Option<FriendRequest>>;
+    async fn close_friend_request(
+        &self,
+        id: &FriendRequestId,
+        status: FriendRequestStatus,
+        now: Time,
+    ) -> StoreResult<Option<FriendRequest>>;
     /// In one transaction: the pending request becomes accepted, the pair become friends, and
     /// their direct conversation is created as `new_conversation` (with both as members, role
     /// `member`, joined_seq 0) or, if the pair already has one, revived (both made members again).
     /// Returns the request and the conversation id; `None` if the request was not pending.
-    async fn accept_friend_request(&self, id: &FriendRequestId, new_conversation: &Conversation, now: Time) -> StoreResult<Option<(FriendRequest, ConversationId)>>;
+    async fn accept_friend_request(
+        &self,
+        id: &FriendRequestId,
+        new_conversation: &Conversation,
+        now: Time,
+    ) -> StoreResult<Option<(FriendRequest, ConversationId)>>;
     async fn are_friends(&self, a: &UserId, b: &UserId) -> StoreResult<bool>;
     async fn friends_of(&self, user: &UserId) -> StoreResult<Vec<Friend>>;
     /// Ends the friendship both ways; false if they were not friends.
@@ -159,7 +187,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- conversations ----
     /// In one transaction: the conversation, its members (joined_seq 0, read_seq 1), and `first`
     /// as the entry with seq 1 (`last_seq` becomes 1). Returns the stored entry.
-    async fn create_group(&self, conversation: &Conversation, members: &[Member], first: &Message) -> StoreResult<Message>;
+    async fn create_group(
+        &self,
+        conversation: &Conversation,
+        members: &[Member],
+        first: &Message,
+    ) -> StoreResult<Message>;
     async fn conversation(&self, id: &ConversationId) -> StoreResult<Option<Conversation>>;
     /// The direct conversation of a pair, if one exists.
     async fn direct_conversation(&self, a: &UserId, b: &UserId) -> StoreResult<Option<Conversation>>;
@@ -181,12 +214,29 @@ pub trait Store: Send + Sync + 'static {
     async fn message_by_client_id(&self, sender: &UserId, client_msg_id: &str) -> StoreResult<Option<Message>>;
     async fn message_at(&self, conversation: &ConversationId, seq: Seq) -> StoreResult<Option<Message>>;
     /// Entries with `seq > after` and `seq >= min_seq`, ascending, at most `limit`.
-    async fn messages_after(&self, conversation: &ConversationId, after: Seq, min_seq: Seq, limit: u32) -> StoreResult<Vec<Message>>;
+    async fn messages_after(
+        &self,
+        conversation: &ConversationId,
+        after: Seq,
+        min_seq: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
     /// Entries with `seq < before` and `seq >= min_seq`, newest first, at most `limit`.
-    async fn messages_before(&self, conversation: &ConversationId, before: Seq, min_seq: Seq, limit: u32) -> StoreResult<Vec<Message>>;
+    async fn messages_before(
+        &self,
+        conversation: &ConversationId,
+        before: Seq,
+        min_seq: Seq,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
     /// Moves the member's read marker forward to `seq` (never back, never past last_seq).
     /// Returns the marker in force and the unread count after the move.
-    async fn mark_read(&self, conversation: &ConversationId, user: &UserId, seq: Seq) -> StoreResult<Option<(Seq, i64)>>;
+    async fn mark_read(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+        seq: Seq,
+    ) -> StoreResult<Option<(Seq, i64)>>;
 }
 
 /// Convenience for building entries: a message of `kind` with every optional part empty.

@@ -1,1 +1,83 @@
-//! placeholder
+//! natter's HTTP and WebSocket gateway (axum).
+//!
+//! Owns the routes, request parsing, the one error → HTTP mapping, authentication of requests,
+//! the WebSocket protocol and the local socket hub. Calls services only; must not depend on a
+//! store or bus adapter (it sees the ports, never sqlx or NATS).
+
+pub mod error;
+pub mod extract;
+pub mod hub;
+pub mod metrics;
+pub mod openapi;
+mod routes;
+pub mod state;
+pub mod ws;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use natter_core::bus::Bus;
+use natter_core::service::Services;
+use natter_proto::ErrorBody;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use state::{AppState, GatewaySettings};
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// Builds the state shared by every handler.
+pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: GatewaySettings) -> AppState {
+    let metrics = Arc::new(Metrics::default());
+    let hub = Arc::new(Hub::new(settings.ws_queue_frames, metrics.clone()));
+    AppState { services, bus, hub, metrics, settings: Arc::new(settings) }
+}
+
+/// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    Router::new()
+        .nest("/api/v1", routes::api())
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .route("/openapi.json", get(routes::ops::openapi))
+        .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_http))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(ErrorBody::new("internal", "internal server error"))).into_response()
+}
+
+/// Closes every WebSocket with a "going away" frame and waits (up to `grace`) until they are gone.
+pub async fn close_sockets(state: &AppState, grace: Duration) {
+    state.hub.begin_shutdown();
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.hub.socket_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Serves `router` on `listener` (with the peer address available to handlers) until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

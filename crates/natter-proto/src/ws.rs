@@ -32,25 +32,56 @@ pub enum ClientFrame {
 }
 
 /// Frames the server sends.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a frame is built once per event and encoded at once; never stored in bulk"
+)]
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame after the upgrade.
-    Hello { user_id: String, session_id: String, heartbeat_secs: u64 },
-    Sent { id: String, message: MessageView },
+    Hello {
+        user_id: String,
+        session_id: String,
+        heartbeat_secs: u64,
+    },
+    Sent {
+        id: String,
+        message: MessageView,
+    },
     /// A new log entry of any kind.
-    Message { message: MessageView },
+    Message {
+        message: MessageView,
+    },
     /// A member's read marker moved.
-    Read { conversation_id: String, user_id: String, seq: i64 },
-    Typing { conversation_id: String, user_id: String },
-    Presence { user_id: String, online: bool },
+    Read {
+        conversation_id: String,
+        user_id: String,
+        seq: i64,
+    },
+    Typing {
+        conversation_id: String,
+        user_id: String,
+    },
+    Presence {
+        user_id: String,
+        online: bool,
+    },
     /// A friend request was created or changed state.
-    FriendRequest { request: FriendRequestView },
+    FriendRequest {
+        request: FriendRequestView,
+    },
     /// A friendship ended (`removed`) or began (`added`).
-    Friend { user_id: String, event: String },
+    Friend {
+        user_id: String,
+        event: String,
+    },
     /// `event` is `created` | `updated` | `member_added` | `member_removed` | `left` | `dissolved`.
     /// After `left`, `member_removed` of oneself and `dissolved`, `conversation` may be stale.
-    Conversation { event: String, conversation: ConversationView },
+    Conversation {
+        event: String,
+        conversation: ConversationView,
+    },
     Pong {
         #[serde(default)]
         id: Option<String>,

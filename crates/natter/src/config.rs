@@ -69,11 +69,7 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        Self {
-            kind: "memory".into(),
-            nats_url: "nats://127.0.0.1:4222".into(),
-            subject_prefix: "natter".into(),
-        }
+        Self { kind: "memory".into(), nats_url: "nats://127.0.0.1:4222".into(), subject_prefix: "natter".into() }
     }
 }
 
@@ -166,7 +162,8 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed("NATTER_").split("__").ignore(&["config"]));
+        // Flags with their own variables (NATTER_CONFIG, NATTER_LISTEN, NATTER_DATA_DIR) are not keys.
+        figment = figment.merge(Env::prefixed("NATTER_").split("__").ignore(&["config", "listen", "data_dir"]));
         let config: Config = figment.extract().context("invalid configuration")?;
         config.validate()?;
         Ok(config)
@@ -180,7 +177,11 @@ impl Config {
             bail!("log.format must be `text` or `json`, not `{}`", self.log.format);
         }
         let url = &self.database.url;
-        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             bail!("database.url must be empty, sqlite:… or postgres://…");
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
@@ -202,5 +203,91 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+}
+
+/// A commented config file with every key at its default (`natter config example`).
+pub const EXAMPLE: &str = r#"# natter configuration. Every key can also be set from the environment as
+# NATTER_<SECTION>__<KEY>, e.g. NATTER_DATABASE__URL or NATTER_LIMITS__MAX_TEXT_BYTES.
+# Precedence: defaults < this file (--config) < environment < command-line flags.
+
+[server]
+# Address of the HTTP + WebSocket listener (also --listen / NATTER_LISTEN).
+listen = "127.0.0.1:8080"
+# Embedded data: SQLite database and the generated signing key (also --data-dir / NATTER_DATA_DIR).
+data_dir = "./natter-data"
+# Seconds given to open requests and sockets to finish on shutdown.
+shutdown_grace_secs = 10
+
+[database]
+# Empty: SQLite at <data_dir>/natter.db. Or sqlite://PATH, or postgres://user:pass@host:5432/db.
+url = ""
+# Connection pool size (for SQLite: readers; writes use one connection).
+max_connections = 8
+
+[bus]
+# "memory" (one process) or "nats" (several processes share events).
+kind = "memory"
+nats_url = "nats://127.0.0.1:4222"
+# Subject prefix, so several natter clusters can share one NATS server.
+subject_prefix = "natter"
+
+[auth]
+# HMAC secret for access tokens. Empty: generated once into <data_dir>/jwt.key.
+# Every process of a cluster must use the same secret.
+jwt_secret = ""
+access_token_ttl_secs = 900
+refresh_token_ttl_secs = 2592000
+# argon2id cost: memory in KiB and iterations.
+argon2_memory_kib = 19456
+argon2_iterations = 2
+# Failed logins allowed per account and per client address within the window (then 429).
+login_max_failures = 5
+login_window_secs = 300
+
+[limits]
+# Largest message text in UTF-8 bytes (beyond it: 413 text_too_long).
+max_text_bytes = 16384
+# Largest JSON request body in bytes (beyond it: 413 payload_too_large).
+max_body_bytes = 65536
+# Largest group, owner included (beyond it: 409 group_full).
+max_group_members = 2000
+# Frames queued for one WebSocket; a client that falls this far behind is disconnected.
+ws_queue_frames = 1024
+# Seconds between server pings, and of client silence before the socket is closed.
+ws_ping_interval_secs = 25
+ws_idle_timeout_secs = 75
+# Largest incoming WebSocket frame in bytes.
+ws_max_frame_bytes = 65536
+
+[log]
+# "text" or "json". RUST_LOG overrides the level filter.
+format = "text"
+level = "info"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).expect("example parses");
+        assert_eq!(toml::to_string(&parsed).ok(), toml::to_string(&Config::default()).ok());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<Config>("[server]\nlisten_on = \"x\"").is_err());
+        let mut config = Config::default();
+        config.bus.kind = "kafka".into();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn sqlite_in_data_dir_by_default() {
+        let config = Config::default();
+        assert!(config.database_url().starts_with("sqlite://"));
+        assert!(config.database_url().ends_with("natter.db"));
     }
 }

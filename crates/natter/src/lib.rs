@@ -1,1 +1,132 @@
-//! placeholder
+//! The natter binary's library: configuration and the composition root.
+//!
+//! This is the only crate that names concrete adapters (SQLite/PostgreSQL store, in-process/NATS
+//! bus). It builds one [`Application`] and passes handles down; there is no global state.
+
+pub mod config;
+mod secret;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use natter_bus::{MemoryBus, NatsBus};
+use natter_core::bus::Bus;
+use natter_core::clock::SystemClock;
+use natter_core::service::accounts::AuthSettings;
+use natter_core::service::{Deps, Limits, Services};
+use natter_gateway::{AppState, GatewaySettings};
+use natter_store::SqlStore;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+/// A built server: bound to its port, connected to its database and bus, not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        tokio::fs::create_dir_all(&config.server.data_dir)
+            .await
+            .with_context(|| format!("cannot create data dir {}", config.server.data_dir.display()))?;
+        let store = SqlStore::connect(&config.database_url(), config.database.max_connections)
+            .await
+            .context("cannot open the database")?;
+        let bus = connect_bus(&config).await?;
+        let jwt_secret = secret::jwt_secret(&config).await?;
+        let limits =
+            Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
+        let deps = Deps::new(Arc::new(store), bus.clone(), Arc::new(SystemClock), limits);
+        let auth = AuthSettings {
+            jwt_secret,
+            access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
+            refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
+            argon2_memory_kib: config.auth.argon2_memory_kib,
+            argon2_iterations: config.auth.argon2_iterations,
+            login_max_failures: config.auth.login_max_failures,
+            login_window: Duration::from_secs(config.auth.login_window_secs),
+        };
+        let services = Arc::new(Services::new(deps, auth));
+        let settings = GatewaySettings {
+            max_body_bytes: config.limits.max_body_bytes,
+            ws_queue_frames: config.limits.ws_queue_frames,
+            ws_ping_interval: Duration::from_secs(config.limits.ws_ping_interval_secs),
+            ws_idle_timeout: Duration::from_secs(config.limits.ws_idle_timeout_secs),
+            ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
+        };
+        let state = natter_gateway::build_state(services, bus.clone(), settings);
+        // Subscribe before serving so that no event published after start-up is missed.
+        let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
+        tokio::spawn(state.hub.clone().run_dispatcher(events));
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        Ok(Self { listener, state, config })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.config.server.listen)
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_with_shutdown(shutdown_signal()).await
+    }
+
+    /// Serves until `signal` completes, then closes every WebSocket with a close frame and lets
+    /// HTTP requests in flight finish.
+    pub async fn run_with_shutdown(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
+        let router = natter_gateway::router(self.state);
+        tracing::info!(address = %self.listener.local_addr()?, "natter is serving");
+        let shutdown = async move {
+            signal.await;
+            tracing::info!("shutting down: closing WebSockets");
+            natter_gateway::close_sockets(&state, grace).await;
+        };
+        natter_gateway::serve(self.listener, router, shutdown).await.context("server failed")
+    }
+}
+
+async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
+    Ok(match config.bus.kind.as_str() {
+        "nats" => Arc::new(
+            NatsBus::connect(&config.bus.nats_url, &config.bus.subject_prefix)
+                .await
+                .with_context(|| format!("cannot connect to NATS at {}", config.bus.nats_url))?,
+        ),
+        _ => Arc::new(MemoryBus::new(65_536)),
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

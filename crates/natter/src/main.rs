@@ -1,1 +1,127 @@
-fn main() {}
+//! `natter`: serve, print or check configuration, run migrations.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use natter::Application;
+use natter::config::{Config, EXAMPLE};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Parser)]
+#[command(name = "natter", version, about = "An instant-messaging server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (HTTP API, WebSocket gateway, all services) in this process.
+    Serve(ServeArgs),
+    /// Print or check configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate(ConfigArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ConfigArgs {
+    /// A TOML config file; see `natter config example`.
+    #[arg(long, env = "NATTER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Directory for embedded data (SQLite database, signing key).
+    #[arg(long, env = "NATTER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: ConfigArgs,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "NATTER_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print a commented config file with every key at its default.
+    Example,
+    /// Print the configuration in force (defaults + file + environment), secrets hidden.
+    Show(ConfigArgs),
+}
+
+fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(dir) = &args.data_dir {
+        config.server.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let mut config = load(&args.common)?;
+            if let Some(listen) = args.listen {
+                config.server.listen = listen;
+            }
+            init_logging(&config);
+            let app = Application::build(config).await?;
+            println!("natter listening on http://{}", app.local_addr());
+            app.run_until_stopped().await
+        }
+        Command::Config { command: ConfigCommand::Example } => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+        Command::Config { command: ConfigCommand::Show(args) } => {
+            let mut config = load(&args)?;
+            if !config.auth.jwt_secret.is_empty() {
+                config.auth.jwt_secret = "<hidden>".into();
+            }
+            config.database.url = redact_password(&config.database.url);
+            print!("{}", toml::to_string_pretty(&config).context("cannot print config")?);
+            Ok(())
+        }
+        Command::Migrate(args) => {
+            let config = load(&args)?;
+            init_logging(&config);
+            std::fs::create_dir_all(&config.server.data_dir)?;
+            natter_store::SqlStore::connect(&config.database_url(), 1).await.context("migration failed")?;
+            println!("database schema is up to date");
+            Ok(())
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:<hidden>@host/db`.
+fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:<hidden>{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -103,9 +103,7 @@ impl AccountService {
             disabled: false,
         };
         let user = self.deps.store.create_user(NewUser { user, password_hash }).await.map_err(|error| match error {
-            crate::store::StoreError::Conflict(_) => {
-                DomainError::conflict("username_taken", "that username is taken")
-            }
+            crate::store::StoreError::Conflict(_) => DomainError::conflict("username_taken", "that username is taken"),
             other => other.into(),
         })?;
         self.start_session(user, device_name).await
@@ -154,11 +152,8 @@ impl AccountService {
     pub async fn refresh(&self, refresh_token: &str) -> DomainResult<Tokens> {
         let new_refresh = random_token();
         let now = self.deps.clock.now();
-        let outcome = self
-            .deps
-            .store
-            .rotate_refresh_token(&token_hash(refresh_token), &token_hash(&new_refresh), now)
-            .await?;
+        let outcome =
+            self.deps.store.rotate_refresh_token(&token_hash(refresh_token), &token_hash(&new_refresh), now).await?;
         let session = match outcome {
             RefreshOutcome::Rotated(session) => session,
             RefreshOutcome::Reused(session_id) => {
@@ -282,8 +277,8 @@ impl AccountService {
     }
 
     fn argon2(&self) -> Argon2<'static> {
-        let params = Params::new(self.settings.argon2_memory_kib, self.settings.argon2_iterations, 1, None)
-            .unwrap_or_default();
+        let params =
+            Params::new(self.settings.argon2_memory_kib, self.settings.argon2_iterations, 1, None).unwrap_or_default();
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
     }
 

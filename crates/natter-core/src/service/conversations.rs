@@ -9,7 +9,9 @@ use natter_proto::ServerFrame;
 use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, UserId};
-use crate::model::{Conversation, ConversationKind, ConversationSummary, Member, MemberRole, Message, SystemEvent, User};
+use crate::model::{
+    Conversation, ConversationKind, ConversationSummary, Member, MemberRole, Message, SystemEvent, User,
+};
 use crate::store::{AppendOutcome, Effect, NewEntry, system_message};
 use crate::wire;
 
@@ -83,8 +85,18 @@ impl ConversationService {
         };
         let mut members = vec![member(me, MemberRole::Owner)];
         members.extend(member_ids.iter().map(|id| member(id, MemberRole::Member)));
-        let event = SystemEvent { event: "group_created".into(), actor_id: me.clone(), user_ids: member_ids.clone(), name: Some(name), role: None };
-        let first = self.deps.store.create_group(&conversation, &members, &system_message(conversation.id.clone(), event, now)).await?;
+        let event = SystemEvent {
+            event: "group_created".into(),
+            actor_id: me.clone(),
+            user_ids: member_ids.clone(),
+            name: Some(name),
+            role: None,
+        };
+        let first = self
+            .deps
+            .store
+            .create_group(&conversation, &members, &system_message(conversation.id.clone(), event, now))
+            .await?;
         let everyone: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
         self.push_entry(&everyone, &first).await;
         for user in &everyone {
@@ -93,7 +105,12 @@ impl ConversationService {
         self.summary(&conversation.id, me).await
     }
 
-    pub async fn update(&self, me: &UserId, id: &ConversationId, change: ConversationChange) -> DomainResult<ConversationSummary> {
+    pub async fn update(
+        &self,
+        me: &UserId,
+        id: &ConversationId,
+        change: ConversationChange,
+    ) -> DomainResult<ConversationSummary> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if let Some(muted) = change.muted {
             self.deps.store.set_muted(id, me, muted).await?;
@@ -113,7 +130,13 @@ impl ConversationService {
             } else {
                 "avatar_changed"
             };
-            let event = SystemEvent { event: event_name.into(), actor_id: me.clone(), user_ids: vec![], name: name.clone(), role: None };
+            let event = SystemEvent {
+                event: event_name.into(),
+                actor_id: me.clone(),
+                user_ids: vec![],
+                name: name.clone(),
+                role: None,
+            };
             let effect = Effect::UpdateConversation { name, announcement, avatar };
             let members = self.deps.store.member_ids(id).await?;
             self.append_system(id, event, effect).await?;
@@ -133,11 +156,21 @@ impl ConversationService {
         require_role(&member, MemberRole::Owner)?;
         let members = self.deps.store.member_ids(id).await?;
         let summaries = self.summaries_for(&members, id).await?;
-        let event = SystemEvent { event: "dissolved".into(), actor_id: me.clone(), user_ids: vec![], name: None, role: None };
+        let event =
+            SystemEvent { event: "dissolved".into(), actor_id: me.clone(), user_ids: vec![], name: None, role: None };
         let entry = self.append_system_quiet(id, event, Effect::Dissolve).await?;
         self.push_entry(&members, &entry).await;
         for (user, summary) in summaries {
-            self.deps.notifier.publish(vec![user], &ServerFrame::Conversation { event: "dissolved".into(), conversation: wire::conversation_view(&summary) }).await;
+            self.deps
+                .notifier
+                .publish(
+                    vec![user],
+                    &ServerFrame::Conversation {
+                        event: "dissolved".into(),
+                        conversation: wire::conversation_view(&summary),
+                    },
+                )
+                .await;
         }
         Ok(())
     }
@@ -157,7 +190,12 @@ impl ConversationService {
     }
 
     /// Admins and the owner add members; users already in are skipped.
-    pub async fn add_members(&self, me: &UserId, id: &ConversationId, user_ids: Vec<UserId>) -> DomainResult<Vec<(Member, User)>> {
+    pub async fn add_members(
+        &self,
+        me: &UserId,
+        id: &ConversationId,
+        user_ids: Vec<UserId>,
+    ) -> DomainResult<Vec<(Member, User)>> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
             return Err(DomainError::forbidden("not_a_group", "members cannot be added to a direct conversation"));
@@ -188,7 +226,13 @@ impl ConversationService {
                     muted: false,
                 })
                 .collect();
-            let event = SystemEvent { event: "members_added".into(), actor_id: me.clone(), user_ids: new_ids.clone(), name: None, role: None };
+            let event = SystemEvent {
+                event: "members_added".into(),
+                actor_id: me.clone(),
+                user_ids: new_ids.clone(),
+                name: None,
+                role: None,
+            };
             self.append_system(id, event, Effect::AddMembers(members)).await?;
             for user in &current {
                 self.push_conversation(user, id, "member_added").await;
@@ -201,7 +245,13 @@ impl ConversationService {
     }
 
     /// The owner sets a member's role; `Owner` hands the group over (the old owner becomes admin).
-    pub async fn set_role(&self, me: &UserId, id: &ConversationId, target: &UserId, role: MemberRole) -> DomainResult<()> {
+    pub async fn set_role(
+        &self,
+        me: &UserId,
+        id: &ConversationId,
+        target: &UserId,
+        role: MemberRole,
+    ) -> DomainResult<()> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
             return Err(DomainError::forbidden("not_a_group", "a direct conversation has no roles"));
@@ -215,7 +265,9 @@ impl ConversationService {
             return Ok(());
         }
         let (event_name, effect) = match role {
-            MemberRole::Owner => ("owner_transferred", Effect::TransferOwnership { from: me.clone(), to: target.clone() }),
+            MemberRole::Owner => {
+                ("owner_transferred", Effect::TransferOwnership { from: me.clone(), to: target.clone() })
+            }
             _ => ("role_changed", Effect::SetRole(target.clone(), role)),
         };
         let event = SystemEvent {
@@ -243,7 +295,10 @@ impl ConversationService {
         let leaving = target == me;
         if leaving {
             if member.role == MemberRole::Owner {
-                return Err(DomainError::conflict("owner_must_transfer", "transfer ownership before leaving, or dissolve the group"));
+                return Err(DomainError::conflict(
+                    "owner_must_transfer",
+                    "transfer ownership before leaving, or dissolve the group",
+                ));
             }
         } else {
             require_role(&member, MemberRole::Admin)?;
@@ -269,7 +324,13 @@ impl ConversationService {
         }
         for (user, summary) in gone {
             let event = if leaving { "left" } else { "member_removed" };
-            self.deps.notifier.publish(vec![user], &ServerFrame::Conversation { event: event.into(), conversation: wire::conversation_view(&summary) }).await;
+            self.deps
+                .notifier
+                .publish(
+                    vec![user],
+                    &ServerFrame::Conversation { event: event.into(), conversation: wire::conversation_view(&summary) },
+                )
+                .await;
         }
         Ok(())
     }
@@ -288,7 +349,10 @@ impl ConversationService {
     }
 
     fn group_full(&self) -> DomainError {
-        DomainError::conflict("group_full", format!("a group has at most {} members", self.deps.limits.max_group_members))
+        DomainError::conflict(
+            "group_full",
+            format!("a group has at most {} members", self.deps.limits.max_group_members),
+        )
     }
 
     async fn append_system(&self, id: &ConversationId, event: SystemEvent, effect: Effect) -> DomainResult<Message> {
@@ -298,7 +362,12 @@ impl ConversationService {
         Ok(entry)
     }
 
-    async fn append_system_quiet(&self, id: &ConversationId, event: SystemEvent, effect: Effect) -> DomainResult<Message> {
+    async fn append_system_quiet(
+        &self,
+        id: &ConversationId,
+        event: SystemEvent,
+        effect: Effect,
+    ) -> DomainResult<Message> {
         let message = system_message(id.clone(), event, self.deps.clock.now());
         match self.deps.store.append(NewEntry { message, effect }).await? {
             AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry) => Ok(entry),
@@ -307,17 +376,25 @@ impl ConversationService {
     }
 
     async fn push_entry(&self, recipients: &[UserId], entry: &Message) {
-        self.deps.notifier.publish(recipients.to_vec(), &ServerFrame::Message { message: wire::message_view(entry) }).await;
+        self.deps
+            .notifier
+            .publish(recipients.to_vec(), &ServerFrame::Message { message: wire::message_view(entry) })
+            .await;
     }
 
     async fn push_conversation(&self, user: &UserId, id: &ConversationId, event: &str) {
         if let Ok(Some(summary)) = self.deps.store.summary(id, user).await {
-            let frame = ServerFrame::Conversation { event: event.into(), conversation: wire::conversation_view(&summary) };
+            let frame =
+                ServerFrame::Conversation { event: event.into(), conversation: wire::conversation_view(&summary) };
             self.deps.notifier.publish(vec![user.clone()], &frame).await;
         }
     }
 
-    async fn summaries_for(&self, users: &[UserId], id: &ConversationId) -> DomainResult<Vec<(UserId, ConversationSummary)>> {
+    async fn summaries_for(
+        &self,
+        users: &[UserId],
+        id: &ConversationId,
+    ) -> DomainResult<Vec<(UserId, ConversationSummary)>> {
         let mut out = Vec::with_capacity(users.len());
         for user in users {
             if let Some(summary) = self.deps.store.summary(id, user).await? {

@@ -5,7 +5,9 @@ use natter_proto::ServerFrame;
 use super::{Deps, rules};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, FriendRequestId, UserId};
-use crate::model::{Conversation, ConversationKind, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, User};
+use crate::model::{
+    Conversation, ConversationKind, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, User,
+};
 use crate::store::{RequestDirection, StoreError};
 use crate::wire;
 
@@ -26,7 +28,12 @@ impl FriendService {
         Self { deps }
     }
 
-    pub async fn send_request(&self, me: &UserId, to: &UserId, message: Option<&str>) -> DomainResult<FriendRequestDetail> {
+    pub async fn send_request(
+        &self,
+        me: &UserId,
+        to: &UserId,
+        message: Option<&str>,
+    ) -> DomainResult<FriendRequestDetail> {
         if me == to {
             return Err(DomainError::invalid("cannot_befriend_self", "you cannot send yourself a friend request"));
         }
@@ -56,7 +63,9 @@ impl FriendService {
             updated_at: now,
         };
         store.create_friend_request(&request).await.map_err(|error| match error {
-            StoreError::Conflict(_) => DomainError::conflict("request_pending", "a request between you is already pending"),
+            StoreError::Conflict(_) => {
+                DomainError::conflict("request_pending", "a request between you is already pending")
+            }
             other => other.into(),
         })?;
         let from = store.user(me).await?.ok_or(DomainError::not_found("user"))?;
@@ -84,7 +93,11 @@ impl FriendService {
 
     /// Accepts a request addressed to `me`: the pair become friends and get their direct
     /// conversation (created, or revived if they had one before).
-    pub async fn accept(&self, me: &UserId, id: &FriendRequestId) -> DomainResult<(FriendRequestDetail, ConversationSummary)> {
+    pub async fn accept(
+        &self,
+        me: &UserId,
+        id: &FriendRequestId,
+    ) -> DomainResult<(FriendRequestDetail, ConversationSummary)> {
         let request = self.request_for(id, |r| &r.to_user == me).await?;
         if self.deps.store.is_blocked_between(&request.from_user, me).await? {
             return Err(DomainError::forbidden("blocked", "you cannot accept a request from this user"));
@@ -114,7 +127,10 @@ impl FriendService {
         let theirs = self.summary(&conversation_id, &detail.request.from_user).await?;
         let notifier = &self.deps.notifier;
         notifier
-            .publish(vec![me.clone()], &ServerFrame::Conversation { event: "created".into(), conversation: wire::conversation_view(&mine) })
+            .publish(
+                vec![me.clone()],
+                &ServerFrame::Conversation { event: "created".into(), conversation: wire::conversation_view(&mine) },
+            )
             .await;
         notifier
             .publish(
@@ -147,8 +163,12 @@ impl FriendService {
             return Err(DomainError::not_found("friend"));
         }
         let notifier = &self.deps.notifier;
-        notifier.publish(vec![me.clone()], &ServerFrame::Friend { user_id: other.0.clone(), event: "removed".into() }).await;
-        notifier.publish(vec![other.clone()], &ServerFrame::Friend { user_id: me.0.clone(), event: "removed".into() }).await;
+        notifier
+            .publish(vec![me.clone()], &ServerFrame::Friend { user_id: other.0.clone(), event: "removed".into() })
+            .await;
+        notifier
+            .publish(vec![other.clone()], &ServerFrame::Friend { user_id: me.0.clone(), event: "removed".into() })
+            .await;
         Ok(())
     }
 
@@ -161,8 +181,12 @@ impl FriendService {
         self.deps.store.block_user(me, other, self.deps.clock.now()).await?;
         if were_friends {
             let notifier = &self.deps.notifier;
-            notifier.publish(vec![me.clone()], &ServerFrame::Friend { user_id: other.0.clone(), event: "removed".into() }).await;
-            notifier.publish(vec![other.clone()], &ServerFrame::Friend { user_id: me.0.clone(), event: "removed".into() }).await;
+            notifier
+                .publish(vec![me.clone()], &ServerFrame::Friend { user_id: other.0.clone(), event: "removed".into() })
+                .await;
+            notifier
+                .publish(vec![other.clone()], &ServerFrame::Friend { user_id: me.0.clone(), event: "removed".into() })
+                .await;
         }
         Ok(())
     }
@@ -179,7 +203,11 @@ impl FriendService {
         self.deps.presence.is_online(user)
     }
 
-    async fn request_for(&self, id: &FriendRequestId, allowed: impl Fn(&FriendRequest) -> bool) -> DomainResult<FriendRequest> {
+    async fn request_for(
+        &self,
+        id: &FriendRequestId,
+        allowed: impl Fn(&FriendRequest) -> bool,
+    ) -> DomainResult<FriendRequest> {
         let request = self
             .deps
             .store
@@ -219,6 +247,9 @@ impl FriendService {
         let frame = ServerFrame::FriendRequest {
             request: wire::friend_request_view(&detail.request, &detail.from, &detail.to),
         };
-        self.deps.notifier.publish(vec![detail.request.from_user.clone(), detail.request.to_user.clone()], &frame).await;
+        self.deps
+            .notifier
+            .publish(vec![detail.request.from_user.clone(), detail.request.to_user.clone()], &frame)
+            .await;
     }
 }

@@ -56,7 +56,10 @@ impl MessageService {
             .filter(|k| k.is_content())
             .ok_or_else(|| DomainError::invalid("invalid_kind", "kind must be text, image, file or voice"))?;
         if kind != MessageKind::Text {
-            return Err(DomainError::invalid("unsupported_kind", "only text messages are accepted by this server version"));
+            return Err(DomainError::invalid(
+                "unsupported_kind",
+                "only text messages are accepted by this server version",
+            ));
         }
         let text = rules::check_text(input.text.as_deref(), self.deps.limits.max_text_bytes)?;
         // A resend is answered before any other check, so a retry after a lost ack always works.
@@ -67,10 +70,10 @@ impl MessageService {
         if !is_group(&conversation) {
             self.check_direct_allowed(me, &conversation).await?;
         }
-        if let Some(reply_to) = input.reply_to {
-            if reply_to < 1 || reply_to > conversation.last_seq {
-                return Err(DomainError::invalid("invalid_reply_to", "reply_to must be the seq of an earlier entry"));
-            }
+        if let Some(reply_to) = input.reply_to
+            && !(1..=conversation.last_seq).contains(&reply_to)
+        {
+            return Err(DomainError::invalid("invalid_reply_to", "reply_to must be the seq of an earlier entry"));
         }
         let mut mentions = input.mentions;
         mentions.sort();
@@ -93,7 +96,13 @@ impl MessageService {
         }
     }
 
-    pub async fn history(&self, me: &UserId, conversation_id: &ConversationId, page: Page, limit: Option<u32>) -> DomainResult<(Vec<Message>, bool)> {
+    pub async fn history(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        page: Page,
+        limit: Option<u32>,
+    ) -> DomainResult<(Vec<Message>, bool)> {
         let (_, member) = self.deps.membership(me, conversation_id).await?;
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if limit == 0 || limit > MAX_PAGE {
@@ -121,22 +130,29 @@ impl MessageService {
             return Err(DomainError::invalid("invalid_seq", "seq must not be negative"));
         }
         let (conversation, _) = self.deps.membership(me, conversation_id).await?;
-        let (read_seq, unread) = self
-            .deps
-            .store
-            .mark_read(conversation_id, me, seq)
-            .await?
-            .ok_or(DomainError::not_found("conversation"))?;
+        let (read_seq, unread) =
+            self.deps.store.mark_read(conversation_id, me, seq).await?.ok_or(DomainError::not_found("conversation"))?;
         // Other devices of the reader always hear of it; in a direct chat the peer does too (read
         // receipts). Groups do not broadcast every member's marker to everyone.
-        let recipients = if is_group(&conversation) { vec![me.clone()] } else { self.deps.store.member_ids(conversation_id).await? };
-        let frame = ServerFrame::Read { conversation_id: conversation_id.0.clone(), user_id: me.0.clone(), seq: read_seq };
+        let recipients = if is_group(&conversation) {
+            vec![me.clone()]
+        } else {
+            self.deps.store.member_ids(conversation_id).await?
+        };
+        let frame =
+            ServerFrame::Read { conversation_id: conversation_id.0.clone(), user_id: me.0.clone(), seq: read_seq };
         self.deps.notifier.publish(recipients, &frame).await;
         Ok((read_seq, unread))
     }
 
     /// The sender edits their own text message; appends an `edit` entry.
-    pub async fn edit(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq, text: &str) -> DomainResult<Message> {
+    pub async fn edit(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        seq: Seq,
+        text: &str,
+    ) -> DomainResult<Message> {
         let (_, _, target) = self.target(me, conversation_id, seq).await?;
         if &target.sender_id != me {
             return Err(DomainError::forbidden("forbidden", "you can only edit your own messages"));
@@ -167,14 +183,22 @@ impl MessageService {
 
     /// Adds or removes the caller's reaction. When nothing changes (already there, or not
     /// there), nothing is appended and the target's current view is returned.
-    pub async fn react(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq, emoji: &str, add: bool) -> DomainResult<Message> {
+    pub async fn react(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        seq: Seq,
+        emoji: &str,
+        add: bool,
+    ) -> DomainResult<Message> {
         rules::check_emoji(emoji)?;
         let (_, _, target) = self.target(me, conversation_id, seq).await?;
         let present = target.reactions.iter().any(|(e, u)| e == emoji && u == me);
         if present == add {
             return Ok(target);
         }
-        let mut entry = blank_message(conversation_id.clone(), me.clone(), MessageKind::Reaction, self.deps.clock.now());
+        let mut entry =
+            blank_message(conversation_id.clone(), me.clone(), MessageKind::Reaction, self.deps.clock.now());
         entry.target_seq = Some(seq);
         entry.emoji = Some(emoji.to_owned());
         entry.op = Some(if add { "add" } else { "remove" }.to_owned());
@@ -189,14 +213,20 @@ impl MessageService {
     /// Relays "typing" to the other members' online devices. Nothing is stored.
     pub async fn typing(&self, me: &UserId, conversation_id: &ConversationId) -> DomainResult<()> {
         self.deps.membership(me, conversation_id).await?;
-        let others: Vec<UserId> = self.deps.store.member_ids(conversation_id).await?.into_iter().filter(|u| u != me).collect();
+        let others: Vec<UserId> =
+            self.deps.store.member_ids(conversation_id).await?.into_iter().filter(|u| u != me).collect();
         let frame = ServerFrame::Typing { conversation_id: conversation_id.0.clone(), user_id: me.0.clone() };
         self.deps.notifier.publish(others, &frame).await;
         Ok(())
     }
 
     /// The conversation, the caller's membership and a live (not recalled) content entry.
-    async fn target(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<(Conversation, Member, Message)> {
+    async fn target(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        seq: Seq,
+    ) -> DomainResult<(Conversation, Member, Message)> {
         let (conversation, member) = self.deps.membership(me, conversation_id).await?;
         let target = self
             .deps
@@ -230,7 +260,10 @@ impl MessageService {
 
     fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {
         if &existing.conversation_id != conversation_id {
-            return Err(DomainError::conflict("client_msg_id_reused", "this client_msg_id was used for another conversation"));
+            return Err(DomainError::conflict(
+                "client_msg_id_reused",
+                "this client_msg_id was used for another conversation",
+            ));
         }
         Ok(Sent { message: existing, created: false })
     }

@@ -33,7 +33,7 @@ pub fn check_username(username: &str) -> DomainResult<()> {
 
 pub fn check_password(password: &str, username: &str) -> DomainResult<()> {
     let length = password.chars().count();
-    if length < PASSWORD_MIN || length > PASSWORD_MAX {
+    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
         return Err(DomainError::invalid(
             "weak_password",
             format!("a password has {PASSWORD_MIN}-{PASSWORD_MAX} characters"),
@@ -77,10 +77,7 @@ pub fn check_group_name(name: &str) -> DomainResult<String> {
     let name = name.trim();
     let length = name.chars().count();
     if length == 0 || length > GROUP_NAME_MAX || name.chars().any(char::is_control) {
-        return Err(DomainError::invalid(
-            "invalid_name",
-            format!("a group name has 1-{GROUP_NAME_MAX} characters"),
-        ));
+        return Err(DomainError::invalid("invalid_name", format!("a group name has 1-{GROUP_NAME_MAX} characters")));
     }
     Ok(name.to_owned())
 }

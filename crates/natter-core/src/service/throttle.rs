@@ -28,10 +28,10 @@ impl LoginThrottle {
         for key in keys {
             if let Some(times) = failures.get_mut(key) {
                 prune(times, now, self.window);
-                if times.len() >= self.max_failures {
-                    if let Some(oldest) = times.front() {
-                        wait = wait.max(self.window.saturating_sub(now - *oldest));
-                    }
+                if times.len() >= self.max_failures
+                    && let Some(oldest) = times.front()
+                {
+                    wait = wait.max(self.window.saturating_sub(now - *oldest));
                 }
             }
         }

@@ -33,10 +33,10 @@ impl UserService {
             bio: change.bio.as_deref().map(rules::check_bio).transpose()?,
             avatar: change.avatar.map(|a| if a.is_empty() { None } else { Some(a) }),
         };
-        if let Some(Some(avatar)) = &update.avatar {
-            if avatar.chars().count() > 64 {
-                return Err(DomainError::invalid("invalid_avatar", "avatar must be a file id"));
-            }
+        if let Some(Some(avatar)) = &update.avatar
+            && avatar.chars().count() > 64
+        {
+            return Err(DomainError::invalid("invalid_avatar", "avatar must be a file id"));
         }
         self.deps.store.update_profile(id, update).await?.ok_or(DomainError::not_found("user"))
     }

@@ -75,7 +75,11 @@ impl TestDatabase {
 
         let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
         url.set_path(&format!("/{name}"));
-        TestDatabase { url: url.to_string(), admin_url: admin_url.to_owned(), name }
+        TestDatabase {
+            url: url.to_string(),
+            admin_url: admin_url.to_owned(),
+            name,
+        }
     }
 }
 
@@ -85,7 +89,9 @@ impl Drop for TestDatabase {
         let admin_url = self.admin_url.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             else {
                 return;
             };

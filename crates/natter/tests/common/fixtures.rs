@@ -37,13 +37,19 @@ impl TestUser {
 impl TestApp {
     pub(crate) async fn register(&self, username: &str) -> TestUser {
         let body = json!({ "username": username, "password": PASSWORD });
-        let auth = self.post_anonymous("/auth/register", body).await.expect(201);
+        let auth = self
+            .post_anonymous("/auth/register", body)
+            .await
+            .expect(201);
         TestUser::from_auth(auth, PASSWORD)
     }
 
     pub(crate) async fn register_with_nickname(&self, username: &str, nickname: &str) -> TestUser {
         let body = json!({ "username": username, "password": PASSWORD, "nickname": nickname });
-        let auth = self.post_anonymous("/auth/register", body).await.expect(201);
+        let auth = self
+            .post_anonymous("/auth/register", body)
+            .await
+            .expect(201);
         TestUser::from_auth(auth, PASSWORD)
     }
 
@@ -55,7 +61,9 @@ impl TestApp {
     }
 
     pub(crate) async fn request_friend(&self, from: &TestUser, to: &TestUser) -> FriendRequestView {
-        self.post(from, "/friend-requests", json!({ "user_id": to.id })).await.expect(201)
+        self.post(from, "/friend-requests", json!({ "user_id": to.id }))
+            .await
+            .expect(201)
     }
 
     /// `a` asks, `b` accepts; the id of their direct conversation.
@@ -99,7 +107,8 @@ impl TestApp {
     ) -> super::Resp {
         let user_ids: Vec<&str> = users.iter().map(|user| user.id.as_str()).collect();
         let path = format!("/conversations/{conversation}/members");
-        self.post(actor, &path, json!({ "user_ids": user_ids })).await
+        self.post(actor, &path, json!({ "user_ids": user_ids }))
+            .await
     }
 
     pub(crate) async fn remove_member(
@@ -108,7 +117,11 @@ impl TestApp {
         conversation: &str,
         target: &TestUser,
     ) -> super::Resp {
-        self.delete(actor, &format!("/conversations/{conversation}/members/{}", target.id)).await
+        self.delete(
+            actor,
+            &format!("/conversations/{conversation}/members/{}", target.id),
+        )
+        .await
     }
 
     /// The raw answer to sending `body` (a full `SendMessageRequest`).
@@ -118,7 +131,12 @@ impl TestApp {
         conversation: &str,
         body: Value,
     ) -> super::Resp {
-        self.post(user, &format!("/conversations/{conversation}/messages"), body).await
+        self.post(
+            user,
+            &format!("/conversations/{conversation}/messages"),
+            body,
+        )
+        .await
     }
 
     /// The raw answer to sending a text with a fresh `client_msg_id`.
@@ -138,8 +156,15 @@ impl TestApp {
         conversation: &str,
         text: &str,
     ) -> MessageView {
-        let sent: MessageView = self.try_send_text(user, conversation, text).await.expect(201);
-        assert_eq!(sent.text.as_deref(), Some(text), "the stored entry carries the text");
+        let sent: MessageView = self
+            .try_send_text(user, conversation, text)
+            .await
+            .expect(201);
+        assert_eq!(
+            sent.text.as_deref(),
+            Some(text),
+            "the stored entry carries the text"
+        );
         assert_eq!(sent.sender_id, user.id, "the stored entry names its sender");
         assert_eq!(sent.conversation_id, conversation);
         sent
@@ -154,7 +179,9 @@ impl TestApp {
     ) -> MessagePage {
         let path = format!("/conversations/{conversation}/messages");
         let (after, limit) = (after_seq.to_string(), limit.to_string());
-        self.get_query(user, &path, &[("after_seq", &after), ("limit", &limit)]).await.expect(200)
+        self.get_query(user, &path, &[("after_seq", &after), ("limit", &limit)])
+            .await
+            .expect(200)
     }
 
     pub(crate) async fn history_before(
@@ -166,7 +193,9 @@ impl TestApp {
     ) -> MessagePage {
         let path = format!("/conversations/{conversation}/messages");
         let (before, limit) = (before_seq.to_string(), limit.to_string());
-        self.get_query(user, &path, &[("before_seq", &before), ("limit", &limit)]).await.expect(200)
+        self.get_query(user, &path, &[("before_seq", &before), ("limit", &limit)])
+            .await
+            .expect(200)
     }
 
     /// The whole log after `after_seq`, walking forward in pages of 20.
@@ -194,12 +223,22 @@ impl TestApp {
         entries
     }
 
-    pub(crate) async fn full_history(&self, user: &TestUser, conversation: &str) -> Vec<MessageView> {
+    pub(crate) async fn full_history(
+        &self,
+        user: &TestUser,
+        conversation: &str,
+    ) -> Vec<MessageView> {
         self.history_since(user, conversation, 0).await
     }
 
-    pub(crate) async fn conversation(&self, user: &TestUser, conversation: &str) -> ConversationView {
-        self.get(user, &format!("/conversations/{conversation}")).await.expect(200)
+    pub(crate) async fn conversation(
+        &self,
+        user: &TestUser,
+        conversation: &str,
+    ) -> ConversationView {
+        self.get(user, &format!("/conversations/{conversation}"))
+            .await
+            .expect(200)
     }
 
     pub(crate) async fn conversations(&self, user: &TestUser) -> Vec<ConversationView> {
@@ -208,8 +247,10 @@ impl TestApp {
     }
 
     pub(crate) async fn members(&self, user: &TestUser, conversation: &str) -> Vec<MemberView> {
-        let list: MemberList =
-            self.get(user, &format!("/conversations/{conversation}/members")).await.expect(200);
+        let list: MemberList = self
+            .get(user, &format!("/conversations/{conversation}/members"))
+            .await
+            .expect(200);
         list.members
     }
 
@@ -221,7 +262,10 @@ impl TestApp {
         user: &TestUser,
     ) -> Option<String> {
         let members = self.members(viewer, conversation).await;
-        members.into_iter().find(|member| member.user.id == user.id).map(|member| member.role)
+        members
+            .into_iter()
+            .find(|member| member.user.id == user.id)
+            .map(|member| member.role)
     }
 
     /// A WebSocket for `user`'s session, after its `hello` frame.

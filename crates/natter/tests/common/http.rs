@@ -32,6 +32,15 @@ impl Resp {
         })
     }
 
+    /// Asserts a 2xx status and decodes the body as `T` (where the contract fixes the body but
+    /// not whether it is 200 or 201).
+    #[track_caller]
+    pub(crate) fn expect_ok<T: DeserializeOwned>(self) -> T {
+        self.expect_success();
+        let status = self.status;
+        self.expect(status)
+    }
+
     #[track_caller]
     pub(crate) fn expect_status(&self, status: u16) -> &Resp {
         assert_eq!(
@@ -88,6 +97,20 @@ impl Resp {
         assert!(
             self.status == status && self.code().is_some_and(|code| codes.contains(&code)),
             "{}: expected {status} with a code in {codes:?}, got {} with body {}",
+            self.what,
+            self.status,
+            self.text
+        );
+        self.expect_error_shape();
+    }
+
+    /// Asserts a 400 with a well-formed error body. Input rules answer with codes of their own
+    /// (`invalid_nickname`, `empty_text`, …) that the contract does not list.
+    #[track_caller]
+    pub(crate) fn expect_bad_request(&self) {
+        assert!(
+            self.status == 400 && self.code().is_some_and(|code| !code.is_empty()),
+            "{}: expected 400 with an error code, got {} with body {}",
             self.what,
             self.status,
             self.text
@@ -154,7 +177,13 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
-        Resp { what, status, content_type, text, body }
+        Resp {
+            what,
+            status,
+            content_type,
+            text,
+            body,
+        }
     }
 
     /// A request with optional bearer token and optional JSON body.
@@ -176,7 +205,8 @@ impl TestApp {
     }
 
     pub(crate) async fn get(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::GET, path, Some(&user.access_token), None).await
+        self.call(Method::GET, path, Some(&user.access_token), None)
+            .await
     }
 
     pub(crate) async fn get_query(
@@ -185,16 +215,23 @@ impl TestApp {
         path: &str,
         query: &[(&str, &str)],
     ) -> Resp {
-        self.send(self.api(Method::GET, path).bearer_auth(&user.access_token).query(query)).await
+        self.send(
+            self.api(Method::GET, path)
+                .bearer_auth(&user.access_token)
+                .query(query),
+        )
+        .await
     }
 
     pub(crate) async fn post(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(&user.access_token), Some(&body)).await
+        self.call(Method::POST, path, Some(&user.access_token), Some(&body))
+            .await
     }
 
     /// POST without a body (accept, reject, cancel).
     pub(crate) async fn post_empty(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::POST, path, Some(&user.access_token), None).await
+        self.call(Method::POST, path, Some(&user.access_token), None)
+            .await
     }
 
     pub(crate) async fn post_anonymous(&self, path: &str, body: Value) -> Resp {
@@ -202,20 +239,24 @@ impl TestApp {
     }
 
     pub(crate) async fn patch(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(&user.access_token), Some(&body)).await
+        self.call(Method::PATCH, path, Some(&user.access_token), Some(&body))
+            .await
     }
 
     pub(crate) async fn put(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::PUT, path, Some(&user.access_token), Some(&body)).await
+        self.call(Method::PUT, path, Some(&user.access_token), Some(&body))
+            .await
     }
 
     /// PUT without a body (blocks, reactions).
     pub(crate) async fn put_empty(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::PUT, path, Some(&user.access_token), None).await
+        self.call(Method::PUT, path, Some(&user.access_token), None)
+            .await
     }
 
     pub(crate) async fn delete(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::DELETE, path, Some(&user.access_token), None).await
+        self.call(Method::DELETE, path, Some(&user.access_token), None)
+            .await
     }
 
     /// GET at the server root (ops endpoints), without credentials.

@@ -70,7 +70,9 @@ pub(crate) async fn spawn_app_on_with(
     }
     adjust(&mut config);
 
-    let app = natter::Application::build(config).await.expect("the application builds");
+    let app = natter::Application::build(config)
+        .await
+        .expect("the application builds");
     let addr = app.local_addr();
     let server = tokio::spawn(async move {
         if let Err(error) = app.run_until_stopped().await {

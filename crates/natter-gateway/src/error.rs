@@ -1,0 +1,118 @@
+//! The one mapping from errors to HTTP: status, stable snake_case code, human message.
+//! 5xx bodies are opaque; their cause is logged here, once.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use natter_core::error::DomainError;
+use natter_proto::ErrorBody;
+
+/// What a handler can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    Domain(DomainError),
+    /// A request that could not be read (body, path, query), with its own status and code.
+    Request {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl ApiError {
+    pub fn request(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self::Request { status, code, message: message.into() }
+    }
+
+    pub fn not_found(what: &'static str) -> Self {
+        Self::Domain(DomainError::not_found(what))
+    }
+
+    /// Status, code and message as the client sees them.
+    pub fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::Request { status, code, message } => (*status, code, message.clone()),
+            Self::Domain(error) => domain_parts(error),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(error: DomainError) -> Self {
+        Self::Domain(error)
+    }
+}
+
+fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
+    match error {
+        DomainError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+        DomainError::NotFound { what } => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+        DomainError::Unauthenticated { code, message } => (StatusCode::UNAUTHORIZED, code, message.clone()),
+        DomainError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
+        DomainError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
+        DomainError::TooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone()),
+        DomainError::RateLimited { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed attempts; retry in {} s", retry_after.as_secs().max(1)),
+        ),
+        DomainError::Store(_) | DomainError::Bus(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error".to_owned())
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut response = (status, axum::Json(ErrorBody::new(code, message))).into_response();
+        if let Self::Domain(DomainError::RateLimited { retry_after }) = &self
+            && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use natter_core::store::StoreError;
+
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes() {
+        let cases: Vec<(DomainError, StatusCode, &str)> = vec![
+            (DomainError::invalid("weak_password", "x"), StatusCode::BAD_REQUEST, "weak_password"),
+            (DomainError::not_found("conversation"), StatusCode::NOT_FOUND, "not_found"),
+            (DomainError::unauthenticated("unauthorized", "x"), StatusCode::UNAUTHORIZED, "unauthorized"),
+            (DomainError::forbidden("forbidden", "x"), StatusCode::FORBIDDEN, "forbidden"),
+            (DomainError::conflict("username_taken", "x"), StatusCode::CONFLICT, "username_taken"),
+            (
+                DomainError::TooLarge { code: "text_too_long", message: "x".into() },
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text_too_long",
+            ),
+            (
+                DomainError::RateLimited { retry_after: Duration::from_secs(3) },
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+            ),
+            (
+                DomainError::Store(StoreError::Backend("secret detail".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let (got_status, got_code, message) = ApiError::from(error).parts();
+            assert_eq!((got_status, got_code), (status, code));
+            assert!(!message.contains("secret"), "5xx must not leak causes");
+        }
+    }
+}

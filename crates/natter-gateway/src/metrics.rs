@@ -1,0 +1,102 @@
+//! Prometheus metrics, owned by one registry per application (no global recorder).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Histogram,
+    pub ws_connections: Gauge,
+    pub ws_slow_disconnects: Counter,
+    pub messages_sent: Counter,
+    pub send_latency: Histogram,
+    pub events_delivered: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_duration = Histogram::new(exponential_buckets(0.000_5, 2.0, 16));
+        let ws_connections = Gauge::default();
+        let ws_slow_disconnects = Counter::default();
+        let messages_sent = Counter::default();
+        let send_latency = Histogram::new(exponential_buckets(0.000_1, 2.0, 18));
+        let events_delivered = Counter::default();
+        registry.register("natter_http_requests", "HTTP requests by method, route and status", http_requests.clone());
+        registry.register("natter_http_request_duration_seconds", "HTTP request latency", http_duration.clone());
+        registry.register("natter_ws_connections", "Open WebSocket connections", ws_connections.clone());
+        registry.register(
+            "natter_ws_slow_disconnects",
+            "WebSockets closed because the client did not keep up",
+            ws_slow_disconnects.clone(),
+        );
+        registry.register(
+            "natter_messages_sent",
+            "Messages stored by a send (not counting idempotent resends)",
+            messages_sent.clone(),
+        );
+        registry.register(
+            "natter_send_latency_seconds",
+            "Time from a send request to its acknowledgement",
+            send_latency.clone(),
+        );
+        registry.register("natter_events_delivered", "Frames queued to local WebSockets", events_delivered.clone());
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            ws_connections,
+            ws_slow_disconnects,
+            messages_sent,
+            send_latency,
+            events_delivered,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "could not encode metrics");
+        }
+        out
+    }
+}
+
+/// Counts every request by its route template (not the raw path, which would explode the labels).
+pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    let labels = HttpLabels { method, route, status: response.status().as_u16() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    state.metrics.http_duration.observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,29 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use natter_core::bus::Bus;
+use natter_core::service::Services;
+
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// Gateway settings from the configuration.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    pub max_body_bytes: usize,
+    pub ws_queue_frames: usize,
+    pub ws_ping_interval: Duration,
+    pub ws_idle_timeout: Duration,
+    pub ws_max_frame_bytes: usize,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Arc<Services>,
+    pub bus: Arc<dyn Bus>,
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<GatewaySettings>,
+}

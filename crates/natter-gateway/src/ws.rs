@@ -1,0 +1,208 @@
+//! The WebSocket endpoint: one task per socket that reads client frames, writes queued server
+//! frames, pings, and closes on idleness, slowness or shutdown with a proper close frame.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use natter_core::ids::{ConversationId, UserId};
+use natter_core::service::accounts::AuthContext;
+use natter_core::service::messages::SendInput;
+use natter_proto::{ClientFrame, ServerFrame};
+
+use crate::error::ApiError;
+use crate::extract::bearer_token;
+use crate::state::AppState;
+
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// `GET /api/v1/ws` — authenticate (header or `?token=`), then upgrade.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
+    params(("token" = Option<String>, Query, description = "access token, if not in the Authorization header")),
+    responses((status = 101, description = "switching to the WebSocket protocol; see docs/API.md"),
+              (status = 401, body = natter_proto::ErrorBody)))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let token = bearer_token(&headers).map(str::to_owned).or_else(|| query_token(uri.query()));
+    let token =
+        token.ok_or_else(|| ApiError::request(StatusCode::UNAUTHORIZED, "unauthorized", "missing access token"))?;
+    let context = state.services.accounts.authenticate(&token).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        ApiError::request(StatusCode::BAD_REQUEST, "websocket_upgrade_required", rejection.body_text())
+    })?;
+    let settings = &state.settings;
+    Ok(upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
+        .max_message_size(settings.ws_max_frame_bytes)
+        .max_frame_size(settings.ws_max_frame_bytes)
+        .on_upgrade(move |socket| run_socket(state, socket, context)))
+}
+
+fn query_token(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == "token" && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
+    let user = context.user_id.clone();
+    let mut registration = state.hub.register(&user);
+    if state.services.deps.presence.connect(&user) {
+        announce_presence(&state, &user, true).await;
+    }
+    let (mut sender, mut receiver) = socket.split();
+    let hello = ServerFrame::Hello {
+        user_id: user.0.clone(),
+        session_id: context.session_id.0.clone(),
+        heartbeat_secs: state.settings.ws_ping_interval.as_secs(),
+    };
+    let mut ping = tokio::time::interval(state.settings.ws_ping_interval);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    let mut shutdown = state.hub.shutdown_signal();
+    let mut close: Option<(u16, &'static str)> = None;
+    if send_frame(&mut sender, &hello).await.is_ok() {
+        loop {
+            tokio::select! {
+                incoming = receiver.next() => {
+                    let Some(Ok(message)) = incoming else { break };
+                    last_heard = Instant::now();
+                    let reply = match message {
+                        Message::Text(text) => handle_text(&state, &context, text.as_str()).await,
+                        Message::Binary(_) => Some(error_frame(None, "unsupported_frame", "send JSON in text frames")),
+                        Message::Close(_) => break,
+                        Message::Ping(_) | Message::Pong(_) => None,
+                    };
+                    if let Some(reply) = reply
+                        && send_frame(&mut sender, &reply).await.is_err()
+                    {
+                        break;
+                    }
+                }
+                queued = registration.queue.recv() => {
+                    let Some(frame) = queued else { break };
+                    let Ok(text) = Utf8Bytes::try_from(frame) else { continue };
+                    if sender.send(Message::Text(text)).await.is_err() { break }
+                }
+                () = registration.control.too_slow.notified() => {
+                    close = Some((CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect and sync"));
+                    break;
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > state.settings.ws_idle_timeout {
+                        close = Some((CLOSE_POLICY, "idle timeout"));
+                        break;
+                    }
+                    if sender.send(Message::Ping(Default::default())).await.is_err() { break }
+                }
+                _ = shutdown.changed() => {
+                    close = Some((CLOSE_GOING_AWAY, "server shutting down"));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
+        let _ = sender.send(Message::Close(Some(frame))).await;
+    }
+    let _ = sender.close().await;
+    state.hub.unregister(&user, registration.id);
+    if state.services.deps.presence.disconnect(&user) {
+        announce_presence(&state, &user, false).await;
+    }
+}
+
+async fn send_frame<S>(sender: &mut S, frame: &ServerFrame) -> Result<(), ()>
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let text = serde_json::to_string(frame).map_err(|_| ())?;
+    sender.send(Message::Text(Utf8Bytes::from(text))).await.map_err(|_| ())
+}
+
+async fn announce_presence(state: &AppState, user: &UserId, online: bool) {
+    match state.services.friends.friends(user).await {
+        Ok(friends) => {
+            let recipients = friends.into_iter().map(|f| f.user.id).collect();
+            let frame = ServerFrame::Presence { user_id: user.0.clone(), online };
+            state.services.deps.notifier.publish(recipients, &frame).await;
+        }
+        Err(error) => tracing::warn!(%error, "could not announce presence"),
+    }
+}
+
+/// Handles one client frame; returns the direct reply, if any.
+async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Option<ServerFrame> {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            let id = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|id| id.as_str().map(str::to_owned)));
+            return Some(error_frame(id, "invalid_frame", &format!("unreadable frame: {error}")));
+        }
+    };
+    let me = &context.user_id;
+    match frame {
+        ClientFrame::Send { id, conversation_id, message } => {
+            let started = Instant::now();
+            let input = SendInput {
+                client_msg_id: message.client_msg_id,
+                kind: message.kind,
+                text: message.text,
+                file_id: message.file_id,
+                reply_to: message.reply_to,
+                mentions: message.mentions.into_iter().map(UserId).collect(),
+            };
+            match state.services.messages.send(me, &ConversationId(conversation_id), input).await {
+                Ok(sent) => {
+                    if sent.created {
+                        state.metrics.messages_sent.inc();
+                        state.metrics.send_latency.observe(started.elapsed().as_secs_f64());
+                    }
+                    Some(ServerFrame::Sent { id, message: natter_core::wire::message_view(&sent.message) })
+                }
+                Err(error) => Some(api_error_frame(Some(id), error.into())),
+            }
+        }
+        ClientFrame::Read { id, conversation_id, seq } => {
+            match state.services.messages.mark_read(me, &ConversationId(conversation_id), seq).await {
+                Ok(_) => None,
+                Err(error) => Some(api_error_frame(id, error.into())),
+            }
+        }
+        ClientFrame::Typing { conversation_id } => {
+            match state.services.messages.typing(me, &ConversationId(conversation_id)).await {
+                Ok(()) => None,
+                Err(error) => Some(api_error_frame(None, error.into())),
+            }
+        }
+        ClientFrame::Ping { id } => Some(ServerFrame::Pong { id }),
+    }
+}
+
+fn api_error_frame(id: Option<String>, error: ApiError) -> ServerFrame {
+    let (status, code, message) = error.parts();
+    if status.is_server_error() {
+        tracing::error!(?error, "WebSocket request failed");
+    }
+    error_frame(id, code, &message)
+}
+
+fn error_frame(id: Option<String>, code: &str, message: &str) -> ServerFrame {
+    ServerFrame::Error { id, code: code.to_owned(), message: message.to_owned() }
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests of natter's client API: each test starts its own server on port 0 with a
+//! fresh database and talks to it over HTTP and WebSocket. One binary, so it links once.
+//!
+//! `NATTER_TEST_POSTGRES_URL=postgres://…/postgres` adds PostgreSQL runs of the key scenarios
+//! (`cargo test -p natter --test api postgres`).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod conversations;
+mod friends;
+mod messages;
+mod robustness;
+mod sync;
+mod users;

@@ -1,0 +1,408 @@
+//! Scale-out: two real `natter serve` processes share one PostgreSQL database and one NATS server.
+//! A message sent on one node reaches a socket on the other live, and what a disconnected device
+//! missed is all there, in order, when it syncs from the other node.
+//!
+//! Needs `NATTER_TEST_POSTGRES_URL` (an admin URL) and `NATTER_TEST_NATS_URL`; scripts/test.sh
+//! starts both. Without them the test skips, unless `CI` is set: there it fails.
+//! Self-contained on purpose (no `tests/common`): it drives the binary, not the library.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use natter_proto::{
+    AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView,
+};
+use reqwest::{StatusCode, Url};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
+    let Some(env) = ClusterEnv::from_env() else {
+        return;
+    };
+    let database = Database::create(&env.postgres_url).await;
+    let cluster = Cluster::start(&database.url, &env.nats_url);
+    cluster.wait_ready().await;
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node1, "bob").await;
+
+    // Friendship: asked on node 1, accepted on node 2 (both nodes trust one signing secret).
+    let request: FriendRequestView = post(
+        &http,
+        node1,
+        &alice,
+        "/friend-requests",
+        json!({ "user_id": bob.user.id }),
+    )
+    .await;
+    let accepted: AcceptFriendResponse = post(
+        &http,
+        node2,
+        &bob,
+        &format!("/friend-requests/{}/accept", request.id),
+        json!({}),
+    )
+    .await;
+    let conversation_id = accepted.conversation.id;
+
+    let mut alice_ws = connect_ws(node1, &alice).await;
+    let mut bob_ws = connect_ws(node2, &bob).await;
+
+    // Live: alice sends on node 1, bob's socket on node 2 gets it through NATS.
+    let send = json!({
+        "type": "send", "id": "r1", "conversation_id": conversation_id,
+        "client_msg_id": "live-1", "kind": "text", "text": "hi",
+    });
+    alice_ws
+        .send(Message::text(send.to_string()))
+        .await
+        .expect("send the send frame");
+    let sent = next_frame(&mut alice_ws, "sent", |frame| frame["id"] == "r1").await;
+    let sent: MessageView =
+        serde_json::from_value(sent["message"].clone()).expect("a sent frame carries the entry");
+    assert_eq!(
+        (sent.text.as_deref(), sent.sender_id.as_str()),
+        (Some("hi"), alice.user.id.as_str())
+    );
+
+    let live = next_frame(&mut bob_ws, "message", |frame| {
+        frame["message"]["id"] == sent.id.as_str()
+    })
+    .await;
+    let live: MessageView =
+        serde_json::from_value(live["message"].clone()).expect("a message frame carries the entry");
+    assert_eq!(live, sent, "bob gets on node 2 exactly what node 1 stored");
+    let last_seen = live.seq;
+
+    // Offline: bob goes away, alice sends 20 over HTTP on node 1.
+    bob_ws.close(None).await.expect("close bob's socket");
+    drop(bob_ws);
+    let mut stored = Vec::new();
+    for n in 1..=20 {
+        let body = json!({ "client_msg_id": format!("offline-{n}"), "kind": "text", "text": format!("m{n}") });
+        let message: MessageView = post(
+            &http,
+            node1,
+            &alice,
+            &format!("/conversations/{conversation_id}/messages"),
+            body,
+        )
+        .await;
+        stored.push(message);
+    }
+
+    // Sync on the other node: exactly the 20 node 1 acknowledged, consecutive from where bob
+    // stopped.
+    let path = format!("/conversations/{conversation_id}/messages?after_seq={last_seen}&limit=100");
+    let page: MessagePage = get(&http, node2, &bob, &path).await;
+    let summary = |messages: &[MessageView]| -> Vec<(i64, String, Option<String>)> {
+        let summary = |m: &MessageView| (m.seq, m.id.clone(), m.text.clone());
+        messages.iter().map(summary).collect()
+    };
+    let expected: Vec<(i64, Option<String>)> = (1..=20)
+        .map(|n| (last_seen + n, Some(format!("m{n}"))))
+        .collect();
+    let acknowledged: Vec<(i64, Option<String>)> = summary(&stored)
+        .into_iter()
+        .map(|(seq, _, text)| (seq, text))
+        .collect();
+    assert_eq!(
+        acknowledged, expected,
+        "node 1 acknowledged 20 consecutive seqs"
+    );
+    assert_eq!(
+        summary(&page.messages),
+        summary(&stored),
+        "node 2 serves exactly those"
+    );
+    assert!(!page.has_more);
+
+    alice_ws.close(None).await.ok();
+    drop(cluster);
+    database.drop_database().await;
+}
+
+struct ClusterEnv {
+    postgres_url: String,
+    nats_url: String,
+}
+
+impl ClusterEnv {
+    fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+        match (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL")) {
+            (Some(postgres_url), Some(nats_url)) => Some(Self {
+                postgres_url,
+                nats_url,
+            }),
+            _ if std::env::var_os("CI").is_some() => {
+                panic!(
+                    "the cluster test needs NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL in CI: run scripts/test.sh"
+                )
+            }
+            _ => {
+                println!(
+                    "skipping the cluster test: set NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL (scripts/test.sh --services-only)"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// A fresh database for this test, made through the admin URL.
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create(admin_url: &str) -> Self {
+        let name = format!("natter_cluster_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .expect("connect to NATTER_TEST_POSTGRES_URL");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create the database");
+        admin.close().await.ok();
+        let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+
+    /// Best effort: the server is throwaway anyway, so a failed test just leaves it behind.
+    async fn drop_database(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+                .await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+struct Node {
+    child: Child,
+    base_url: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+/// The running nodes. Dropping it (also while a failed assertion unwinds) kills them, and after a
+/// failure prints the end of their logs.
+struct Cluster {
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start(database_url: &str, nats_url: &str) -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let secret = format!("cluster-test-secret-{run}");
+        let prefix = format!("natter-cluster-test.{run}");
+        let mut cluster = Cluster { nodes: Vec::new() };
+        for index in 1..=2 {
+            let data_dir = std::env::temp_dir().join(format!("natter-cluster-{run}-node{index}"));
+            std::fs::create_dir_all(&data_dir).expect("create the data dir");
+            let log = data_dir.join("natter.log");
+            let output = File::create(&log).expect("create the log file");
+            let port = free_port();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
+            // The test's own NATTER_TEST_* variables are no configuration of the server.
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("NATTER_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .arg("serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .env("NATTER_DATABASE__URL", database_url)
+                .env("NATTER_BUS__KIND", "nats")
+                .env("NATTER_BUS__NATS_URL", nats_url)
+                .env("NATTER_BUS__SUBJECT_PREFIX", &prefix)
+                .env("NATTER_AUTH__JWT_SECRET", &secret)
+                .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
+                .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
+                .stdin(Stdio::null())
+                .stdout(output.try_clone().expect("clone the log file"))
+                .stderr(output);
+            let child = command.spawn().expect("start `natter serve`");
+            cluster.nodes.push(Node {
+                child,
+                base_url: format!("http://127.0.0.1:{port}"),
+                data_dir,
+                log,
+            });
+        }
+        cluster
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client");
+        for node in &self.nodes {
+            let started = Instant::now();
+            loop {
+                let response = http.get(format!("{}/readyz", node.base_url)).send().await;
+                if response.is_ok_and(|response| response.status() == StatusCode::OK) {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < START_TIMEOUT,
+                    "{} not ready within {START_TIMEOUT:?}",
+                    node.base_url
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let exited_early = matches!(node.child.try_wait(), Ok(Some(_)));
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+            if std::thread::panicking() || exited_early {
+                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!(
+                    "---- last lines of {} ({}) ----",
+                    node.base_url,
+                    node.log.display()
+                );
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&node.data_dir);
+        }
+    }
+}
+
+/// A port free right now. Another process could take it before the node binds it; on loopback in
+/// a test run that is rare enough, and the readiness wait then fails loudly.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+async fn register(http: &reqwest::Client, node: &Node, username: &str) -> AuthResponse {
+    let body = json!({ "username": username, "password": "correct horse battery staple", "nickname": username });
+    let response = http
+        .post(format!("{}/api/v1/auth/register", node.base_url))
+        .json(&body)
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "register {username}"
+    );
+    response.json().await.expect("an auth response")
+}
+
+async fn post<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    node: &Node,
+    user: &AuthResponse,
+    path: &str,
+    body: Value,
+) -> T {
+    let url = format!("{}/api/v1{path}", node.base_url);
+    let response = http
+        .post(&url)
+        .bearer_auth(&user.access_token)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    decode(response, &url).await
+}
+
+async fn get<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    node: &Node,
+    user: &AuthResponse,
+    path: &str,
+) -> T {
+    let url = format!("{}/api/v1{path}", node.base_url);
+    let response = http
+        .get(&url)
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .expect("GET");
+    decode(response, &url).await
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: &str) -> T {
+    let status = response.status();
+    let body = response.text().await.expect("a response body");
+    assert!(status.is_success(), "{url}: {status} {body}");
+    serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
+}
+
+async fn connect_ws(node: &Node, user: &AuthResponse) -> Socket {
+    let url = format!(
+        "{}/api/v1/ws?token={}",
+        node.base_url.replacen("http", "ws", 1),
+        user.access_token
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("WebSocket upgrade");
+    let hello = next_frame(&mut socket, "hello", |_| true).await;
+    assert_eq!(hello["user_id"], user.user.id.as_str());
+    socket
+}
+
+/// The next frame of type `kind` that `matches`, skipping any other (presence, typing, …).
+async fn next_frame(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let next = tokio::time::timeout_at(deadline, socket.next()).await;
+        let text = match next {
+            Err(_) => panic!("no `{kind}` frame within {FRAME_TIMEOUT:?}"),
+            Ok(None) => panic!("socket closed before a `{kind}` frame"),
+            Ok(Some(Err(error))) => panic!("WebSocket error before a `{kind}` frame: {error}"),
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
+        if frame["type"] == kind && matches(&frame) {
+            return frame;
+        }
+    }
+}

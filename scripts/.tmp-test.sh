@@ -1,0 +1,315 @@
+#!/usr/bin/env bash
+# natter's one test command: what a developer runs and what CI runs (.ci/run calls this).
+#
+#   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
+#                                    end-to-end suite again on PostgreSQL)
+#   scripts/test.sh --services-only  start the throwaway PostgreSQL and NATS, print the env to
+#                                    export, and wait (Ctrl-C, or kill the script, stops them)
+#   scripts/test.sh --help
+#
+# Works from any directory, on a fresh Debian 12 as root (installs nats-server and postgresql with
+# apt-get when missing) and in CI (CI=true, no stdin). Services listen on 127.0.0.1 only, keep
+# their data under target/test-services/ and are stopped on any exit. Ports can be moved with
+# NATTER_TEST_PG_PORT (25432) and NATTER_TEST_NATS_PORT (24222; monitor NATTER_TEST_NATS_MONITOR_PORT,
+# 28222) when two checkouts test at once. Uses cargo-nextest when installed, else cargo test.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+# runuser and Debian's nats-server live in sbin, which a CI user's PATH may lack.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+
+PG_PORT=${NATTER_TEST_PG_PORT:-25432}
+NATS_PORT=${NATTER_TEST_NATS_PORT:-24222}
+NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}
+SERVICES_DIR=$ROOT/target/test-services
+# A hung test must not eat CI's 90 minutes: in CI each test phase gets this long.
+TEST_PHASE_TIMEOUT=${NATTER_TEST_PHASE_TIMEOUT:-25m}
+
+mode=all
+case "${1:-}" in
+    "") ;;
+    --services-only) mode=services ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "unknown argument: $1 (try --help)" >&2
+        exit 2
+        ;;
+esac
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Timing: every phase is recorded; the table prints at the end, also when a phase fails.
+
+PHASES=()
+TIMES=()
+SUMMARIES=()
+START_ALL=$EPOCHREALTIME
+CURRENT_PHASE=""
+
+elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+phase() {
+    local name=$1 start=$EPOCHREALTIME
+    shift
+    CURRENT_PHASE=$name
+    log "$name: $*"
+    "$@"
+    PHASES+=("$name")
+    TIMES+=("$(elapsed_since "$start")")
+    CURRENT_PHASE=""
+}
+
+print_timings() {
+    local i
+    echo
+    echo "== timings =="
+    for i in "${!PHASES[@]}"; do
+        printf '  %-28s %7ss\n' "${PHASES[$i]}" "${TIMES[$i]}"
+    done
+    printf '  %-28s %7ss\n' "total" "$(elapsed_since "$START_ALL")"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Services
+
+as_postgres() {
+    if [[ $EUID -eq 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+apt_install() {
+    [[ $# -gt 0 ]] || return 0
+    [[ $EUID -eq 0 ]] || die "missing $*; install them (apt-get install $*) or run as root"
+    # Only refresh the package lists when apt does not know a package yet.
+    local pkg
+    for pkg in "$@"; do
+        if ! apt-cache show "$pkg" >/dev/null 2>&1 ||
+            apt-cache policy "$pkg" | grep -q 'Candidate: (none)'; then
+            DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null
+            break
+        fi
+    done
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" </dev/null
+}
+
+pg_bin_dir() {
+    local dirs
+    dirs=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V) || true
+    [[ -n $dirs ]] && tail -n 1 <<<"$dirs"
+}
+
+install_missing() {
+    local missing=()
+    command -v nats-server >/dev/null || missing+=(nats-server)
+    [[ -n $(pg_bin_dir) && -x "$(pg_bin_dir)/initdb" ]] || missing+=(postgresql)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        log "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    PG_BIN=$(pg_bin_dir) || die "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
+    if [[ $EUID -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+        useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    fi
+}
+
+# A port held by something else is a clear error, not a mysterious test failure later.
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+nats_ready() {
+    local line
+    { exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT"; } 2>/dev/null || return 1
+    IFS= read -r -t 2 line <&3 || true
+    exec 3<&-
+    [[ $line == INFO* ]]
+}
+
+PG_DATA=""
+NATS_PID=""
+
+stop_services() {
+    if [[ -n $NATS_PID ]]; then
+        kill "$NATS_PID" 2>/dev/null || true
+        wait "$NATS_PID" 2>/dev/null || true
+        NATS_PID=""
+        rm -f "$SERVICES_DIR/nats.pid"
+    fi
+    if [[ -n $PG_DATA && -f $PG_DATA/postmaster.pid ]]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    PG_DATA=""
+}
+
+# Leftovers of a run that was killed (SIGKILL skips the trap): stop them before reusing the ports.
+stop_leftovers() {
+    local pid
+    if [[ -f $SERVICES_DIR/nats.pid ]]; then
+        pid=$(<"$SERVICES_DIR/nats.pid")
+        if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == nats-server ]]; then
+            kill "$pid" 2>/dev/null || true
+            for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        fi
+        rm -f "$SERVICES_DIR/nats.pid"
+    fi
+    for data in "$SERVICES_DIR/pg/data" /tmp/natter-test-pg-*/data; do
+        if [[ -f $data/postmaster.pid ]]; then
+            as_postgres "$PG_BIN/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+        fi
+    done
+}
+
+start_postgres() {
+    local dir=$SERVICES_DIR/pg
+    rm -rf "$dir"
+    install -d "$dir"
+    if [[ $EUID -eq 0 ]]; then
+        chown postgres: "$dir"
+        # The checkout may sit where postgres cannot reach (e.g. under /root): use /tmp then.
+        if ! runuser -u postgres -- test -w "$dir"; then
+            rm -rf "$dir" /tmp/natter-test-pg-*
+            dir=$(mktemp -d /tmp/natter-test-pg-XXXXXX)
+            chown postgres: "$dir"
+        fi
+    fi
+    port_busy "$PG_PORT" && die "port $PG_PORT is in use; set NATTER_TEST_PG_PORT to a free one"
+    as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --no-locale \
+        >"$dir/initdb.log" 2>&1 || {
+        cat "$dir/initdb.log" >&2
+        die "initdb failed"
+    }
+    PG_DATA=$dir/data
+    # No Unix socket (-k ''): tests use TCP, and a long checkout path would overflow sun_path.
+    as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$dir/postgres.log" -w -t 60 \
+        -o "-p $PG_PORT -k '' -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || {
+        cat "$dir/postgres.log" >&2
+        die "PostgreSQL did not start"
+    }
+    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 30 || die "PostgreSQL is not ready"
+}
+
+start_nats() {
+    port_busy "$NATS_PORT" && die "port $NATS_PORT is in use; set NATTER_TEST_NATS_PORT to a free one"
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" >"$SERVICES_DIR/nats.log" 2>&1 &
+    NATS_PID=$!
+    echo "$NATS_PID" >"$SERVICES_DIR/nats.pid"
+    for _ in {1..100}; do
+        nats_ready && return 0
+        kill -0 "$NATS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$SERVICES_DIR/nats.log" >&2
+    die "nats-server did not become ready"
+}
+
+start_services() {
+    install_missing
+    install -d "$SERVICES_DIR"
+    stop_leftovers
+    start_postgres
+    start_nats
+    export NATTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+    export NATTER_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT, data $PG_DATA"
+    echo "NATS $(nats-server --version | awk '{print $2}') on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT), pid $NATS_PID"
+}
+
+on_exit() {
+    local status=$?
+    stop_services
+    if [[ $mode == all ]]; then
+        print_timings
+        if [[ $status -ne 0 ]]; then
+            echo "FAILED${CURRENT_PHASE:+ in phase: $CURRENT_PHASE} (exit $status)"
+        fi
+    fi
+    exit "$status"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Test runners
+
+if [[ -t 1 ]]; then COLOR=always; else COLOR=never; fi
+# run_tests LABEL RUNNER ARGS...: RUNNER is `nextest` or `cargo`. Keeps the runner's summary
+# lines for the end of the output.
+run_tests() {
+    local label=$1 runner=$2 log status=0 limit=() command
+    shift 2
+    log=$(mktemp)
+    # Only in CI: timeout moves the runner out of the terminal's process group, so Ctrl-C
+    # would no longer reach it.
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s "$TEST_PHASE_TIMEOUT"); fi
+    if [[ $runner == nextest ]]; then command=(nextest run); else command=(test); fi
+    "${limit[@]}" cargo "${command[@]}" --color "$COLOR" --no-fail-fast "$@" 2>&1 | tee "$log" ||
+        status=$?
+    # The summary line: nextest's "Summary [...]", or cargo test's "test result:" per binary.
+    SUMMARIES+=("$label:")
+    while IFS= read -r line; do
+        SUMMARIES+=("$line")
+    done < <(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^ *Summary \[|^test result:')
+    rm -f "$log"
+    [[ $status -ne 124 ]] || echo "test phase timed out after $TEST_PHASE_TIMEOUT" >&2
+    return "$status"
+}
+
+RUNNER=cargo
+if cargo nextest --version >/dev/null 2>&1; then RUNNER=nextest; fi
+
+test_workspace() {
+    run_tests sqlite "$RUNNER" -p natter-bus
+    # nextest does not run doctests.
+    [[ $RUNNER == cargo ]] || run_tests doctests cargo -p natter-bus --doc
+}
+
+test_postgres() {
+    [[ -f crates/natter/tests/api.rs || -f crates/natter/tests/api/main.rs ]] ||
+        die "crates/natter/tests/api is gone: point scripts/test.sh at the end-to-end suite"
+    NATTER_TEST_BACKEND=postgres run_tests postgres "$RUNNER" -p natter-bus --test nats
+}
+
+# ---------------------------------------------------------------------------------------------
+
+if [[ $mode == services ]]; then
+    start_services
+    cat <<EOF
+
+Services are up. In another shell:
+
+    export NATTER_TEST_POSTGRES_URL=$NATTER_TEST_POSTGRES_URL
+    export NATTER_TEST_NATS_URL=$NATTER_TEST_NATS_URL
+
+Ctrl-C (or kill $$) stops them.
+EOF
+    # A signal interrupts the wait at once; a NATS crash ends it too.
+    wait "$NATS_PID" || true
+    NATS_PID=""
+    die "nats-server exited; see $SERVICES_DIR/nats.log"
+fi
+
+phase "services" start_services
+
+phase "clippy" cargo clippy -p natter-bus --no-deps --all-targets --color "$COLOR" -- -D warnings
+phase "dependency rules" scripts/check-deps.sh
+phase "tests (sqlite)" test_workspace
+phase "tests (postgres e2e)" test_postgres
+
+trap - EXIT
+stop_services
+print_timings
+echo
+echo "== test summaries =="
+for line in "${SUMMARIES[@]}"; do echo "$line"; done

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Checks the dependency direction of natter's crates (ARCHITECTURE.md's invariants) with
+# `cargo tree`, normal edges only (dev- and build-dependencies do not ship):
+#
+#   proto <- core <- {store, bus, gateway, ...} <- natter
+#
+# * natter-proto depends on no other natter crate;
+# * natter-core depends on natter-proto only, and on none of sqlx, axum, tonic;
+# * the adapters (natter-store, natter-bus) and natter-gateway use no natter crate but proto/core,
+#   so the gateway never reaches storage or the bus except through core's ports;
+# * only natter-store uses sqlx directly, only natter-gateway axum, only natter-rpc tonic.
+#
+# Prints every violation, exits 1 if there was any. Run from anywhere.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+failures=0
+fail() {
+    echo "dependency rule broken: $*" >&2
+    failures=$((failures + 1))
+}
+
+members=$(cargo tree --workspace --depth 0 -e normal --prefix none --format '{p}' | awk 'NF { print $1 }' | sort -u)
+is_member() { grep -qx "$1" <<<"$members"; }
+
+# Every package `crate` reaches through normal edges, itself excluded.
+closure() { cargo tree -p "$1" -e normal --prefix none --format '{p}' | awk -v self="$1" 'NF && $1 != self { print $1 }' | sort -u; }
+
+# Workspace crates that list `package` as a direct normal dependency.
+direct_dependents() {
+    cargo tree --workspace -e normal --depth 1 --no-dedupe --prefix depth --format '{p}' |
+        awk -v dep="$1" '
+            match($1, /^[0-9]+/) {
+                depth = substr($1, 1, RLENGTH); name = substr($1, RLENGTH + 1)
+                if (depth == 0) root = name
+                else if (depth == 1 && name == dep) print root
+            }' |
+        sort -u
+}
+
+# allow_natter CRATE ALLOWED...: CRATE reaches no natter crate outside ALLOWED.
+allow_natter() {
+    local crate=$1 dep
+    shift
+    is_member "$crate" || return 0
+    for dep in $(closure "$crate" | grep -E '^natter(-|$)' || true); do
+        if [[ " $* " != *" $dep "* ]]; then
+            fail "$crate depends on $dep (allowed natter crates: ${*:-none})"
+        fi
+    done
+}
+
+# forbid_prefix CRATE PREFIX...: CRATE reaches no package named PREFIX or PREFIX-*.
+forbid_prefix() {
+    local crate=$1 prefix dep
+    shift
+    is_member "$crate" || return 0
+    for prefix in "$@"; do
+        for dep in $(closure "$crate" | grep -E "^$prefix(-|$)" || true); do
+            fail "$crate depends on $dep"
+        done
+    done
+}
+
+# only_user PACKAGE CRATE: no workspace crate but CRATE depends directly on PACKAGE.
+only_user() {
+    local package=$1 allowed=$2 user
+    for user in $(direct_dependents "$package"); do
+        [[ $user == "$allowed" ]] || fail "$user depends on $package directly (only $allowed may)"
+    done
+}
+
+allow_natter natter-proto
+allow_natter natter-core natter-proto
+forbid_prefix natter-core sqlx axum tonic
+allow_natter natter-store natter-proto natter-core
+allow_natter natter-bus natter-proto natter-core
+allow_natter natter-gateway natter-proto natter-core
+forbid_prefix natter-gateway sqlx
+only_user sqlx natter-store
+only_user sqlx-core natter-store
+only_user axum natter-gateway
+only_user tonic natter-rpc
+
+if [[ $failures -gt 0 ]]; then
+    echo "$failures dependency rule(s) broken" >&2
+    exit 1
+fi
+echo "dependency rules hold for: $(tr '\n' ' ' <<<"$members")"
