@@ -104,16 +104,17 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" </dev/null
 }
 
+# The newest installed PostgreSQL's server binaries.
 pg_bin_dir() {
-    local dirs
-    dirs=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V) || true
-    [[ -n $dirs ]] && tail -n 1 <<<"$dirs"
+    local dirs=(/usr/lib/postgresql/*/bin)
+    [[ -x ${dirs[0]}/initdb ]] || return 1
+    printf '%s\n' "${dirs[@]}" | sort -V | tail -n 1
 }
 
 install_missing() {
     local missing=()
     command -v nats-server >/dev/null || missing+=(nats-server)
-    [[ -n $(pg_bin_dir) && -x "$(pg_bin_dir)/initdb" ]] || missing+=(postgresql)
+    pg_bin_dir >/dev/null || missing+=(postgresql)
     if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing ${missing[*]}"
         apt_install "${missing[@]}"

@@ -76,10 +76,7 @@ pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
     }
     let recipients: Vec<UserId> = serde_json::from_slice(&payload[HEADER_LEN..frame_start])
         .map_err(|error| DecodeError::BadRecipients(error.to_string()))?;
-    Ok(Event {
-        recipients,
-        frame: payload.slice(frame_start..),
-    })
+    Ok(Event { recipients, frame: payload.slice(frame_start..) })
 }
 
 #[cfg(test)]
@@ -87,18 +84,12 @@ mod tests {
     use super::*;
 
     fn event(recipients: &[&str], frame: &'static [u8]) -> Event {
-        Event {
-            recipients: recipients.iter().map(|id| UserId::from(*id)).collect(),
-            frame: Bytes::from_static(frame),
-        }
+        Event { recipients: recipients.iter().map(|id| UserId::from(*id)).collect(), frame: Bytes::from_static(frame) }
     }
 
     #[test]
     fn round_trips_recipients_and_frame() {
-        let original = event(
-            &["alice", "bob", "名字\"quoted\""],
-            br#"{"type":"message"}"#,
-        );
+        let original = event(&["alice", "bob", "名字\"quoted\""], br#"{"type":"message"}"#);
         let decoded = decode_event(&encode_event(&original)).expect("decodes");
         assert_eq!(decoded, original);
     }
@@ -122,11 +113,7 @@ mod tests {
         let encoded = encode_event(&event(&["u1"], b"x"));
         for cut in [0, 1, 4, 5, 10] {
             let short = encoded.slice(..cut);
-            assert_eq!(
-                decode_event(&short),
-                Err(DecodeError::Truncated),
-                "cut at {cut}"
-            );
+            assert_eq!(decode_event(&short), Err(DecodeError::Truncated), "cut at {cut}");
         }
     }
 
@@ -145,9 +132,6 @@ mod tests {
     #[test]
     fn rejects_recipients_that_are_not_strings() {
         let payload = Bytes::from_static(b"\x01\x00\x00\x00\x03[1]");
-        assert!(matches!(
-            decode_event(&payload),
-            Err(DecodeError::BadRecipients(_))
-        ));
+        assert!(matches!(decode_event(&payload), Err(DecodeError::BadRecipients(_))));
     }
 }

@@ -68,16 +68,11 @@ mod tests {
     use super::*;
 
     fn event(n: u32) -> Event {
-        Event {
-            recipients: vec![UserId::from(format!("u{n}"))],
-            frame: Bytes::from(n.to_string()),
-        }
+        Event { recipients: vec![UserId::from(format!("u{n}"))], frame: Bytes::from(n.to_string()) }
     }
 
     async fn next(events: &mut BoxStream<'static, Event>) -> Option<Event> {
-        tokio::time::timeout(Duration::from_secs(5), events.next())
-            .await
-            .expect("an event in time")
+        tokio::time::timeout(Duration::from_secs(5), events.next()).await.expect("an event in time")
     }
 
     #[tokio::test]
@@ -98,9 +93,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_sees_only_events_after_it_subscribed() {
         let bus = MemoryBus::default();
-        bus.publish(event(1))
-            .await
-            .expect("publish without subscribers succeeds");
+        bus.publish(event(1)).await.expect("publish without subscribers succeeds");
         let mut events = bus.subscribe().await.expect("subscribe");
         bus.publish(event(2)).await.expect("publish");
         assert_eq!(next(&mut events).await, Some(event(2)));

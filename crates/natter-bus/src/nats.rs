@@ -3,10 +3,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use natter_core::bus::{Bus, BusError, Event};
 
 use crate::codec::{decode_event, encode_event};
+
+/// How long `subscribe` waits for the server to confirm the subscription.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Core NATS (no JetStream): at-most-once fan-out to every subscribed process, which is all the
 /// bus promises. Events travel on `<prefix>.events`, encoded as described in [`crate::codec`].
@@ -34,19 +38,31 @@ impl NatsBus {
             .event_callback(|event| async move { log_connection_event(event) })
             .connect(url)
             .await
-            .map_err(|error| BusError::Unavailable(format!("cannot connect to NATS: {error}")))?;
+            .map_err(|error| failed("connect", error))?;
         tracing::info!(%subject, "connected to NATS");
-        Ok(Self {
-            client,
-            subject,
-            publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT,
-        })
+        Ok(Self { client, subject, publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT })
     }
 
     /// Change how long a publish may wait while the connection is down and the buffer is full.
     pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = timeout;
         self
+    }
+
+    /// Returns once the server has registered every subscription this client made so far.
+    ///
+    /// `flush` only empties the client's write buffer; the server may still be reading the SUB
+    /// when another node's PUB arrives. A server handles one connection's commands in order, so
+    /// once a probe published after the SUB comes back, the SUB is in force.
+    async fn await_server_subscriptions(&self) -> Result<(), BusError> {
+        let inbox = self.client.new_inbox();
+        let mut probe = self.client.subscribe(inbox.clone()).await.map_err(|error| failed("subscribe", error))?;
+        self.client.publish(inbox, Bytes::new()).await.map_err(|error| failed("publish", error))?;
+        match tokio::time::timeout(SUBSCRIBE_TIMEOUT, probe.next()).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(BusError::Unavailable("NATS connection closed".into())),
+            Err(_) => Err(BusError::Unavailable("NATS subscribe timed out".into())),
+        }
     }
 
     /// The subject events travel on.
@@ -62,25 +78,15 @@ impl Bus for NatsBus {
         let publish = self.client.publish(self.subject.clone(), payload);
         match tokio::time::timeout(self.publish_timeout, publish).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(BusError::Unavailable(format!(
-                "NATS publish failed: {error}"
-            ))),
+            Ok(Err(error)) => Err(failed("publish", error)),
             Err(_) => Err(BusError::Unavailable("NATS publish timed out".into())),
         }
     }
 
     async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError> {
-        let subscriber = self
-            .client
-            .subscribe(self.subject.clone())
-            .await
-            .map_err(|error| BusError::Unavailable(format!("NATS subscribe failed: {error}")))?;
-        // The round trip makes sure the server has the subscription before we return, so
-        // "every event published from now on" holds for events published after this call.
-        self.client
-            .flush()
-            .await
-            .map_err(|error| BusError::Unavailable(format!("NATS flush failed: {error}")))?;
+        let subscriber =
+            self.client.subscribe(self.subject.clone()).await.map_err(|error| failed("subscribe", error))?;
+        self.await_server_subscriptions().await?;
         let subject = self.subject.clone();
         let events = subscriber.filter_map(move |message| {
             let decoded = match decode_event(&message.payload) {
@@ -104,10 +110,7 @@ impl Bus for NatsBus {
 /// let one cluster read another's events).
 fn events_subject(prefix: &str) -> Result<String, BusError> {
     let valid_token = |token: &str| {
-        !token.is_empty()
-            && !token
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
+        !token.is_empty() && !token.chars().any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
     };
     if !prefix.split('.').all(valid_token) {
         return Err(BusError::Unavailable(format!(
@@ -115,6 +118,10 @@ fn events_subject(prefix: &str) -> Result<String, BusError> {
         )));
     }
     Ok(format!("{prefix}.events"))
+}
+
+fn failed(what: &str, error: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(format!("NATS {what} failed: {error}"))
 }
 
 fn log_connection_event(event: async_nats::Event) {
@@ -139,19 +146,13 @@ mod tests {
     #[test]
     fn subject_is_prefix_dot_events() {
         assert_eq!(events_subject("natter").expect("valid"), "natter.events");
-        assert_eq!(
-            events_subject("prod.eu-1").expect("valid"),
-            "prod.eu-1.events"
-        );
+        assert_eq!(events_subject("prod.eu-1").expect("valid"), "prod.eu-1.events");
     }
 
     #[test]
     fn refuses_prefixes_that_are_not_plain_tokens() {
         for prefix in ["", "a..b", ".a", "a.", "a b", "a.*", ">", "a\tb"] {
-            assert!(
-                events_subject(prefix).is_err(),
-                "{prefix:?} must be refused"
-            );
+            assert!(events_subject(prefix).is_err(), "{prefix:?} must be refused");
         }
     }
 

@@ -1,10 +1,12 @@
 //! Extractors that answer bad input in the API's error shape instead of axum's plain text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
-use serde::de::DeserializeOwned;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -16,32 +18,43 @@ pub struct Json<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
+    // By hand rather than through `axum::Json`: serde reports the first error it meets, so a
+    // truncated body like `[1, 2` comes back as a type error. Telling "not JSON" apart from
+    // "JSON of the wrong shape" needs a second, syntax-only parse, done only on failure.
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !has_json_content_type(request.headers()) {
+            return Err(ApiError::request(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ));
+        }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::request(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+            } else {
+                ApiError::request(StatusCode::BAD_REQUEST, "invalid_body", rejection.body_text())
+            }
+        })?;
+        match serde_json::from_slice::<T>(&body) {
+            Ok(value) => Ok(Self(value)),
+            Err(error) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => {
+                Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", format!("invalid body: {error}")))
+            }
+            Err(error) => {
+                Err(ApiError::request(StatusCode::BAD_REQUEST, "invalid_json", format!("body is not JSON: {error}")))
+            }
         }
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::JsonDataError(error) => {
-            ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", error.body_text())
-        }
-        JsonRejection::JsonSyntaxError(error) => {
-            ApiError::request(StatusCode::BAD_REQUEST, "invalid_json", error.body_text())
-        }
-        JsonRejection::MissingJsonContentType(_) => ApiError::request(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "expected Content-Type: application/json",
-        ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::request(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
-        }
-        other => ApiError::request(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
-    }
+/// `application/json`, or any `application/…+json`, with or without parameters.
+fn has_json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Path parameters.

@@ -13,9 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use natter_proto::{
-    AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView,
-};
+use natter_proto::{AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -43,22 +41,10 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
     let bob = register(&http, node1, "bob").await;
 
     // Friendship: asked on node 1, accepted on node 2 (both nodes trust one signing secret).
-    let request: FriendRequestView = post(
-        &http,
-        node1,
-        &alice,
-        "/friend-requests",
-        json!({ "user_id": bob.user.id }),
-    )
-    .await;
-    let accepted: AcceptFriendResponse = post(
-        &http,
-        node2,
-        &bob,
-        &format!("/friend-requests/{}/accept", request.id),
-        json!({}),
-    )
-    .await;
+    let request: FriendRequestView =
+        post(&http, node1, &alice, "/friend-requests", json!({ "user_id": bob.user.id })).await;
+    let accepted: AcceptFriendResponse =
+        post(&http, node2, &bob, &format!("/friend-requests/{}/accept", request.id), json!({})).await;
     let conversation_id = accepted.conversation.id;
 
     let mut alice_ws = connect_ws(node1, &alice).await;
@@ -69,24 +55,13 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
         "type": "send", "id": "r1", "conversation_id": conversation_id,
         "client_msg_id": "live-1", "kind": "text", "text": "hi",
     });
-    alice_ws
-        .send(Message::text(send.to_string()))
-        .await
-        .expect("send the send frame");
+    alice_ws.send(Message::text(send.to_string())).await.expect("send the send frame");
     let sent = next_frame(&mut alice_ws, "sent", |frame| frame["id"] == "r1").await;
-    let sent: MessageView =
-        serde_json::from_value(sent["message"].clone()).expect("a sent frame carries the entry");
-    assert_eq!(
-        (sent.text.as_deref(), sent.sender_id.as_str()),
-        (Some("hi"), alice.user.id.as_str())
-    );
+    let sent: MessageView = serde_json::from_value(sent["message"].clone()).expect("a sent frame carries the entry");
+    assert_eq!((sent.text.as_deref(), sent.sender_id.as_str()), (Some("hi"), alice.user.id.as_str()));
 
-    let live = next_frame(&mut bob_ws, "message", |frame| {
-        frame["message"]["id"] == sent.id.as_str()
-    })
-    .await;
-    let live: MessageView =
-        serde_json::from_value(live["message"].clone()).expect("a message frame carries the entry");
+    let live = next_frame(&mut bob_ws, "message", |frame| frame["message"]["id"] == sent.id.as_str()).await;
+    let live: MessageView = serde_json::from_value(live["message"].clone()).expect("a message frame carries the entry");
     assert_eq!(live, sent, "bob gets on node 2 exactly what node 1 stored");
     let last_seen = live.seq;
 
@@ -96,14 +71,8 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
     let mut stored = Vec::new();
     for n in 1..=20 {
         let body = json!({ "client_msg_id": format!("offline-{n}"), "kind": "text", "text": format!("m{n}") });
-        let message: MessageView = post(
-            &http,
-            node1,
-            &alice,
-            &format!("/conversations/{conversation_id}/messages"),
-            body,
-        )
-        .await;
+        let message: MessageView =
+            post(&http, node1, &alice, &format!("/conversations/{conversation_id}/messages"), body).await;
         stored.push(message);
     }
 
@@ -115,22 +84,11 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
         let summary = |m: &MessageView| (m.seq, m.id.clone(), m.text.clone());
         messages.iter().map(summary).collect()
     };
-    let expected: Vec<(i64, Option<String>)> = (1..=20)
-        .map(|n| (last_seen + n, Some(format!("m{n}"))))
-        .collect();
-    let acknowledged: Vec<(i64, Option<String>)> = summary(&stored)
-        .into_iter()
-        .map(|(seq, _, text)| (seq, text))
-        .collect();
-    assert_eq!(
-        acknowledged, expected,
-        "node 1 acknowledged 20 consecutive seqs"
-    );
-    assert_eq!(
-        summary(&page.messages),
-        summary(&stored),
-        "node 2 serves exactly those"
-    );
+    let expected: Vec<(i64, Option<String>)> = (1..=20).map(|n| (last_seen + n, Some(format!("m{n}")))).collect();
+    let acknowledged: Vec<(i64, Option<String>)> =
+        summary(&stored).into_iter().map(|(seq, _, text)| (seq, text)).collect();
+    assert_eq!(acknowledged, expected, "node 1 acknowledged 20 consecutive seqs");
+    assert_eq!(summary(&page.messages), summary(&stored), "node 2 serves exactly those");
     assert!(!page.has_more);
 
     alice_ws.close(None).await.ok();
@@ -147,10 +105,7 @@ impl ClusterEnv {
     fn from_env() -> Option<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         match (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL")) {
-            (Some(postgres_url), Some(nats_url)) => Some(Self {
-                postgres_url,
-                nats_url,
-            }),
+            (Some(postgres_url), Some(nats_url)) => Some(Self { postgres_url, nats_url }),
             _ if std::env::var_os("CI").is_some() => {
                 panic!(
                     "the cluster test needs NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL in CI: run scripts/test.sh"
@@ -176,29 +131,18 @@ struct Database {
 impl Database {
     async fn create(admin_url: &str) -> Self {
         let name = format!("natter_cluster_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .expect("connect to NATTER_TEST_POSTGRES_URL");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create the database");
+        let mut admin = PgConnection::connect(admin_url).await.expect("connect to NATTER_TEST_POSTGRES_URL");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the database");
         admin.close().await.ok();
         let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
         url.set_path(&format!("/{name}"));
-        Self {
-            admin_url: admin_url.to_owned(),
-            name,
-            url: url.to_string(),
-        }
+        Self { admin_url: admin_url.to_owned(), name, url: url.to_string() }
     }
 
     /// Best effort: the server is throwaway anyway, so a failed test just leaves it behind.
     async fn drop_database(self) {
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = admin
-                .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-                .await;
+            let _ = admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await;
             admin.close().await.ok();
         }
     }
@@ -253,21 +197,13 @@ impl Cluster {
                 .stdout(output.try_clone().expect("clone the log file"))
                 .stderr(output);
             let child = command.spawn().expect("start `natter serve`");
-            cluster.nodes.push(Node {
-                child,
-                base_url: format!("http://127.0.0.1:{port}"),
-                data_dir,
-                log,
-            });
+            cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log });
         }
         cluster
     }
 
     async fn wait_ready(&self) {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .expect("an HTTP client");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
         for node in &self.nodes {
             let started = Instant::now();
             loop {
@@ -275,11 +211,7 @@ impl Cluster {
                 if response.is_ok_and(|response| response.status() == StatusCode::OK) {
                     break;
                 }
-                assert!(
-                    started.elapsed() < START_TIMEOUT,
-                    "{} not ready within {START_TIMEOUT:?}",
-                    node.base_url
-                );
+                assert!(started.elapsed() < START_TIMEOUT, "{} not ready within {START_TIMEOUT:?}", node.base_url);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -295,11 +227,7 @@ impl Drop for Cluster {
             if std::thread::panicking() || exited_early {
                 let log = std::fs::read_to_string(&node.log).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                eprintln!(
-                    "---- last lines of {} ({}) ----",
-                    node.base_url,
-                    node.log.display()
-                );
+                eprintln!("---- last lines of {} ({}) ----", node.base_url, node.log.display());
                 for line in tail.into_iter().rev() {
                     eprintln!("{line}");
                 }
@@ -318,17 +246,9 @@ fn free_port() -> u16 {
 
 async fn register(http: &reqwest::Client, node: &Node, username: &str) -> AuthResponse {
     let body = json!({ "username": username, "password": "correct horse battery staple", "nickname": username });
-    let response = http
-        .post(format!("{}/api/v1/auth/register", node.base_url))
-        .json(&body)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(
-        response.status(),
-        StatusCode::CREATED,
-        "register {username}"
-    );
+    let response =
+        http.post(format!("{}/api/v1/auth/register", node.base_url)).json(&body).send().await.expect("register");
+    assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
     response.json().await.expect("an auth response")
 }
 
@@ -340,13 +260,7 @@ async fn post<T: serde::de::DeserializeOwned>(
     body: Value,
 ) -> T {
     let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http
-        .post(&url)
-        .bearer_auth(&user.access_token)
-        .json(&body)
-        .send()
-        .await
-        .expect("POST");
+    let response = http.post(&url).bearer_auth(&user.access_token).json(&body).send().await.expect("POST");
     decode(response, &url).await
 }
 
@@ -357,12 +271,7 @@ async fn get<T: serde::de::DeserializeOwned>(
     path: &str,
 ) -> T {
     let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http
-        .get(&url)
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .expect("GET");
+    let response = http.get(&url).bearer_auth(&user.access_token).send().await.expect("GET");
     decode(response, &url).await
 }
 
@@ -370,19 +279,12 @@ async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, url
     let status = response.status();
     let body = response.text().await.expect("a response body");
     assert!(status.is_success(), "{url}: {status} {body}");
-    serde_json::from_str(&body)
-        .unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
+    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
 }
 
 async fn connect_ws(node: &Node, user: &AuthResponse) -> Socket {
-    let url = format!(
-        "{}/api/v1/ws?token={}",
-        node.base_url.replacen("http", "ws", 1),
-        user.access_token
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("WebSocket upgrade");
+    let url = format!("{}/api/v1/ws?token={}", node.base_url.replacen("http", "ws", 1), user.access_token);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
     let hello = next_frame(&mut socket, "hello", |_| true).await;
     assert_eq!(hello["user_id"], user.user.id.as_str());
     socket

@@ -17,29 +17,18 @@ async fn malformed_json_is_invalid_json() {
     let conversation = app.make_friends(&alice, &bob).await;
 
     let raw = |method: Method, path: &str, body: &'static str| {
-        app.api(method, path)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body)
+        app.api(method, path).header(CONTENT_TYPE, "application/json").body(body)
     };
-    app.send(raw(Method::POST, "/auth/register", "{not json"))
-        .await
-        .expect_error(400, "invalid_json");
-    let send = raw(
-        Method::POST,
-        &format!("/conversations/{conversation}/messages"),
-        "[1, 2",
-    )
-    .bearer_auth(&alice.access_token);
+    app.send(raw(Method::POST, "/auth/register", "{not json")).await.expect_error(400, "invalid_json");
+    let send =
+        raw(Method::POST, &format!("/conversations/{conversation}/messages"), "[1, 2").bearer_auth(&alice.access_token);
     app.send(send).await.expect_error(400, "invalid_json");
     let wrong_types = json!({ "username": 5, "password": ["x"] });
     app.post_anonymous("/auth/register", wrong_types)
         .await
         .expect_error_in(400, &["invalid_json", "validation_failed"]);
     let history = app.full_history(&bob, &conversation).await;
-    assert!(
-        history.iter().all(|entry| entry.kind != "text"),
-        "nothing was stored: {history:?}"
-    );
+    assert!(history.iter().all(|entry| entry.kind != "text"), "nothing was stored: {history:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,25 +39,12 @@ async fn oversized_bodies_are_refused() {
     let conversation = app.make_friends(&alice, &bob).await;
 
     let big = json!({ "username": "carol", "password": "p".repeat(4096) });
-    app.post_anonymous("/auth/register", big)
-        .await
-        .expect_error(413, "payload_too_large");
-    app.try_send_text(&alice, &conversation, &"t".repeat(4096))
-        .await
-        .expect_error(413, "payload_too_large");
-    app.send_text(&alice, &conversation, &"t".repeat(1024))
-        .await;
+    app.post_anonymous("/auth/register", big).await.expect_error(413, "payload_too_large");
+    app.try_send_text(&alice, &conversation, &"t".repeat(4096)).await.expect_error(413, "payload_too_large");
+    app.send_text(&alice, &conversation, &"t".repeat(1024)).await;
     let history = app.full_history(&bob, &conversation).await;
-    let lengths: Vec<usize> = history
-        .iter()
-        .filter_map(|e| e.text.as_ref())
-        .map(String::len)
-        .collect();
-    assert_eq!(
-        lengths,
-        [1024],
-        "only the message under the limit was stored"
-    );
+    let lengths: Vec<usize> = history.iter().filter_map(|e| e.text.as_ref()).map(String::len).collect();
+    assert_eq!(lengths, [1024], "only the message under the limit was stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,10 +54,7 @@ async fn unknown_ids_and_routes_are_not_found() {
     let id = unknown_id();
     for (method, path) in [
         (Method::GET, format!("/conversations/{id}")),
-        (
-            Method::GET,
-            format!("/conversations/{id}/messages?after_seq=0"),
-        ),
+        (Method::GET, format!("/conversations/{id}/messages?after_seq=0")),
         (Method::GET, format!("/conversations/{id}/members")),
         (Method::POST, format!("/friend-requests/{id}/accept")),
         (Method::POST, format!("/friend-requests/{id}/reject")),
@@ -89,13 +62,9 @@ async fn unknown_ids_and_routes_are_not_found() {
         (Method::DELETE, format!("/auth/sessions/{id}")),
         (Method::GET, "/no-such-route".to_owned()),
     ] {
-        app.call(method, &path, Some(&alice.access_token), None)
-            .await
-            .expect_error(404, "not_found");
+        app.call(method, &path, Some(&alice.access_token), None).await.expect_error(404, "not_found");
     }
-    app.get(&alice, &format!("/users/{id}"))
-        .await
-        .expect_error_in(404, &["user_not_found", "not_found"]);
+    app.get(&alice, &format!("/users/{id}")).await.expect_error_in(404, &["user_not_found", "not_found"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,23 +78,15 @@ async fn missing_tokens_are_unauthorized_everywhere() {
         (Method::GET, "/conversations".to_owned(), None),
         (Method::GET, "/friends".to_owned(), None),
         (Method::GET, "/auth/sessions".to_owned(), None),
-        (
-            Method::POST,
-            "/friend-requests".to_owned(),
-            Some(json!({ "user_id": alice.id })),
-        ),
+        (Method::POST, "/friend-requests".to_owned(), Some(json!({ "user_id": alice.id }))),
         (
             Method::POST,
             format!("/conversations/{id}/messages"),
             Some(json!({ "client_msg_id": "a", "kind": "text", "text": "x" })),
         ),
     ] {
-        app.call(method.clone(), &path, None, body.as_ref())
-            .await
-            .expect_error(401, "unauthorized");
-        app.call(method, &path, Some("not.a.jwt"), body.as_ref())
-            .await
-            .expect_error(401, "unauthorized");
+        app.call(method.clone(), &path, None, body.as_ref()).await.expect_error(401, "unauthorized");
+        app.call(method, &path, Some("not.a.jwt"), body.as_ref()).await.expect_error(401, "unauthorized");
     }
 }
 
@@ -143,14 +104,9 @@ async fn websocket_needs_a_valid_token() {
         }
     }
 
-    let mut request = app
-        .ws_url()
-        .into_client_request()
-        .expect("a WebSocket request");
+    let mut request = app.ws_url().into_client_request().expect("a WebSocket request");
     let bearer = format!("Bearer {}", alice.access_token);
-    request
-        .headers_mut()
-        .insert(AUTHORIZATION, bearer.parse().expect("a header value"));
+    request.headers_mut().insert(AUTHORIZATION, bearer.parse().expect("a header value"));
     let mut ws = WsClient::connect(request).await;
     ws.expect_hello(&alice).await;
     ws.ping("after-header-auth").await;
@@ -173,20 +129,12 @@ async fn malformed_frames_get_error_frames_and_the_socket_survives() {
         ws.send_text(&bad).await;
         let error = ws.next_of_type("error").await;
         let code = error["code"].as_str().unwrap_or_default();
-        assert!(
-            !code.is_empty(),
-            "the error frame for {bad} has a code: {error}"
-        );
+        assert!(!code.is_empty(), "the error frame for {bad} has a code: {error}");
         ws.ping(&format!("alive-after-{}", bad.len())).await;
     }
 
-    let reply = ws
-        .send_message(&conversation, "after-errors", "still works")
-        .await;
-    assert_eq!(
-        reply["type"], "sent",
-        "a valid send after errors works: {reply}"
-    );
+    let reply = ws.send_message(&conversation, "after-errors", "still works").await;
+    assert_eq!(reply["type"], "sent", "a valid send after errors works: {reply}");
     assert_eq!(reply["message"]["text"], "still works");
 }
 
@@ -195,10 +143,7 @@ fn metric_total(exposition: &str, name: &str) -> Option<f64> {
     let samples: Vec<f64> = exposition
         .lines()
         .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
         .filter_map(|line| line.rsplit(' ').next()?.parse().ok())
         .collect();
     (!samples.is_empty()).then(|| samples.iter().sum())
@@ -219,9 +164,10 @@ async fn ops_endpoints_answer() {
     let metrics = app.get_root("/metrics").await;
     metrics.expect_status(200);
     assert!(
-        metrics.content_type.as_deref().is_some_and(
-            |t| t.starts_with("text/plain") || t.starts_with("application/openmetrics-text")
-        ),
+        metrics
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("text/plain") || t.starts_with("application/openmetrics-text")),
         "Prometheus text format: {:?}",
         metrics.content_type
     );
@@ -235,26 +181,13 @@ async fn ops_endpoints_answer() {
     let openapi = app.get_root("/openapi.json").await;
     openapi.expect_status(200);
     let document: &Value = &openapi.body;
-    assert!(
-        document["openapi"]
-            .as_str()
-            .is_some_and(|v| v.starts_with('3')),
-        "an OpenAPI 3 document"
-    );
-    let paths = document["paths"]
-        .as_object()
-        .expect("the document has paths");
+    assert!(document["openapi"].as_str().is_some_and(|v| v.starts_with('3')), "an OpenAPI 3 document");
+    let paths = document["paths"].as_object().expect("the document has paths");
     for suffix in ["/auth/register", "/friend-requests", "/users/me"] {
-        assert!(
-            paths.keys().any(|path| path.ends_with(suffix)),
-            "paths include …{suffix}: {:?}",
-            paths.keys()
-        );
+        assert!(paths.keys().any(|path| path.ends_with(suffix)), "paths include …{suffix}: {:?}", paths.keys());
     }
     assert!(
-        paths
-            .keys()
-            .any(|path| path.contains("/conversations/") && path.ends_with("/messages")),
+        paths.keys().any(|path| path.contains("/conversations/") && path.ends_with("/messages")),
         "paths include the messages endpoint: {:?}",
         paths.keys()
     );

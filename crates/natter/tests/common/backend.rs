@@ -21,9 +21,8 @@ impl Backend {
         match std::env::var(BACKEND_VAR).as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
             Ok("postgres") => Backend::Postgres {
-                admin_url: std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
-                    panic!("{BACKEND_VAR}=postgres needs {POSTGRES_URL_VAR} (an admin URL)")
-                }),
+                admin_url: std::env::var(POSTGRES_URL_VAR)
+                    .unwrap_or_else(|_| panic!("{BACKEND_VAR}=postgres needs {POSTGRES_URL_VAR} (an admin URL)")),
             },
             Ok(other) => panic!("{BACKEND_VAR} must be `sqlite` or `postgres`, not `{other}`"),
         }
@@ -67,19 +66,12 @@ impl TestDatabase {
         let mut admin = PgConnection::connect(admin_url)
             .await
             .unwrap_or_else(|error| panic!("connect to {POSTGRES_URL_VAR}: {error}"));
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create the test database");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
         let _ = admin.close().await;
 
         let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
         url.set_path(&format!("/{name}"));
-        TestDatabase {
-            url: url.to_string(),
-            admin_url: admin_url.to_owned(),
-            name,
-        }
+        TestDatabase { url: url.to_string(), admin_url: admin_url.to_owned(), name }
     }
 }
 
@@ -89,10 +81,7 @@ impl Drop for TestDatabase {
         let admin_url = self.admin_url.clone();
         let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             runtime.block_on(async move {

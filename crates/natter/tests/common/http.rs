@@ -157,43 +157,25 @@ impl TestApp {
     pub(crate) async fn send(&self, request: RequestBuilder) -> Resp {
         let request = request.build().expect("a well-formed request");
         let what = format!("{} {}", request.method(), request.url());
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .unwrap_or_else(|error| panic!("{what}: request failed: {error}"));
+        let response =
+            self.http.execute(request).await.unwrap_or_else(|error| panic!("{what}: request failed: {error}"));
         let status = response.status().as_u16();
         let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|error| panic!("{what}: reading the body failed: {error}"));
+        let text = response.text().await.unwrap_or_else(|error| panic!("{what}: reading the body failed: {error}"));
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
-        Resp {
-            what,
-            status,
-            content_type,
-            text,
-            body,
-        }
+        Resp { what, status, content_type, text, body }
     }
 
     /// A request with optional bearer token and optional JSON body.
-    pub(crate) async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&Value>,
-    ) -> Resp {
+    pub(crate) async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
         let mut request = self.api(method, path);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -205,33 +187,20 @@ impl TestApp {
     }
 
     pub(crate) async fn get(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::GET, path, Some(&user.access_token), None)
-            .await
+        self.call(Method::GET, path, Some(&user.access_token), None).await
     }
 
-    pub(crate) async fn get_query(
-        &self,
-        user: &TestUser,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Resp {
-        self.send(
-            self.api(Method::GET, path)
-                .bearer_auth(&user.access_token)
-                .query(query),
-        )
-        .await
+    pub(crate) async fn get_query(&self, user: &TestUser, path: &str, query: &[(&str, &str)]) -> Resp {
+        self.send(self.api(Method::GET, path).bearer_auth(&user.access_token).query(query)).await
     }
 
     pub(crate) async fn post(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::POST, path, Some(&user.access_token), Some(&body))
-            .await
+        self.call(Method::POST, path, Some(&user.access_token), Some(&body)).await
     }
 
     /// POST without a body (accept, reject, cancel).
     pub(crate) async fn post_empty(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::POST, path, Some(&user.access_token), None)
-            .await
+        self.call(Method::POST, path, Some(&user.access_token), None).await
     }
 
     pub(crate) async fn post_anonymous(&self, path: &str, body: Value) -> Resp {
@@ -239,24 +208,20 @@ impl TestApp {
     }
 
     pub(crate) async fn patch(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::PATCH, path, Some(&user.access_token), Some(&body))
-            .await
+        self.call(Method::PATCH, path, Some(&user.access_token), Some(&body)).await
     }
 
     pub(crate) async fn put(&self, user: &TestUser, path: &str, body: Value) -> Resp {
-        self.call(Method::PUT, path, Some(&user.access_token), Some(&body))
-            .await
+        self.call(Method::PUT, path, Some(&user.access_token), Some(&body)).await
     }
 
     /// PUT without a body (blocks, reactions).
     pub(crate) async fn put_empty(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::PUT, path, Some(&user.access_token), None)
-            .await
+        self.call(Method::PUT, path, Some(&user.access_token), None).await
     }
 
     pub(crate) async fn delete(&self, user: &TestUser, path: &str) -> Resp {
-        self.call(Method::DELETE, path, Some(&user.access_token), None)
-            .await
+        self.call(Method::DELETE, path, Some(&user.access_token), None).await
     }
 
     /// GET at the server root (ops endpoints), without credentials.

@@ -49,12 +49,8 @@ pub(crate) async fn spawn_app_on(backend: Backend) -> TestApp {
     spawn_app_on_with(backend, |_| {}).await
 }
 
-pub(crate) async fn spawn_app_on_with(
-    backend: Backend,
-    adjust: impl FnOnce(&mut Config),
-) -> TestApp {
-    let data_dir =
-        std::env::temp_dir().join(format!("natter-test-{}", uuid::Uuid::new_v4().simple()));
+pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = std::env::temp_dir().join(format!("natter-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&data_dir).expect("create the test data dir");
 
     let mut config = Config::default();
@@ -70,9 +66,7 @@ pub(crate) async fn spawn_app_on_with(
     }
     adjust(&mut config);
 
-    let app = natter::Application::build(config)
-        .await
-        .expect("the application builds");
+    let app = natter::Application::build(config).await.expect("the application builds");
     let addr = app.local_addr();
     let server = tokio::spawn(async move {
         if let Err(error) = app.run_until_stopped().await {

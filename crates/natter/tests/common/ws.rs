@@ -46,20 +46,9 @@ impl WsClient {
     /// Reads the first frame and checks it is the `hello` of `user`'s session.
     pub(crate) async fn expect_hello(&mut self, user: &TestUser) {
         let hello = self.next_frame().await;
-        assert_eq!(
-            hello["type"], "hello",
-            "the first server frame is hello, got {hello}"
-        );
-        assert_eq!(
-            hello["user_id"],
-            user.id.as_str(),
-            "hello names the user: {hello}"
-        );
-        assert_eq!(
-            hello["session_id"],
-            user.session_id.as_str(),
-            "hello names the session"
-        );
+        assert_eq!(hello["type"], "hello", "the first server frame is hello, got {hello}");
+        assert_eq!(hello["user_id"], user.id.as_str(), "hello names the user: {hello}");
+        assert_eq!(hello["session_id"], user.session_id.as_str(), "hello names the session");
     }
 
     pub(crate) async fn send_json(&mut self, frame: Value) {
@@ -67,10 +56,7 @@ impl WsClient {
     }
 
     pub(crate) async fn send_text(&mut self, text: &str) {
-        self.stream
-            .send(Message::text(text))
-            .await
-            .expect("send a WebSocket frame");
+        self.stream.send(Message::text(text)).await.expect("send a WebSocket frame");
     }
 
     /// The next JSON frame, within [`FRAME_TIMEOUT`]. Control frames are skipped; a close or a
@@ -111,10 +97,7 @@ impl WsClient {
     }
 
     /// Reads frames until one satisfies `done`; returns every frame read, that one last.
-    pub(crate) async fn frames_until(
-        &mut self,
-        mut done: impl FnMut(&Value) -> bool,
-    ) -> Vec<Value> {
+    pub(crate) async fn frames_until(&mut self, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {
         let mut frames = Vec::new();
         loop {
             let frame = self.next_frame().await;
@@ -139,13 +122,23 @@ impl WsClient {
         found.into_iter().flatten().collect()
     }
 
+    /// Reads frames until each matcher has matched one, in any order; returns the first match of
+    /// each, in the order of `matchers`.
+    pub(crate) async fn expect_all(&mut self, matchers: &[&dyn Fn(&Value) -> bool]) -> Vec<Value> {
+        let mut found: Vec<Option<Value>> = vec![None; matchers.len()];
+        while found.iter().any(Option::is_none) {
+            let frame = self.next_frame().await;
+            for (slot, matches) in found.iter_mut().zip(matchers) {
+                if slot.is_none() && matches(&frame) {
+                    *slot = Some(frame.clone());
+                }
+            }
+        }
+        found.into_iter().flatten().collect()
+    }
+
     /// Sends a `send` frame for a text and returns the `sent` or `error` frame with its id.
-    pub(crate) async fn send_message(
-        &mut self,
-        conversation: &str,
-        client_msg_id: &str,
-        text: &str,
-    ) -> Value {
+    pub(crate) async fn send_message(&mut self, conversation: &str, client_msg_id: &str, text: &str) -> Value {
         let id = super::client_msg_id();
         self.send_json(json!({
             "type": "send",
@@ -183,8 +176,8 @@ impl WsClient {
 }
 
 fn parse_frame(text: &str) -> Value {
-    let value: Value = serde_json::from_str(text)
-        .unwrap_or_else(|error| panic!("a server frame is not JSON ({error}): {text}"));
+    let value: Value =
+        serde_json::from_str(text).unwrap_or_else(|error| panic!("a server frame is not JSON ({error}): {text}"));
     if let Err(error) = serde_json::from_value::<ServerFrame>(value.clone()) {
         panic!("a server frame does not match the protocol ({error}): {text}");
     }

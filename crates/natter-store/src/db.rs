@@ -1,0 +1,174 @@
+//! Pools, migrations, and the helpers every area shares (errors, times, placeholders).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::DateTime;
+use natter_core::model::Time;
+use natter_core::store::{StoreError, StoreResult};
+use sqlx::any::AnyPoolOptions;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor};
+
+/// Writer connections: WAL lets readers run while the one writer commits; NORMAL is durable
+/// across application crashes (only an OS crash may lose the last commits), at a fraction of
+/// FULL's fsyncs.
+const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+/// Reader connections refuse writes, so a write that bypasses the single writer fails loudly
+/// instead of racing it for the lock.
+const SQLITE_READER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+     PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;";
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The pools. On SQLite every write transaction goes through `write`, a pool of one connection:
+/// SQLite has one writer anyway, and queueing in the pool avoids `SQLITE_BUSY` when a deferred
+/// transaction upgrades its lock. On PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub(crate) struct Db {
+    pub(crate) read: AnyPool,
+    pub(crate) write: AnyPool,
+}
+
+impl Db {
+    pub(crate) async fn connect(url: &str, max_connections: u32) -> StoreResult<Db> {
+        sqlx::any::install_default_drivers();
+        let max_connections = max_connections.max(1);
+        let db = match dialect_of(url)? {
+            Dialect::Sqlite => {
+                let url = sqlite_url(url);
+                // The writer connects first so the database is created and in WAL mode before
+                // any reader opens it.
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None)
+                    .max_lifetime(None)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move { connection.execute(SQLITE_WRITER_PRAGMAS).await.map(drop) })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(backend)?;
+                migrate(&write, SQLITE_MIGRATIONS).await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move { connection.execute(SQLITE_READER_PRAGMAS).await.map(drop) })
+                    })
+                    .connect(&url)
+                    .await
+                    .map_err(backend)?;
+                Db { read, write }
+            }
+            Dialect::Postgres => {
+                let pool =
+                    AnyPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
+                migrate(&pool, POSTGRES_MIGRATIONS).await?;
+                Db { read: pool.clone(), write: pool }
+            }
+        };
+        Ok(db)
+    }
+
+    pub(crate) async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+fn dialect_of(url: &str) -> StoreResult<Dialect> {
+    if url.starts_with("sqlite:") {
+        Ok(Dialect::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Dialect::Postgres)
+    } else {
+        Err(StoreError::Backend("database URL must start with sqlite: or postgres://".into()))
+    }
+}
+
+/// `sqlite://PATH` (or `sqlite:PATH`), opened read-write and created when missing.
+fn sqlite_url(url: &str) -> String {
+    if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Migrations are compiled in, so the binary needs no files next to it. PostgreSQL's migrator
+/// takes an advisory lock, so several processes may start at once.
+async fn migrate(pool: &AnyPool, migrations: &'static [(i64, &'static str, &'static str)]) -> StoreResult<()> {
+    let migrator = Migrator::new(Embedded(migrations)).await.map_err(|error| StoreError::Backend(error.to_string()))?;
+    migrator.run(pool).await.map_err(|error| StoreError::Backend(format!("migration failed: {error}")))
+}
+
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let migrations = self
+            .0
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+pub(crate) fn backend(error: sqlx::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.is_unique_violation())
+}
+
+/// A unique violation becomes `Conflict(what)`, anything else `Backend`.
+pub(crate) fn conflict_on(what: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+    move |error| if is_unique_violation(&error) { StoreError::Conflict(what) } else { backend(error) }
+}
+
+/// Times are stored as unix milliseconds.
+pub(crate) fn millis(time: Time) -> i64 {
+    time.timestamp_millis()
+}
+
+pub(crate) fn time_from_millis(millis: i64) -> StoreResult<Time> {
+    DateTime::from_timestamp_millis(millis).ok_or_else(|| StoreError::Backend(format!("bad timestamp {millis}")))
+}
+
+/// `time` as it reads back after storing (millisecond precision), so that what a write returns
+/// equals what a later read returns.
+pub(crate) fn stored_time(time: Time) -> StoreResult<Time> {
+    time_from_millis(millis(time))
+}
+
+pub(crate) fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// `$first, $first+1, …` for `count` values: for `IN (…)` lists built at run time.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+/// The pair `(a, b)` with the lower id first: how pairs are keyed.
+pub(crate) fn ordered_pair<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b { (a, b) } else { (b, a) }
+}

@@ -1,0 +1,157 @@
+//! Effects: the change an entry records is applied in the transaction that appends it.
+
+use natter_core::model::{MemberRole, MessageKind};
+use natter_core::store::{Effect, Store};
+
+use crate::fixtures::{at, event, group, member, send, system, user};
+use crate::harness::TestDb;
+
+pub(crate) async fn membership_effects(db: &TestDb) {
+    let store = &db.store;
+    let (a, b, c) = (user(store, "ann", "Ann").await, user(store, "ben", "Ben").await, user(store, "cy", "Cy").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    send(store, &g.id, &a, "before c", at(1)).await;
+
+    let added = system(
+        store,
+        &g.id,
+        &a,
+        "members_added",
+        Effect::AddMembers(vec![member(&g.id, &c, MemberRole::Member, at(2))]),
+        at(2),
+    )
+    .await;
+    assert_eq!(added.seq, 3);
+    let joined = store.member(&g.id, &c.id).await.expect("member").expect("c is a member");
+    assert_eq!((joined.role, joined.joined_seq, joined.read_seq), (MemberRole::Member, 3, 3));
+    assert_eq!(store.member_count(&g.id).await.expect("count"), 3);
+
+    system(store, &g.id, &a, "role_changed", Effect::SetRole(b.id.clone(), MemberRole::Admin), at(3)).await;
+    assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").role, MemberRole::Admin);
+
+    let transfer = Effect::TransferOwnership { from: a.id.clone(), to: b.id.clone() };
+    system(store, &g.id, &a, "owner_changed", transfer, at(4)).await;
+    assert_eq!(store.member(&g.id, &a.id).await.expect("member").expect("member").role, MemberRole::Admin);
+    assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").role, MemberRole::Owner);
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("exists").owner_id, Some(b.id.clone()));
+    // members() lists by role: owner, admins, members.
+    let listed: Vec<_> = store.members(&g.id).await.expect("members").into_iter().map(|m| m.user_id).collect();
+    assert_eq!(listed, [b.id.clone(), a.id.clone(), c.id.clone()]);
+
+    let removed = system(store, &g.id, &b, "member_removed", Effect::RemoveMember(c.id.clone()), at(5)).await;
+    assert_eq!(removed.seq, 6);
+    assert_eq!(store.member(&g.id, &c.id).await.expect("member"), None);
+    assert_eq!(store.member_count(&g.id).await.expect("count"), 2);
+    let mut ids = store.member_ids(&g.id).await.expect("ids");
+    ids.sort();
+    let mut expected = vec![a.id.clone(), b.id.clone()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(store.conversations_of(&c.id).await.expect("list").is_empty(), "a removed member no longer lists it");
+}
+
+pub(crate) async fn conversation_effects(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "dan", "Dan").await, user(store, "eve", "Eve").await);
+    let (g, _) = group(store, "old", &a, &[&b], at(0)).await;
+
+    let update = Effect::UpdateConversation {
+        name: Some("new".into()),
+        announcement: None,
+        avatar: Some(Some("file-1".into())),
+    };
+    system(store, &g.id, &a, "updated", update, at(10)).await;
+    let changed = store.conversation(&g.id).await.expect("get").expect("exists");
+    assert_eq!(changed.name, "new");
+    assert_eq!(changed.announcement.as_deref(), Some("welcome"), "an absent field is left alone");
+    assert_eq!(changed.avatar.as_deref(), Some("file-1"));
+    assert_eq!((changed.last_seq, changed.updated_at), (2, at(10)));
+
+    let update = Effect::UpdateConversation { name: None, announcement: Some("read the rules".into()), avatar: None };
+    system(store, &g.id, &a, "updated", update, at(11)).await;
+    let changed = store.conversation(&g.id).await.expect("get").expect("exists");
+    assert_eq!((changed.name.as_str(), changed.avatar.as_deref()), ("new", Some("file-1")));
+    assert_eq!(changed.announcement.as_deref(), Some("read the rules"));
+
+    let clear = Effect::UpdateConversation { name: None, announcement: None, avatar: Some(None) };
+    system(store, &g.id, &a, "updated", clear, at(12)).await;
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("exists").avatar, None);
+
+    system(store, &g.id, &a, "dissolved", Effect::Dissolve, at(13)).await;
+    let gone = store.conversation(&g.id).await.expect("get").expect("kept for history");
+    assert!(gone.dissolved);
+    assert_eq!(gone.last_seq, 5);
+    assert!(store.members(&g.id).await.expect("members").is_empty());
+    assert!(store.conversations_of(&a.id).await.expect("list").is_empty());
+    assert!(store.conversations_of(&b.id).await.expect("list").is_empty());
+}
+
+pub(crate) async fn edit_and_recall(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "fay", "Fay").await, user(store, "gus", "Gus").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    let original = send(store, &g.id, &a, "helo", at(1)).await;
+    let other = send(store, &g.id, &b, "untouched", at(2)).await;
+
+    let edit = Effect::Edit { target_seq: original.seq, text: "hello".into() };
+    let entry = event(store, &g.id, &a, MessageKind::Edit, Some(original.seq), edit, at(5)).await;
+    assert_eq!((entry.seq, entry.kind, entry.target_seq), (4, MessageKind::Edit, Some(original.seq)));
+    let edited = store.message_at(&g.id, original.seq).await.expect("at").expect("stored");
+    assert_eq!(edited.text.as_deref(), Some("hello"));
+    assert_eq!(edited.edited_at, Some(at(5)));
+    assert_eq!((edited.id, edited.seq, edited.created_at), (original.id.clone(), original.seq, original.created_at));
+    assert_eq!(
+        store.message_at(&g.id, other.seq).await.expect("at").expect("stored"),
+        other,
+        "only the target changes"
+    );
+
+    let recall = Effect::Recall { target_seq: original.seq };
+    event(store, &g.id, &a, MessageKind::Recall, Some(original.seq), recall, at(6)).await;
+    let recalled = store.message_at(&g.id, original.seq).await.expect("at").expect("stored");
+    assert!(recalled.recalled);
+    assert_eq!((recalled.text, recalled.file_id), (None, None));
+
+    // An edit that reaches a recalled entry does not bring its text back.
+    let late = Effect::Edit { target_seq: original.seq, text: "back again".into() };
+    event(store, &g.id, &a, MessageKind::Edit, Some(original.seq), late, at(7)).await;
+    let still = store.message_at(&g.id, original.seq).await.expect("at").expect("stored");
+    assert!(still.recalled);
+    assert_eq!(still.text, None);
+    // The log keeps every event, in order: a device catching up replays them.
+    let log = store.messages_after(&g.id, original.seq, 0, 10).await.expect("page");
+    let kinds: Vec<_> = log.iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [MessageKind::Text, MessageKind::Edit, MessageKind::Recall, MessageKind::Edit]);
+}
+
+pub(crate) async fn reactions(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "hal", "Hal").await, user(store, "ivy", "Ivy").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    let target = send(store, &g.id, &a, "react to me", at(1)).await;
+    let seq = target.seq;
+    let add = |emoji: &str| Effect::AddReaction { target_seq: seq, emoji: emoji.to_owned() };
+
+    event(store, &g.id, &b, MessageKind::Reaction, Some(seq), add("👍"), at(2)).await;
+    event(store, &g.id, &a, MessageKind::Reaction, Some(seq), add("👍"), at(3)).await;
+    event(store, &g.id, &b, MessageKind::Reaction, Some(seq), add("😂"), at(4)).await;
+    // The same person adding the same emoji again is an entry in the log but not a second reaction.
+    let again = event(store, &g.id, &b, MessageKind::Reaction, Some(seq), add("👍"), at(5)).await;
+    assert_eq!(again.seq, 6);
+    let current = store.message_at(&g.id, seq).await.expect("at").expect("stored").reactions;
+    assert_eq!(
+        current,
+        vec![("👍".to_owned(), b.id.clone()), ("👍".to_owned(), a.id.clone()), ("😂".to_owned(), b.id.clone())]
+    );
+
+    let remove = Effect::RemoveReaction { target_seq: seq, emoji: "👍".into() };
+    event(store, &g.id, &b, MessageKind::Reaction, Some(seq), remove.clone(), at(6)).await;
+    let current = store.message_at(&g.id, seq).await.expect("at").expect("stored").reactions;
+    assert_eq!(current, vec![("👍".to_owned(), a.id.clone()), ("😂".to_owned(), b.id.clone())]);
+    // Removing what is not there changes nothing.
+    event(store, &g.id, &b, MessageKind::Reaction, Some(seq), remove, at(7)).await;
+    let page = store.messages_after(&g.id, 0, 0, 50).await.expect("page");
+    let in_page = page.iter().find(|m| m.seq == seq).expect("in page");
+    assert_eq!(in_page.reactions, current);
+    assert!(page.iter().filter(|m| m.kind == MessageKind::Reaction).all(|m| m.reactions.is_empty()));
+}

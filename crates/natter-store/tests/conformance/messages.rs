@@ -1,0 +1,195 @@
+use std::sync::Arc;
+
+use natter_core::ids::ConversationId;
+use natter_core::model::{MessageKind, SystemEvent};
+use natter_core::store::{AppendOutcome, Effect, NewEntry, Store};
+
+use crate::fixtures::{at, befriend, event, group, send, seqs, system, text, user};
+use crate::harness::TestDb;
+
+pub(crate) async fn append_is_gap_free_under_concurrency(db: &TestDb) {
+    let store = Arc::new(db.store.clone());
+    let (a, b) = (user(&*store, "ali", "Ali").await, user(&*store, "bob", "Bob").await);
+    let direct = befriend(&*store, &a, &b, at(0)).await;
+
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = Arc::clone(&store);
+        let sender = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let direct = direct.clone();
+        tasks.push(tokio::spawn(async move {
+            let message = text(&direct, &sender, &format!("m{i}"), at(i));
+            store.append(NewEntry { message, effect: Effect::None }).await
+        }));
+    }
+    let mut assigned = Vec::new();
+    for task in tasks {
+        match task.await.expect("task").expect("append") {
+            AppendOutcome::Appended(message) => assigned.push(message.seq),
+            other => panic!("expected Appended, got {other:?}"),
+        }
+    }
+    assigned.sort();
+    assert_eq!(assigned, (1..=100).collect::<Vec<_>>());
+    let stored = store.messages_after(&direct, 0, 0, 200).await.expect("page");
+    assert_eq!(seqs(&stored), (1..=100).collect::<Vec<_>>());
+    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, 100);
+    // Each sender's marker is at their own newest entry.
+    for user in [&a, &b] {
+        let newest = stored.iter().filter(|m| m.sender_id == user.id).map(|m| m.seq).max().expect("sent some");
+        let member = store.member(&direct, &user.id).await.expect("member").expect("member");
+        assert_eq!(member.read_seq, newest);
+    }
+}
+
+pub(crate) async fn append_is_idempotent_per_sender_and_client_id(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "cal", "Cal").await, user(store, "dee", "Dee").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    let mut message = text(&g.id, &a, "hello", at(10));
+    message.client_msg_id = Some("same".into());
+    message.mentions = vec![b.id.clone()];
+    message.reply_to = Some(1);
+    let first = match store.append(NewEntry { message: message.clone(), effect: Effect::None }).await.expect("append") {
+        AppendOutcome::Appended(first) => first,
+        other => panic!("expected Appended, got {other:?}"),
+    };
+    assert_eq!(first, natter_core::model::Message { seq: 2, ..message.clone() });
+
+    // The same sender and client id: the original, nothing stored, whatever the new body says.
+    let mut resend = text(&g.id, &a, "hello again", at(11));
+    resend.client_msg_id = Some("same".into());
+    let outcome = store.append(NewEntry { message: resend, effect: Effect::None }).await.expect("append");
+    assert_eq!(outcome, AppendOutcome::Duplicate(first.clone()));
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("exists").last_seq, 2);
+    assert_eq!(store.message_by_client_id(&a.id, "same").await.expect("lookup"), Some(first.clone()));
+    assert_eq!(store.message_by_client_id(&b.id, "same").await.expect("lookup"), None);
+
+    // Another sender may use the same client id.
+    let mut other = text(&g.id, &b, "hi", at(12));
+    other.client_msg_id = Some("same".into());
+    let other = match store.append(NewEntry { message: other, effect: Effect::None }).await.expect("append") {
+        AppendOutcome::Appended(other) => other,
+        outcome => panic!("expected Appended, got {outcome:?}"),
+    };
+    assert_eq!(other.seq, 3);
+    // Entries without a client id (events) never collide.
+    system(store, &g.id, &a, "renamed", Effect::None, at(13)).await;
+    system(store, &g.id, &a, "renamed", Effect::None, at(14)).await;
+    assert_eq!(store.message_at(&g.id, 5).await.expect("at").expect("stored").client_msg_id, None);
+}
+
+pub(crate) async fn concurrent_resends_store_one_entry(db: &TestDb) {
+    let store = Arc::new(db.store.clone());
+    let (a, b) = (user(&*store, "eli", "Eli").await, user(&*store, "fox", "Fox").await);
+    let direct = befriend(&*store, &a, &b, at(0)).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = Arc::clone(&store);
+        let mut message = text(&direct, &a, "once", at(i));
+        message.client_msg_id = Some("retry".into());
+        tasks.push(tokio::spawn(async move { store.append(NewEntry { message, effect: Effect::None }).await }));
+    }
+    let mut appended = Vec::new();
+    let mut duplicates = Vec::new();
+    for task in tasks {
+        match task.await.expect("task").expect("append") {
+            AppendOutcome::Appended(message) => appended.push(message),
+            AppendOutcome::Duplicate(message) => duplicates.push(message),
+            AppendOutcome::ConversationGone => panic!("the conversation exists"),
+        }
+    }
+    assert_eq!(appended.len(), 1, "exactly one append stores the entry");
+    assert_eq!(duplicates.len(), 19);
+    assert!(duplicates.iter().all(|d| d == &appended[0]));
+    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, 1);
+    assert_eq!(seqs(&store.messages_after(&direct, 0, 0, 10).await.expect("page")), [1]);
+}
+
+pub(crate) async fn append_to_missing_or_dissolved_conversation(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "gil", "Gil").await, user(store, "hu", "Hu").await);
+    let missing = text(&ConversationId::from("nope"), &a, "x", at(1));
+    let outcome = store.append(NewEntry { message: missing, effect: Effect::None }).await.expect("append");
+    assert_eq!(outcome, AppendOutcome::ConversationGone);
+
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    let last = system(store, &g.id, &a, "dissolved", Effect::Dissolve, at(2)).await;
+    assert_eq!(last.seq, 2);
+    let conversation = store.conversation(&g.id).await.expect("get").expect("kept");
+    assert!(conversation.dissolved);
+    assert_eq!(store.member_count(&g.id).await.expect("count"), 0);
+    let late = text(&g.id, &b, "late", at(3));
+    let outcome = store.append(NewEntry { message: late, effect: Effect::None }).await.expect("append");
+    assert_eq!(outcome, AppendOutcome::ConversationGone);
+    // A refused append takes no seq.
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("kept").last_seq, 2);
+    assert_eq!(store.message_at(&g.id, 3).await.expect("at"), None);
+}
+
+pub(crate) async fn paging_both_ways_with_min_seq(db: &TestDb) {
+    let store = &db.store;
+    let (a, b) = (user(store, "ida", "Ida").await, user(store, "jo", "Jo").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    for i in 2..=11 {
+        send(store, &g.id, if i % 2 == 0 { &a } else { &b }, &format!("m{i}"), at(i)).await;
+    }
+    let like = Effect::AddReaction { target_seq: 5, emoji: "🎉".into() };
+    event(store, &g.id, &b, MessageKind::Reaction, Some(5), like, at(20)).await;
+    let id = &g.id;
+
+    assert_eq!(seqs(&store.messages_after(id, 0, 0, 3).await.expect("page")), [1, 2, 3]);
+    assert_eq!(seqs(&store.messages_after(id, 9, 0, 50).await.expect("page")), [10, 11, 12]);
+    assert!(store.messages_after(id, 12, 0, 50).await.expect("page").is_empty());
+    assert_eq!(seqs(&store.messages_before(id, i64::MAX, 0, 3).await.expect("page")), [12, 11, 10]);
+    assert_eq!(seqs(&store.messages_before(id, 3, 0, 10).await.expect("page")), [2, 1]);
+    assert!(store.messages_before(id, 1, 0, 10).await.expect("page").is_empty());
+    // min_seq hides what came before a member joined.
+    assert_eq!(seqs(&store.messages_after(id, 0, 5, 3).await.expect("page")), [5, 6, 7]);
+    assert_eq!(seqs(&store.messages_before(id, 7, 5, 10).await.expect("page")), [6, 5]);
+    assert!(store.messages_before(id, 5, 5, 10).await.expect("page").is_empty());
+    assert!(store.messages_after(&ConversationId::from("nope"), 0, 0, 10).await.expect("page").is_empty());
+
+    // Pages carry the current reactions, and equal single reads.
+    let page = store.messages_after(id, 3, 0, 4).await.expect("page");
+    let five = page.iter().find(|m| m.seq == 5).expect("in page");
+    assert_eq!(five.reactions, vec![("🎉".to_owned(), b.id.clone())]);
+    assert!(page.iter().filter(|m| m.seq != 5).all(|m| m.reactions.is_empty()));
+    for message in &page {
+        assert_eq!(store.message_at(id, message.seq).await.expect("at").as_ref(), Some(message));
+    }
+    assert_eq!(store.message_at(id, 99).await.expect("at"), None);
+}
+
+pub(crate) async fn mark_read_never_moves_back(db: &TestDb) {
+    let store = &db.store;
+    let (a, b, c) = (user(store, "kim", "Kim").await, user(store, "lu", "Lu").await, user(store, "mo", "Mo").await);
+    let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
+    for i in 2..=6 {
+        send(store, &g.id, &a, &format!("m{i}"), at(i)).await;
+    }
+    send(store, &g.id, &b, "mine", at(7)).await;
+    let event =
+        SystemEvent { event: "renamed".into(), actor_id: a.id.clone(), user_ids: vec![], name: None, role: None };
+    let rename = Effect::UpdateConversation { name: Some("h".into()), announcement: None, avatar: None };
+    let renamed = natter_core::store::system_message(g.id.clone(), event, at(8));
+    store.append(NewEntry { message: renamed, effect: rename }).await.expect("append");
+    // b: seq 7 is b's own (b's marker moved there); 8 is a system entry. Nothing unread.
+    assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").read_seq, 7);
+
+    assert_eq!(store.mark_read(&g.id, &b.id, 3).await.expect("read"), Some((7, 0)));
+    // a's view: marker at 8 (own entry); moving back is refused.
+    assert_eq!(store.mark_read(&g.id, &a.id, 2).await.expect("read"), Some((8, 0)));
+
+    let (h, _) = group(store, "h", &a, &[&c], at(10)).await;
+    for i in 2..=6 {
+        send(store, &h.id, &a, &format!("n{i}"), at(10 + i)).await;
+    }
+    assert_eq!(store.mark_read(&h.id, &c.id, 3).await.expect("read"), Some((3, 3)));
+    assert_eq!(store.mark_read(&h.id, &c.id, 2).await.expect("read"), Some((3, 3)));
+    // Past the end: the marker stops at last_seq.
+    assert_eq!(store.mark_read(&h.id, &c.id, 1000).await.expect("read"), Some((6, 0)));
+    assert_eq!(store.member(&h.id, &c.id).await.expect("member").expect("member").read_seq, 6);
+    assert_eq!(store.mark_read(&h.id, &b.id, 3).await.expect("read"), None);
+    assert_eq!(store.mark_read(&ConversationId::from("nope"), &a.id, 3).await.expect("read"), None);
+}
