@@ -8,7 +8,8 @@
 # * natter-core depends on natter-proto only, and on none of sqlx, axum, tonic;
 # * the adapters (natter-store, natter-bus) and natter-gateway use no natter crate but proto/core,
 #   so the gateway never reaches storage or the bus except through core's ports;
-# * only natter-store uses sqlx directly, only natter-gateway axum, only natter-rpc tonic.
+# * only natter-store uses sqlx directly, only natter-gateway (and natter-bench's ceiling server)
+#   axum, only natter-rpc tonic; natter-bench uses natter-proto only.
 #
 # Prints every violation, exits 1 if there was any. Run from anywhere.
 set -euo pipefail
@@ -62,11 +63,12 @@ forbid_prefix() {
     done
 }
 
-# only_user PACKAGE CRATE: no workspace crate but CRATE depends directly on PACKAGE.
+# only_user PACKAGE CRATE...: no workspace crate but the CRATEs depends directly on PACKAGE.
 only_user() {
-    local package=$1 allowed=$2 user
+    local package=$1 user
+    shift
     for user in $(direct_dependents "$package"); do
-        [[ $user == "$allowed" ]] || fail "$user depends on $package directly (only $allowed may)"
+        [[ " $* " == *" $user "* ]] || fail "$user depends on $package directly (only $* may)"
     done
 }
 
@@ -77,9 +79,12 @@ allow_natter natter-store natter-proto natter-core
 allow_natter natter-bus natter-proto natter-core
 allow_natter natter-gateway natter-proto natter-core
 forbid_prefix natter-gateway sqlx
+# The benchmark is a client of the public contract: wire types only.
+allow_natter natter-bench natter-proto
 only_user sqlx natter-store
 only_user sqlx-core natter-store
-only_user axum natter-gateway
+# natter-bench's ceiling server must use the same WebSocket library as the gateway.
+only_user axum natter-gateway natter-bench
 only_user tonic natter-rpc
 
 if [[ $failures -gt 0 ]]; then

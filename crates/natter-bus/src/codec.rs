@@ -1,34 +1,38 @@
 //! The byte encoding of an [`Event`] on the NATS subject.
 //!
 //! ```text
-//! +---------+----------------------+-------------------------------+--------------------+
-//! | version | recipients length N  | recipients                    | frame              |
-//! | 1 byte  | u32, big-endian      | N bytes: JSON array of string | the rest, verbatim |
-//! | = 1     |                      | user ids, e.g. ["a1","b2"]    | (a JSON frame)     |
-//! +---------+----------------------+-------------------------------+--------------------+
+//! +---------+---------------+--------------------+---------------+----------------------+-----------+
+//! | version | recipients    | recipients         | position      | position             | frame     |
+//! | 1 byte  | length N: u32 | N bytes: JSON      | length P: u32 | P bytes: JSON        | the rest, |
+//! | = 2     | big-endian    | array of user ids  | big-endian    | ["conv-id", seq] or  | verbatim  |
+//! |         |               | e.g. ["a1","b2"]   |               | null                 |           |
+//! +---------+---------------+--------------------+---------------+----------------------+-----------+
 //! ```
 //!
-//! The frame is carried untouched so that it is encoded once, by the publisher, and written to
-//! every socket as is. The version byte lets a later encoding be rolled out while old and new
-//! nodes share a subject: a node skips (and logs) what it cannot read.
+//! Version 1 (still read) had no position section. The frame is carried untouched so that it is
+//! encoded once, by the publisher, and written to every socket as is. The version byte lets a
+//! later encoding be rolled out while old and new nodes share a subject: a node skips (and logs)
+//! what it cannot read.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use natter_core::bus::Event;
-use natter_core::ids::UserId;
+use natter_core::bus::{Event, LogPosition};
+use natter_core::ids::{ConversationId, Seq, UserId};
 
-/// The only encoding so far.
-pub const VERSION: u8 = 1;
-
-const HEADER_LEN: usize = 1 + 4;
+/// The encoding written.
+pub const VERSION: u8 = 2;
+/// The encoding before positions; still decoded.
+const VERSION_1: u8 = 1;
 
 /// Why a payload could not be decoded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Fewer bytes than the header or than the recipients length announces.
+    /// Fewer bytes than the header or than a section's length announces.
     Truncated,
     UnknownVersion(u8),
     /// The recipients are not a JSON array of strings.
     BadRecipients(String),
+    /// The position is neither null nor `[string, integer]`.
+    BadPosition(String),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -36,9 +40,8 @@ impl std::fmt::Display for DecodeError {
         match self {
             Self::Truncated => f.write_str("payload truncated"),
             Self::UnknownVersion(version) => write!(f, "unknown encoding version {version}"),
-            Self::BadRecipients(cause) => {
-                write!(f, "recipients are not a JSON string array: {cause}")
-            }
+            Self::BadRecipients(cause) => write!(f, "recipients are not a JSON string array: {cause}"),
+            Self::BadPosition(cause) => write!(f, "position is not [conversation, seq] or null: {cause}"),
         }
     }
 }
@@ -47,36 +50,55 @@ impl std::error::Error for DecodeError {}
 
 /// Encode an event for the wire.
 pub fn encode_event(event: &Event) -> Bytes {
-    // Serialising a slice of strings cannot fail; fall back to an empty array rather than panic.
+    // Serialising strings and integers cannot fail; fall back to empty sections rather than panic.
     let recipients = serde_json::to_vec(&event.recipients).unwrap_or_else(|_| b"[]".to_vec());
-    let mut out = BytesMut::with_capacity(HEADER_LEN + recipients.len() + event.frame.len());
+    let position = event.position.as_ref().map(|p| (p.conversation.as_str(), p.seq));
+    let position = serde_json::to_vec(&position).unwrap_or_else(|_| b"null".to_vec());
+    let mut out = BytesMut::with_capacity(1 + 4 + recipients.len() + 4 + position.len() + event.frame.len());
     out.put_u8(VERSION);
     // Recipients of one event are bounded by a group's size, far below 4 GiB.
     out.put_u32(u32::try_from(recipients.len()).unwrap_or(u32::MAX));
     out.put_slice(&recipients);
+    out.put_u32(u32::try_from(position.len()).unwrap_or(u32::MAX));
+    out.put_slice(&position);
     out.put_slice(&event.frame);
     out.freeze()
 }
 
-/// Decode a payload written by [`encode_event`]. The frame shares the payload's buffer.
+/// Decode a payload written by [`encode_event`] (or by a version 1 node). The frame shares the
+/// payload's buffer.
 pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
-    let Some((&version, rest)) = payload.split_first() else {
+    let Some(&version) = payload.first() else {
         return Err(DecodeError::Truncated);
     };
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(DecodeError::UnknownVersion(version));
     }
+    let (recipients, mut offset) = section(payload, 1)?;
+    let recipients: Vec<UserId> =
+        serde_json::from_slice(recipients).map_err(|error| DecodeError::BadRecipients(error.to_string()))?;
+    let mut position = None;
+    if version == VERSION {
+        let (encoded, next) = section(payload, offset)?;
+        let decoded: Option<(String, Seq)> =
+            serde_json::from_slice(encoded).map_err(|error| DecodeError::BadPosition(error.to_string()))?;
+        position = decoded.map(|(conversation, seq)| LogPosition { conversation: ConversationId(conversation), seq });
+        offset = next;
+    }
+    Ok(Event { recipients, frame: payload.slice(offset..), position })
+}
+
+/// The length-prefixed section at `offset`, and the offset after it.
+fn section(payload: &[u8], offset: usize) -> Result<(&[u8], usize), DecodeError> {
+    let rest = payload.get(offset..).ok_or(DecodeError::Truncated)?;
     let Some((len, _)) = rest.split_first_chunk::<4>() else {
         return Err(DecodeError::Truncated);
     };
     let len = usize::try_from(u32::from_be_bytes(*len)).map_err(|_| DecodeError::Truncated)?;
-    let frame_start = HEADER_LEN.checked_add(len).ok_or(DecodeError::Truncated)?;
-    if payload.len() < frame_start {
-        return Err(DecodeError::Truncated);
-    }
-    let recipients: Vec<UserId> = serde_json::from_slice(&payload[HEADER_LEN..frame_start])
-        .map_err(|error| DecodeError::BadRecipients(error.to_string()))?;
-    Ok(Event { recipients, frame: payload.slice(frame_start..) })
+    let start = offset + 4;
+    let end = start.checked_add(len).ok_or(DecodeError::Truncated)?;
+    let bytes = payload.get(start..end).ok_or(DecodeError::Truncated)?;
+    Ok((bytes, end))
 }
 
 #[cfg(test)]
@@ -84,7 +106,7 @@ mod tests {
     use super::*;
 
     fn event(recipients: &[&str], frame: &'static [u8]) -> Event {
-        Event { recipients: recipients.iter().map(|id| UserId::from(*id)).collect(), frame: Bytes::from_static(frame) }
+        Event::new(recipients.iter().map(|id| UserId::from(*id)).collect(), Bytes::from_static(frame))
     }
 
     #[test]
@@ -95,23 +117,37 @@ mod tests {
     }
 
     #[test]
+    fn round_trips_a_log_position() {
+        let mut original = event(&["u1"], b"{}");
+        original.position = Some(LogPosition { conversation: ConversationId::from("c-9"), seq: 42 });
+        assert_eq!(decode_event(&encode_event(&original)).expect("decodes"), original);
+    }
+
+    #[test]
     fn round_trips_empty_recipients_and_empty_frame() {
         let original = event(&[], b"");
         let encoded = encode_event(&original);
-        assert_eq!(&encoded[..], b"\x01\x00\x00\x00\x02[]");
+        assert_eq!(&encoded[..], b"\x02\x00\x00\x00\x02[]\x00\x00\x00\x04null");
         assert_eq!(decode_event(&encoded).expect("decodes"), original);
     }
 
     #[test]
-    fn layout_is_version_length_recipients_frame() {
-        let encoded = encode_event(&event(&["u1"], b"FRAME"));
-        assert_eq!(&encoded[..], b"\x01\x00\x00\x00\x06[\"u1\"]FRAME");
+    fn layout_is_version_recipients_position_frame() {
+        let mut positioned = event(&["u1"], b"FRAME");
+        positioned.position = Some(LogPosition { conversation: ConversationId::from("c"), seq: 7 });
+        assert_eq!(&encode_event(&positioned)[..], b"\x02\x00\x00\x00\x06[\"u1\"]\x00\x00\x00\x07[\"c\",7]FRAME");
+    }
+
+    #[test]
+    fn reads_version_1_payloads() {
+        let payload = Bytes::from_static(b"\x01\x00\x00\x00\x06[\"u1\"]FRAME");
+        assert_eq!(decode_event(&payload).expect("decodes"), event(&["u1"], b"FRAME"));
     }
 
     #[test]
     fn rejects_truncated_payloads() {
         let encoded = encode_event(&event(&["u1"], b"x"));
-        for cut in [0, 1, 4, 5, 10] {
+        for cut in [0, 1, 4, 5, 10, 12, 14] {
             let short = encoded.slice(..cut);
             assert_eq!(decode_event(&short), Err(DecodeError::Truncated), "cut at {cut}");
         }
@@ -119,19 +155,25 @@ mod tests {
 
     #[test]
     fn rejects_a_length_beyond_the_payload() {
-        let payload = Bytes::from_static(b"\x01\xff\xff\xff\xff[]");
+        let payload = Bytes::from_static(b"\x02\xff\xff\xff\xff[]");
         assert_eq!(decode_event(&payload), Err(DecodeError::Truncated));
     }
 
     #[test]
     fn rejects_unknown_versions() {
-        let payload = Bytes::from_static(b"\x02\x00\x00\x00\x02[]");
-        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(2)));
+        let payload = Bytes::from_static(b"\x03\x00\x00\x00\x02[]");
+        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(3)));
     }
 
     #[test]
     fn rejects_recipients_that_are_not_strings() {
         let payload = Bytes::from_static(b"\x01\x00\x00\x00\x03[1]");
         assert!(matches!(decode_event(&payload), Err(DecodeError::BadRecipients(_))));
+    }
+
+    #[test]
+    fn rejects_a_malformed_position() {
+        let payload = Bytes::from_static(b"\x02\x00\x00\x00\x02[]\x00\x00\x00\x03[1]");
+        assert!(matches!(decode_event(&payload), Err(DecodeError::BadPosition(_))));
     }
 }

@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     fn event(n: u32) -> Event {
-        Event { recipients: vec![UserId::from(format!("u{n}"))], frame: Bytes::from(n.to_string()) }
+        Event::new(vec![UserId::from(format!("u{n}"))], Bytes::from(n.to_string()))
     }
 
     async fn next(events: &mut BoxStream<'static, Event>) -> Option<Event> {

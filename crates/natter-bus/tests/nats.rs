@@ -37,7 +37,7 @@ async fn next(events: &mut BoxStream<'static, Event>) -> Event {
 }
 
 fn event(recipients: &[&str], frame: &[u8]) -> Event {
-    Event { recipients: recipients.iter().map(|id| UserId::from(*id)).collect(), frame: Bytes::copy_from_slice(frame) }
+    Event::new(recipients.iter().map(|id| UserId::from(*id)).collect(), Bytes::copy_from_slice(frame))
 }
 
 #[tokio::test]

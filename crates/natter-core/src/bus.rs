@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
-use crate::ids::UserId;
+use crate::ids::{ConversationId, Seq, UserId};
 
 /// One notification: an already-encoded server frame and the users whose devices should get it.
 ///
@@ -17,6 +17,24 @@ pub struct Event {
     pub recipients: Vec<UserId>,
     /// A JSON-encoded `natter_proto::ServerFrame`.
     pub frame: Bytes,
+    /// For a log entry: where it sits in its conversation's log, so that a gateway can hand
+    /// entries to sockets in `seq` order even when they reach it out of order (from two
+    /// processes appending to one conversation). `None` for everything else (presence, typing…).
+    pub position: Option<LogPosition>,
+}
+
+/// A log entry's place: its conversation and `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogPosition {
+    pub conversation: ConversationId,
+    pub seq: Seq,
+}
+
+impl Event {
+    /// An event that is not a log entry.
+    pub fn new(recipients: Vec<UserId>, frame: Bytes) -> Self {
+        Self { recipients, frame, position: None }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

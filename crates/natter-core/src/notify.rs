@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use natter_proto::ServerFrame;
 
-use crate::bus::{Bus, Event};
+use crate::bus::{Bus, Event, LogPosition};
 use crate::ids::UserId;
 
 #[derive(Clone)]
@@ -20,6 +20,15 @@ impl Notifier {
     /// Push a frame to every online device of `recipients`. Push may miss (sync repairs), so a
     /// bus failure is logged, not returned: the change it announces is already committed.
     pub async fn publish(&self, recipients: Vec<UserId>, frame: &ServerFrame) {
+        self.publish_at(recipients, frame, None).await;
+    }
+
+    /// Like [`Notifier::publish`], for a frame that carries the log entry at `position`.
+    pub async fn publish_entry(&self, recipients: Vec<UserId>, frame: &ServerFrame, position: LogPosition) {
+        self.publish_at(recipients, frame, Some(position)).await;
+    }
+
+    async fn publish_at(&self, recipients: Vec<UserId>, frame: &ServerFrame, position: Option<LogPosition>) {
         if recipients.is_empty() {
             return;
         }
@@ -30,7 +39,7 @@ impl Notifier {
                 return;
             }
         };
-        if let Err(error) = self.bus.publish(Event { recipients, frame }).await {
+        if let Err(error) = self.bus.publish(Event { recipients, frame, position }).await {
             tracing::warn!(%error, "bus publish failed; clients will catch up by sync");
         }
     }

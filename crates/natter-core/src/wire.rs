@@ -115,3 +115,8 @@ pub fn friend_request_view(request: &FriendRequest, from: &User, to: &User) -> p
         updated_at: request.updated_at,
     }
 }
+
+/// Where an entry sits in its conversation's log, for ordered delivery.
+pub fn position(message: &Message) -> crate::bus::LogPosition {
+    crate::bus::LogPosition { conversation: message.conversation_id.clone(), seq: message.seq }
+}

@@ -15,8 +15,10 @@ use natter_core::bus::Event;
 use natter_core::ids::UserId;
 use parking_lot::RwLock;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::Metrics;
+use crate::sequencer::Sequencer;
 
 /// One registered socket, as the hub sees it.
 struct Socket {
@@ -110,11 +112,26 @@ impl Hub {
         }
     }
 
-    /// Runs until the bus stream ends: every event goes to the local sockets of its recipients.
-    /// The caller subscribes first, so that no event published after start-up is missed.
+    /// Runs until the bus stream ends: every event goes to the local sockets of its recipients,
+    /// log entries in `seq` order per conversation (see [`Sequencer`]). The caller subscribes
+    /// first, so that no event published after start-up is missed.
     pub async fn run_dispatcher(self: Arc<Self>, mut events: BoxStream<'static, Event>) {
-        while let Some(event) = events.next().await {
-            self.deliver(&event);
+        let mut sequencer = Sequencer::default();
+        loop {
+            let deadline = sequencer.next_deadline();
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { break };
+                    for event in sequencer.accept(event, Instant::now()) {
+                        self.deliver(&event);
+                    }
+                }
+                () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    for event in sequencer.expire(Instant::now()) {
+                        self.deliver(&event);
+                    }
+                }
+            }
         }
         tracing::warn!("bus subscription ended");
     }

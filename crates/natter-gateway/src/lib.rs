@@ -10,6 +10,7 @@ pub mod hub;
 pub mod metrics;
 pub mod openapi;
 mod routes;
+pub mod sequencer;
 pub mod state;
 pub mod ws;
 

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::store::{AppendOutcome, Effect, NewEntry, system_message};
 use crate::wire;
+use tokio::sync::OwnedMutexGuard;
 
 pub struct ConversationService {
     deps: Deps,
@@ -158,7 +159,7 @@ impl ConversationService {
         let summaries = self.summaries_for(&members, id).await?;
         let event =
             SystemEvent { event: "dissolved".into(), actor_id: me.clone(), user_ids: vec![], name: None, role: None };
-        let entry = self.append_system_quiet(id, event, Effect::Dissolve).await?;
+        let (entry, _ordered) = self.append_system_quiet(id, event, Effect::Dissolve).await?;
         self.push_entry(&members, &entry).await;
         for (user, summary) in summaries {
             self.deps
@@ -316,7 +317,7 @@ impl ConversationService {
             name: None,
             role: None,
         };
-        let entry = self.append_system_quiet(id, event, Effect::RemoveMember(target.clone())).await?;
+        let (entry, _ordered) = self.append_system_quiet(id, event, Effect::RemoveMember(target.clone())).await?;
         // The one who left sees the entry that records it, and nothing after.
         self.push_entry(&members, &entry).await;
         for user in members.iter().filter(|u| *u != target) {
@@ -356,7 +357,7 @@ impl ConversationService {
     }
 
     async fn append_system(&self, id: &ConversationId, event: SystemEvent, effect: Effect) -> DomainResult<Message> {
-        let entry = self.append_system_quiet(id, event, effect).await?;
+        let (entry, _ordered) = self.append_system_quiet(id, event, effect).await?;
         let members = self.deps.store.member_ids(id).await?;
         self.push_entry(&members, &entry).await;
         Ok(entry)
@@ -367,10 +368,12 @@ impl ConversationService {
         id: &ConversationId,
         event: SystemEvent,
         effect: Effect,
-    ) -> DomainResult<Message> {
+    ) -> DomainResult<(Message, OwnedMutexGuard<()>)> {
+        // The caller holds the guard until it has pushed the entry (see `order`).
+        let ordered = self.deps.log_locks.lock(id).await;
         let message = system_message(id.clone(), event, self.deps.clock.now());
         match self.deps.store.append(NewEntry { message, effect }).await? {
-            AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry) => Ok(entry),
+            AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry) => Ok((entry, ordered)),
             AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
         }
     }
@@ -378,7 +381,11 @@ impl ConversationService {
     async fn push_entry(&self, recipients: &[UserId], entry: &Message) {
         self.deps
             .notifier
-            .publish(recipients.to_vec(), &ServerFrame::Message { message: wire::message_view(entry) })
+            .publish_entry(
+                recipients.to_vec(),
+                &ServerFrame::Message { message: wire::message_view(entry) },
+                wire::position(entry),
+            )
             .await;
     }
 

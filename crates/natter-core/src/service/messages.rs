@@ -86,6 +86,7 @@ impl MessageService {
         message.text = Some(text);
         message.reply_to = input.reply_to;
         message.mentions = mentions;
+        let _ordered = self.deps.log_locks.lock(conversation_id).await;
         match self.deps.store.append(NewEntry { message, effect: Effect::None }).await? {
             AppendOutcome::Appended(message) => {
                 self.push(&message).await?;
@@ -242,6 +243,7 @@ impl MessageService {
     }
 
     async fn append_event(&self, entry: Message, effect: Effect) -> DomainResult<Message> {
+        let _ordered = self.deps.log_locks.lock(&entry.conversation_id).await;
         match self.deps.store.append(NewEntry { message: entry, effect }).await? {
             AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => {
                 self.push(&message).await?;
@@ -254,7 +256,7 @@ impl MessageService {
     async fn push(&self, message: &Message) -> DomainResult<()> {
         let members = self.deps.store.member_ids(&message.conversation_id).await?;
         let frame = ServerFrame::Message { message: wire::message_view(message) };
-        self.deps.notifier.publish(members, &frame).await;
+        self.deps.notifier.publish_entry(members, &frame, wire::position(message)).await;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod conversations;
 pub mod friends;
 pub mod messages;
+pub mod order;
 pub mod rules;
 pub mod throttle;
 pub mod users;
@@ -43,11 +44,20 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub presence: Arc<Presence>,
     pub limits: Limits,
+    /// Keeps this process's pushes of each conversation in `seq` order.
+    pub log_locks: Arc<order::LogLocks>,
 }
 
 impl Deps {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
-        Self { store, notifier: Notifier::new(bus), clock, presence: Arc::new(Presence::default()), limits }
+        Self {
+            store,
+            notifier: Notifier::new(bus),
+            clock,
+            presence: Arc::new(Presence::default()),
+            limits,
+            log_locks: Arc::default(),
+        }
     }
 
     /// The conversation and the caller's membership. A non-member learns nothing: `NotFound`.

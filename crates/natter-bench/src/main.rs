@@ -1,0 +1,128 @@
+//! `natter-bench`: the command line of natter's benchmark (see the library's docs).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use natter_bench::run::{self, Options, Plan, Selection};
+use natter_bench::{ceiling, natter, scenarios};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "natter-bench",
+    version,
+    about = "natter's benchmark: natter against the transport ceiling, NATS and Synapse, in one run"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the scenarios against every selected system and write the report.
+    Run {
+        /// Small sizes (under two minutes, Synapse left out unless named in --only); fails only on
+        /// a correctness error.
+        #[arg(long)]
+        quick: bool,
+        /// Where report.md, report.json, the charts and the servers' work directories go.
+        #[arg(long, default_value = "target/bench-report")]
+        out: PathBuf,
+        /// The natter binary to measure [default: `natter` beside this binary].
+        #[arg(long)]
+        natter_bin: Option<PathBuf>,
+        /// Only these systems (comma-separated): natter, natter-cluster, ceiling, nats, synapse.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Leave these systems out (same names as --only).
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+    },
+    /// The ceiling baseline's server (started by `run`).
+    #[command(hide = true)]
+    Ceiling {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    /// Holds idle connections for the connections scenario (started by `run`).
+    #[command(hide = true)]
+    ConnectWorker {
+        #[arg(long)]
+        source: IpAddr,
+        #[arg(long)]
+        count: usize,
+        #[arg(long)]
+        url: Vec<String>,
+        #[arg(long)]
+        hello: Option<String>,
+    },
+}
+
+const SYSTEMS: [&str; 5] = ["natter", "natter-cluster", "ceiling", "nats", "synapse"];
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Ceiling { listen } => runtime.block_on(ceiling::serve(listen)),
+        Command::ConnectWorker { source, count, url, hello } => {
+            runtime.block_on(scenarios::connections::worker(source, count, url, hello))
+        }
+        Command::Run { quick, out, natter_bin, only, skip } => {
+            for name in only.iter().chain(&skip) {
+                if !SYSTEMS.contains(&name.as_str()) {
+                    bail!("unknown system {name:?}; the systems are {}", SYSTEMS.join(", "));
+                }
+            }
+            let chosen = |name: &str| {
+                let named =
+                    if only.is_empty() { !(quick && name == "synapse") } else { only.iter().any(|o| o == name) };
+                named && !skip.iter().any(|s| s == name)
+            };
+            let selection = Selection {
+                natter: chosen("natter"),
+                natter_cluster: chosen("natter-cluster"),
+                ceiling: chosen("ceiling"),
+                nats: chosen("nats"),
+                synapse: chosen("synapse"),
+            };
+            let natter_binary = natter_bin.unwrap_or_else(natter::default_binary);
+            if selection.natter || selection.natter_cluster {
+                anyhow::ensure!(
+                    natter_binary.exists(),
+                    "no natter binary at {} (build it: cargo build --release -p natter)",
+                    natter_binary.display()
+                );
+            }
+            let options = Options { plan: Plan::new(quick), selection, natter_binary, out: out.clone() };
+            let (report, correct) = runtime.block_on(run::run(options))?;
+            println!("\nreport: {}", out.join("report.md").display());
+            for bar in &report.bars {
+                let verdict = match bar.met {
+                    Some(true) => "met",
+                    Some(false) => "NOT met",
+                    None => "not measured",
+                };
+                println!("  [{verdict}] {}: {} — {}", bar.scenario, bar.target, bar.measured);
+            }
+            for line in &report.skipped {
+                println!("  [not run] {line}");
+            }
+            if !correct {
+                eprintln!(
+                    "\nCORRECTNESS FAILURE: a message was lost, duplicated or reordered, or a send failed; see the report"
+                );
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! One benchmark run: starts each system in turn (so that they never compete for the two cores),
+//! runs its scenarios, stops it, then computes the bars and writes the report.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::ceiling::Ceiling;
+use crate::measure::Measurement;
+use crate::nats::NatsBaseline;
+use crate::natter::Natter;
+use crate::report::{self, Bar, Machine, Report};
+use crate::scenarios::direct::{self, DirectParams};
+use crate::scenarios::fanout::{self, FanoutParams};
+use crate::scenarios::{Pace, catchup, connections};
+use crate::services::{Nats, Postgres};
+use crate::synapse::Synapse;
+use crate::system::System;
+
+/// The sizes of a run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub quick: bool,
+    pub payload_bytes: usize,
+    pub connections: usize,
+    /// Connections on natter's multi-process shape (the 100,000 bar); 0 skips it.
+    pub cluster_connections: usize,
+    pub direct: DirectParams,
+    pub cluster_nodes: usize,
+    pub fanout: FanoutParams,
+    pub big_group: FanoutParams,
+    pub catchup_missed: u64,
+    pub synapse_direct: DirectParams,
+    pub synapse_fanout: FanoutParams,
+}
+
+impl Plan {
+    pub fn new(quick: bool) -> Plan {
+        let payload_bytes = 128;
+        let saturate = |window| Pace::Saturate { window };
+        if quick {
+            Plan {
+                quick,
+                payload_bytes,
+                connections: 500,
+                cluster_connections: 0,
+                direct: DirectParams { pairs: 10, messages_per_sender: 100, payload_bytes, pace: saturate(8) },
+                cluster_nodes: 2,
+                fanout: FanoutParams { members: 50, messages: 200, payload_bytes, pace: saturate(16) },
+                big_group: FanoutParams { members: 300, messages: 20, payload_bytes, pace: Pace::Rate(20.0) },
+                catchup_missed: 1000,
+                synapse_direct: DirectParams { pairs: 2, messages_per_sender: 10, payload_bytes, pace: saturate(1) },
+                synapse_fanout: FanoutParams { members: 5, messages: 20, payload_bytes, pace: saturate(4) },
+            }
+        } else {
+            Plan {
+                quick,
+                payload_bytes,
+                connections: 15_000,
+                cluster_connections: 100_000,
+                direct: DirectParams { pairs: 100, messages_per_sender: 500, payload_bytes, pace: saturate(8) },
+                cluster_nodes: 2,
+                fanout: FanoutParams { members: 1000, messages: 2000, payload_bytes, pace: saturate(32) },
+                big_group: FanoutParams { members: 10_000, messages: 100, payload_bytes, pace: Pace::Rate(5.0) },
+                catchup_missed: 10_000,
+                synapse_direct: DirectParams { pairs: 10, messages_per_sender: 50, payload_bytes, pace: saturate(1) },
+                synapse_fanout: FanoutParams { members: 20, messages: 100, payload_bytes, pace: saturate(8) },
+            }
+        }
+    }
+}
+
+/// Which systems take part.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub natter: bool,
+    pub natter_cluster: bool,
+    pub ceiling: bool,
+    pub nats: bool,
+    pub synapse: bool,
+}
+
+pub struct Options {
+    pub plan: Plan,
+    pub selection: Selection,
+    pub natter_binary: PathBuf,
+    pub out: PathBuf,
+}
+
+/// Runs everything; returns the report (already written) and whether every run was correct.
+pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
+    let Options { plan, selection, natter_binary, out } = options;
+    let work = out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let progress = MultiProgress::new();
+    let status = progress.add(ProgressBar::new_spinner());
+    status.enable_steady_tick(Duration::from_millis(200));
+    let bar = progress.add(ProgressBar::new(0));
+    bar.set_style(
+        ProgressStyle::with_template("  {bar:40} {pos}/{len} {per_sec} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut measurements = Vec::new();
+    let mut skipped = Vec::new();
+    let mut note = |what: &str, error: anyhow::Error| {
+        let line = format!("{what}: {error:#}");
+        tracing::error!("{line}");
+        skipped.push(line);
+    };
+
+    if selection.natter {
+        stage(&status, "natter (SQLite): starting");
+        match Natter::start_embedded(&natter_binary, &work.join("natter")).await {
+            Ok(natter) => {
+                natter_scenarios(&natter, &plan, &status, &bar, &mut measurements, &mut note).await;
+                natter.stop().await;
+            }
+            Err(error) => note("natter (SQLite)", error),
+        }
+    }
+    let postgres = if selection.natter_cluster || selection.synapse {
+        stage(&status, "PostgreSQL: starting");
+        match Postgres::start(&work.join("postgres")).await {
+            Ok(postgres) => Some(Arc::new(postgres)),
+            Err(error) => {
+                note("PostgreSQL (for natter's cluster shape and Synapse)", error);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let (true, Some(postgres)) = (selection.natter_cluster, &postgres) {
+        stage(&status, "natter (PostgreSQL + NATS): starting");
+        match cluster(&natter_binary, &work, postgres, plan.cluster_nodes).await {
+            Ok((natter, _nats)) => {
+                let label = "direct on natter (PostgreSQL + NATS)";
+                stage(&status, format!("{label}: running"));
+                step(&status, label, direct::run(&natter, plan.direct, &bar).await, &mut measurements, &mut note);
+                natter.stop().await;
+            }
+            Err(error) => note("natter (PostgreSQL + NATS)", error),
+        }
+        if plan.cluster_connections > 0 {
+            let nodes = plan.cluster_connections.div_ceil(connections::PER_WORKER + 1000).max(2);
+            stage(&status, format!("natter (PostgreSQL + NATS, {nodes} processes): starting"));
+            match cluster(&natter_binary, &work.join("wide"), postgres, nodes).await {
+                Ok((natter, _nats)) => {
+                    let label = "connections on natter's cluster shape";
+                    stage(&status, format!("{label}: running"));
+                    let outcome = connections::run(&natter, plan.cluster_connections, &bar).await;
+                    step_optional(&status, label, outcome, &mut measurements, &mut note);
+                    natter.stop().await;
+                }
+                Err(error) => note("natter (PostgreSQL + NATS, wide)", error),
+            }
+        }
+    }
+    if selection.ceiling {
+        stage(&status, "ceiling: starting");
+        match Ceiling::start(&work.join("ceiling")).await {
+            Ok(ceiling) => {
+                baseline_scenarios(&ceiling, &plan, &status, &bar, &mut measurements, &mut note).await;
+            }
+            Err(error) => note("ceiling", error),
+        }
+    }
+    if selection.nats {
+        stage(&status, "NATS: starting");
+        match NatsBaseline::start(&work.join("nats-baseline")).await {
+            Ok(nats) => baseline_scenarios(&nats, &plan, &status, &bar, &mut measurements, &mut note).await,
+            Err(error) => note("NATS", error),
+        }
+    }
+    if let (true, Some(postgres)) = (selection.synapse, &postgres) {
+        stage(&status, "Synapse: installing (first run) and starting");
+        match Synapse::start(&work.join("synapse"), postgres).await {
+            Ok(synapse) => {
+                let label = "direct on Synapse";
+                stage(&status, format!("{label}: running"));
+                step(
+                    &status,
+                    label,
+                    direct::run(&synapse, plan.synapse_direct, &bar).await,
+                    &mut measurements,
+                    &mut note,
+                );
+                let label = "fanout on Synapse";
+                stage(&status, format!("{label}: running"));
+                step(
+                    &status,
+                    label,
+                    fanout::run(&synapse, plan.synapse_fanout, &bar).await,
+                    &mut measurements,
+                    &mut note,
+                );
+            }
+            Err(error) => note("Synapse", error),
+        }
+    }
+    drop(postgres);
+    status.finish_with_message("done");
+    bar.finish_and_clear();
+
+    let correct = measurements.iter().all(|m| m.correctness.is_clean());
+    let report = Report {
+        generated_at: chrono_now(),
+        mode: if plan.quick { "quick".into() } else { "full".into() },
+        machine: Machine::describe(),
+        bars: bars(&measurements, &plan),
+        measurements,
+        skipped,
+    };
+    report::write(&report, &out)?;
+    Ok((report, correct))
+}
+
+async fn cluster(
+    binary: &std::path::Path,
+    work: &std::path::Path,
+    postgres: &Arc<Postgres>,
+    nodes: usize,
+) -> anyhow::Result<(Natter, Nats)> {
+    let nats = Nats::start(&work.join("nats-bus"), false).await?;
+    let natter = Natter::start_cluster(binary, &work.join("cluster"), postgres, &nats, nodes).await?;
+    Ok((natter, nats))
+}
+
+async fn natter_scenarios(
+    natter: &Natter,
+    plan: &Plan,
+    status: &ProgressBar,
+    bar: &ProgressBar,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    let name = natter.name();
+    let label = format!("connections on {name}");
+    stage(status, format!("{label}: running"));
+    step_optional(status, &label, connections::run(natter, plan.connections, bar).await, measurements, note);
+    let label = format!("direct on {name}");
+    stage(status, format!("{label}: running"));
+    step(status, &label, direct::run(natter, plan.direct, bar).await, measurements, note);
+    // Latency under load: half the rate just measured, spread over the same senders.
+    let saturated = measurements.iter().rev().find(|m| m.scenario == "direct").and_then(|m| m.throughput);
+    if let Some(rate) = saturated {
+        let senders = (plan.direct.pairs * 2) as f64;
+        let per_sender = (rate / 2.0 / senders).max(1.0);
+        let params = DirectParams { pace: Pace::Rate(per_sender), ..plan.direct };
+        let label = format!("direct at half rate on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, direct::run(natter, params, bar).await, measurements, note);
+    }
+    let label = format!("fanout on {name}");
+    stage(status, format!("{label}: running"));
+    step(status, &label, fanout::run(natter, plan.fanout, bar).await, measurements, note);
+    let label = format!("{}-member group on {name}", plan.big_group.members);
+    stage(status, format!("{label}: running"));
+    step(status, &label, fanout::run(natter, plan.big_group, bar).await, measurements, note);
+    let label = format!("catch-up on {name}");
+    stage(status, format!("{label}: running"));
+    step(status, &label, catchup::run(natter, plan.catchup_missed, plan.payload_bytes, bar).await, measurements, note);
+}
+
+async fn baseline_scenarios<S: System>(
+    system: &S,
+    plan: &Plan,
+    status: &ProgressBar,
+    bar: &ProgressBar,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    let name = system.name();
+    let label = format!("connections on {name}");
+    stage(status, format!("{label}: running"));
+    step_optional(status, &label, connections::run(system, plan.connections, bar).await, measurements, note);
+    let label = format!("fanout on {name}");
+    stage(status, format!("{label}: running"));
+    step(status, &label, fanout::run(system, plan.fanout, bar).await, measurements, note);
+}
+
+fn step(
+    status: &ProgressBar,
+    label: &str,
+    outcome: anyhow::Result<Measurement>,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    step_optional(status, label, outcome.map(Some), measurements, note);
+}
+
+fn step_optional(
+    status: &ProgressBar,
+    label: &str,
+    outcome: anyhow::Result<Option<Measurement>>,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    match outcome {
+        Ok(Some(measurement)) => {
+            let throughput = measurement
+                .throughput
+                .map_or(String::new(), |t| format!("{} {}", report::human(t), measurement.throughput_unit));
+            let verdict = if measurement.correctness.is_clean() { "ok" } else { "CORRECTNESS FAILURE" };
+            say(status, format!("{label}: {throughput} [{verdict}]"));
+            if !measurement.correctness.is_clean() {
+                say(status, format!("  {:?}", measurement.correctness));
+            }
+            measurements.push(measurement);
+        }
+        Ok(None) => {}
+        Err(error) => note(label, error),
+    }
+    stage(status, format!("{label}: done"));
+}
+
+/// Shows what the run is doing: on the spinner in a terminal, as a log line otherwise.
+fn stage(status: &ProgressBar, message: impl Into<String>) {
+    let message = message.into();
+    if status.is_hidden() {
+        eprintln!("natter-bench: {message}");
+    }
+    status.set_message(message);
+}
+
+/// A result line that stays on screen (or in the log).
+fn say(status: &ProgressBar, line: String) {
+    if status.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        status.println(line);
+    }
+}
+
+/// The bars, from this run's measurements.
+fn bars(measurements: &[Measurement], plan: &Plan) -> Vec<Bar> {
+    let find = |scenario: &str, system: &str, variant: &str| {
+        measurements
+            .iter()
+            .find(|m| m.scenario == scenario && m.system.starts_with(system) && m.variant.starts_with(variant))
+    };
+    let throughput = |m: Option<&Measurement>| m.and_then(|m| m.throughput);
+    let embedded = "natter (SQLite";
+    let mut bars = Vec::new();
+
+    let wide = measurements.iter().find(|m| m.scenario == "connections" && m.system.contains("PostgreSQL"));
+    let any = wide.or_else(|| find("connections", embedded, ""));
+    let per_connection = any.and_then(|m| m.extra.get("rss_per_connection_bytes").copied());
+    let target = format!(
+        "{} idle connections, server RSS ≤ 6 KiB each",
+        report::human(plan.cluster_connections.max(plan.connections) as f64)
+    );
+    let mut bar = Bar::at_most("connections", &target, 6.0 * 1024.0, per_connection, "bytes/connection");
+    if let Some(m) = any {
+        bar.measured = format!(
+            "{} at {} connections",
+            bar.measured,
+            report::human(m.extra.get("connected").copied().unwrap_or(0.0))
+        );
+    }
+    bars.push(bar);
+
+    bars.push(Bar::at_least(
+        "direct",
+        "embedded (SQLite) ≥ 30,000 messages/s",
+        30_000.0,
+        throughput(find("direct", embedded, "saturated")),
+        "messages/s",
+    ));
+    let half = find("direct", embedded, "fixed").and_then(|m| m.latency).map(|l| l.p99_us as f64 / 1000.0);
+    bars.push(Bar::at_most("direct", "p99 send→deliver ≤ 25 ms at half that rate", 25.0, half, "ms p99"));
+    bars.push(Bar::at_least(
+        "direct",
+        "PostgreSQL + NATS, two processes ≥ 10,000 messages/s",
+        10_000.0,
+        throughput(find("direct", "natter (PostgreSQL", "saturated")),
+        "messages/s",
+    ));
+
+    let natter_fanout = throughput(find("fanout", embedded, "saturated"));
+    let ceiling_fanout = throughput(find("fanout", "ceiling", "saturated"));
+    let nats_fanout = throughput(find("fanout", "NATS", "saturated"));
+    let relative = |name: &str, goal: f64, baseline: Option<f64>| match (natter_fanout, baseline) {
+        (Some(natter), Some(baseline)) if baseline > 0.0 => {
+            let ratio = natter / baseline;
+            Bar {
+                scenario: "fanout".into(),
+                target: format!("deliveries/s ≥ {goal} × {name}"),
+                measured: format!(
+                    "{} vs {} deliveries/s ({ratio:.2}×)",
+                    report::human(natter),
+                    report::human(baseline)
+                ),
+                ratio: Some(ratio / goal),
+                met: Some(ratio >= goal),
+            }
+        }
+        _ => Bar::not_measured("fanout", &format!("deliveries/s ≥ {goal} × {name}"), "not measured in this run"),
+    };
+    bars.push(relative("ceiling", 0.8, ceiling_fanout));
+    bars.push(relative("NATS", 1.0, nats_fanout));
+
+    let big = measurements.iter().find(|m| {
+        m.scenario == "fanout"
+            && m.params.get("members") == Some(&(plan.big_group.members as f64))
+            && m.system.starts_with(embedded)
+    });
+    let big_p99 = big.and_then(|m| m.latency).map(|l| l.p99_us as f64 / 1000.0);
+    let target = format!(
+        "{}-member group, all online: p99 to the last member ≤ 100 ms",
+        report::human(plan.big_group.members as f64)
+    );
+    bars.push(Bar::at_most("fanout", &target, 100.0, big_p99, "ms p99"));
+
+    let catchup =
+        find("catchup", embedded, "").and_then(|m| m.extra.get("sync_secs_median").copied()).map(|s| s * 1000.0);
+    let target = format!("{} missed messages synced in ≤ 300 ms", report::human(plan.catchup_missed as f64));
+    bars.push(Bar::at_most("catchup", &target, 300.0, catchup, "ms (median of 5)"));
+
+    for (scenario, natter) in [("direct", throughput(find("direct", embedded, "saturated"))), ("fanout", natter_fanout)]
+    {
+        let synapse = throughput(find(scenario, "Synapse", ""));
+        let target = format!("≥ 100 × Synapse's {scenario} throughput");
+        bars.push(match (natter, synapse) {
+            (Some(natter), Some(synapse)) if synapse > 0.0 => {
+                let ratio = natter / synapse;
+                Bar {
+                    scenario: scenario.into(),
+                    target,
+                    measured: format!("{} vs {} ({ratio:.0}×)", report::human(natter), report::human(synapse)),
+                    ratio: Some(ratio / 100.0),
+                    met: Some(ratio >= 100.0),
+                }
+            }
+            _ => Bar::not_measured(scenario, &target, "not measured in this run"),
+        });
+    }
+    bars
+}
+
+/// Now as RFC 3339 UTC, from the system clock (no date crate needed for one timestamp).
+fn chrono_now() -> String {
+    let output = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output();
+    output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default()
+}

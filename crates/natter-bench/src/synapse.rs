@@ -1,0 +1,632 @@
+//! The Synapse baseline: the Matrix reference homeserver from PyPI, on PostgreSQL as deployed in
+//! production, driven through the client-server API as a Matrix client does it: sends with
+//! `PUT /rooms/{room}/send`, deliveries through a `/sync` long-poll loop per device.
+//!
+//! Synapse is installed on first use into a virtualenv under the cargo target directory and
+//! reused by later runs. Its rate limits are lifted and its access log is quiet, so that what is
+//! measured is the server's own cost, not throttling or logging.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use crate::payload;
+use crate::procs::{Proc, process_tree};
+use crate::services::{Postgres, free_port};
+use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
+
+/// The Synapse release this baseline was written and checked against.
+pub const SYNAPSE_VERSION: &str = "1.163.2";
+/// A prebuilt psycopg2 (Synapse's PostgreSQL driver): no libpq headers or compiler needed.
+const PSYCOPG2_VERSION: &str = "2.9.13";
+const SERVER_NAME: &str = "bench.local";
+/// How many set-up calls (registrations, joins, initial syncs) run at once.
+const SETUP_CONCURRENCY: usize = 8;
+/// Events a sync may return per room before it says `limited` and leaves a gap.
+const TIMELINE_LIMIT: u32 = 1000;
+const SYNC_TIMEOUT_MS: u64 = 30_000;
+/// First start creates the schema, which takes a while on two cores.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Every rate limit of Synapse's configuration (`a.b` for key `b` under `a`).
+const RATE_LIMITS: &[&str] = &[
+    "rc_message",
+    "rc_registration",
+    "rc_registration_token_validity",
+    "rc_login.address",
+    "rc_login.account",
+    "rc_login.failed_attempts",
+    "rc_admin_redaction",
+    "rc_joins.local",
+    "rc_joins.remote",
+    "rc_joins_per_room",
+    "rc_key_requests",
+    "rc_3pid_validation",
+    "rc_invites.per_room",
+    "rc_invites.per_user",
+    "rc_invites.per_issuer",
+    "rc_third_party_invite",
+    "rc_media_create",
+    "rc_presence.per_user",
+    "rc_delayed_event_mgmt",
+    "rc_room_creation",
+    "rc_reports",
+    "rc_user_directory",
+    "rc_profile",
+];
+
+/// A running Synapse homeserver.
+pub struct Synapse {
+    process: Proc,
+    base: String,
+    http: reqwest::Client,
+    /// PostgreSQL's postmaster: Synapse's cost includes its database.
+    postmaster: Option<u32>,
+    next_user: AtomicU64,
+    /// Distinguishes this run's usernames from any earlier run's.
+    run_tag: String,
+}
+
+/// A registered account.
+#[derive(Debug, Clone)]
+struct Account {
+    user_id: String,
+    token: String,
+}
+
+impl Synapse {
+    /// Installs Synapse if needed, creates its database on `postgres` and starts it with its
+    /// files in `work_dir`; returns once it answers `/health`.
+    pub async fn start(work_dir: &Path, postgres: &Postgres) -> anyhow::Result<Synapse> {
+        std::fs::create_dir_all(work_dir)?;
+        let python = ensure_venv(work_dir).await?;
+        postgres.create_database("synapse")?;
+        let port = free_port()?;
+        let config = write_config(work_dir, port, postgres.port)?;
+        run(Command::new(&python).args(["-m", "synapse.app.homeserver", "--generate-keys", "-c"]).arg(&config))
+            .await
+            .context("cannot generate Synapse's signing key")?;
+        let mut command = Command::new(&python);
+        command.args(["-m", "synapse.app.homeserver", "-c"]).arg(&config).current_dir(work_dir);
+        let log = work_dir.join("synapse.log");
+        let process = Proc::spawn("synapse", command, &log)?;
+        let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        let mut synapse = Synapse {
+            process,
+            base: format!("http://127.0.0.1:{port}"),
+            http,
+            postmaster: postgres.pids().first().copied(),
+            next_user: AtomicU64::new(0),
+            run_tag: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+        };
+        synapse.wait_healthy(&log).await?;
+        wait_for_background_updates(postgres.port).await;
+        Ok(synapse)
+    }
+
+    pub async fn stop(self) {
+        self.process.stop(Duration::from_secs(10)).await;
+    }
+
+    async fn wait_healthy(&mut self, log: &Path) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Err(error) = self.process.check_running() {
+                bail!("{error}; the end of {}:\n{}", log.display(), log_tail(log));
+            }
+            let health = self.http.get(format!("{}/health", self.base)).timeout(Duration::from_secs(5)).send().await;
+            if health.is_ok_and(|response| response.status().is_success()) {
+                tracing::info!("Synapse is up after {:.1} s", started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!("Synapse did not answer /health within {START_TIMEOUT:?}; see {}", log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A client-server API call; fails unless the answer is a 2xx with a JSON body.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self.http.request(method.clone(), format!("{}/_matrix/client/v3{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        decode(response).await.with_context(|| format!("{method} {path}"))
+    }
+
+    async fn register(&self) -> anyhow::Result<Account> {
+        let n = self.next_user.fetch_add(1, Ordering::Relaxed);
+        let body = json!({
+            "username": format!("b{}u{n}", self.run_tag),
+            "password": "bench-password",
+            "auth": { "type": "m.login.dummy" },
+            "initial_device_display_name": "natter-bench",
+        });
+        let answer = self.call(reqwest::Method::POST, "/register", None, Some(&body)).await?;
+        Ok(Account { user_id: string_field(&answer, "user_id")?, token: string_field(&answer, "access_token")? })
+    }
+
+    async fn create_room(&self, owner: &Account) -> anyhow::Result<String> {
+        let body = json!({ "preset": "public_chat", "name": "bench" });
+        let answer = self.call(reqwest::Method::POST, "/createRoom", Some(&owner.token), Some(&body)).await?;
+        string_field(&answer, "room_id")
+    }
+
+    async fn join(&self, account: &Account, room_id: &str) -> anyhow::Result<()> {
+        let path = format!("/join/{}", encode(room_id));
+        self.call(reqwest::Method::POST, &path, Some(&account.token), Some(&json!({}))).await?;
+        Ok(())
+    }
+
+    /// Starts the device of `account`: its sync loop has done its initial sync when this returns.
+    async fn connect(&self, account: &Account, room_id: &str, member: u32) -> anyhow::Result<Device> {
+        let filter = json!({
+            "room": {
+                "rooms": [room_id],
+                "timeline": { "limit": TIMELINE_LIMIT, "types": ["m.room.message"] },
+                "state": { "types": [] },
+                "ephemeral": { "types": [] },
+                "account_data": { "types": [] },
+            },
+            "presence": { "types": [] },
+            "account_data": { "types": [] },
+        });
+        let path = format!("/user/{}/filter", encode(&account.user_id));
+        let answer = self.call(reqwest::Method::POST, &path, Some(&account.token), Some(&filter)).await?;
+        let filter_id = string_field(&answer, "filter_id")?;
+        let path = format!("/sync?filter={filter_id}&timeout=0");
+        let initial = self.call(reqwest::Method::GET, &path, Some(&account.token), None).await?;
+        let initial: SyncResponse = serde_json::from_value(initial).context("initial sync")?;
+        let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
+        let sync = SyncLoop {
+            http: self.http.clone(),
+            client_api: format!("{}/_matrix/client/v3", self.base),
+            token: account.token.clone(),
+            room_id: room_id.to_owned(),
+            filter_id,
+            deliveries: deliveries_tx,
+        };
+        tokio::spawn(sync.run(initial.next_batch));
+        Ok(Device { member, send: self.send_fn(account, room_id), deliveries })
+    }
+
+    fn send_fn(&self, account: &Account, room_id: &str) -> SendFn {
+        let url = format!("{}/_matrix/client/v3/rooms/{}/send/m.room.message", self.base, encode(room_id));
+        let (http, token) = (self.http.clone(), account.token.clone());
+        let next_txn = Arc::new(AtomicU64::new(0));
+        Arc::new(move |body: String| {
+            // Transaction ids are scoped to the access token, so a counter per device is unique.
+            let url = format!("{url}/t{}", next_txn.fetch_add(1, Ordering::Relaxed));
+            let request = http.put(url).bearer_auth(&token).json(&json!({ "msgtype": "m.text", "body": body }));
+            Box::pin(async move {
+                decode(request.send().await.context("send")?).await.context("send")?;
+                Ok(())
+            })
+        })
+    }
+}
+
+impl System for Synapse {
+    fn name(&self) -> String {
+        "Synapse (PostgreSQL)".to_owned()
+    }
+
+    fn server_pids(&self) -> Vec<u32> {
+        let mut pids = process_tree(self.process.pid());
+        if let Some(postmaster) = self.postmaster {
+            pids.extend(process_tree(postmaster));
+        }
+        pids
+    }
+
+    /// A public room created by member 0, which the others join.
+    async fn room(&self, members: usize) -> anyhow::Result<Vec<Device>> {
+        let accounts: Vec<Account> =
+            stream::iter(0..members).map(|_| self.register()).buffered(SETUP_CONCURRENCY).try_collect().await?;
+        let Some(owner) = accounts.first() else { bail!("a room needs members") };
+        let room_id = self.create_room(owner).await?;
+        let (accounts, room_id) = (&accounts, room_id.as_str());
+        // Indices rather than references go through the streams: a closure taking a reference
+        // would make the future's `Send` bound higher-ranked, which the compiler cannot prove.
+        stream::iter(1..members)
+            .map(|i| self.join(&accounts[i], room_id))
+            .buffer_unordered(SETUP_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
+        stream::iter(0..members)
+            .map(|i| self.connect(&accounts[i], room_id, i as u32))
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    /// Matrix clients have no WebSocket API to hold idle connections on.
+    async fn idle_endpoints(&self, _count: usize) -> anyhow::Result<Option<IdleEndpoints>> {
+        Ok(None)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SyncResponse {
+    next_batch: String,
+    #[serde(default)]
+    rooms: SyncRooms,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SyncRooms {
+    #[serde(default)]
+    join: HashMap<String, JoinedRoom>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct JoinedRoom {
+    #[serde(default)]
+    timeline: Timeline,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Timeline {
+    #[serde(default)]
+    events: Vec<Event>,
+    #[serde(default)]
+    limited: bool,
+    prev_batch: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    content: Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesPage {
+    #[serde(default)]
+    chunk: Vec<Event>,
+    end: Option<String>,
+}
+
+/// One device's `/sync` long-poll loop, feeding its deliveries until the device is dropped.
+struct SyncLoop {
+    http: reqwest::Client,
+    client_api: String,
+    token: String,
+    room_id: String,
+    filter_id: String,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+}
+
+impl SyncLoop {
+    /// Consecutive failed syncs after which the loop gives up (the server is gone).
+    const MAX_FAILURES: u32 = 30;
+
+    async fn run(self, mut since: String) {
+        let mut failures = 0;
+        loop {
+            let outcome = tokio::select! {
+                _ = self.deliveries.closed() => return,
+                outcome = self.sync_once(&since) => outcome,
+            };
+            match outcome {
+                Ok(next_batch) => {
+                    since = next_batch;
+                    failures = 0;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if failures >= Self::MAX_FAILURES {
+                        tracing::warn!("Synapse sync loop gives up after {failures} failures: {error:#}");
+                        return;
+                    }
+                    tracing::warn!("Synapse sync failed, retrying: {error:#}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    /// One long poll: delivers the room's new messages in timeline order, returns `next_batch`.
+    async fn sync_once(&self, since: &str) -> anyhow::Result<String> {
+        let url = format!(
+            "{}/sync?since={}&timeout={SYNC_TIMEOUT_MS}&filter={}",
+            self.client_api,
+            encode(since),
+            self.filter_id
+        );
+        let request = self.http.get(url).bearer_auth(&self.token).timeout(Duration::from_millis(SYNC_TIMEOUT_MS * 3));
+        let response = request.send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        let received_us = payload::now_us();
+        if !status.is_success() {
+            bail!("sync answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+        let mut sync: SyncResponse = serde_json::from_slice(&body).context("unexpected sync body")?;
+        if let Some(room) = sync.rooms.join.remove(&self.room_id) {
+            let timeline = room.timeline;
+            if timeline.limited {
+                let prev_batch = timeline.prev_batch.as_deref().context("a limited timeline without prev_batch")?;
+                tracing::warn!(
+                    "Synapse sync truncated the timeline of {} (more than {TIMELINE_LIMIT} new events); \
+                     fetching the gap through /messages",
+                    self.room_id
+                );
+                for event in self.fetch_gap(prev_batch, since).await? {
+                    self.deliver(&event, received_us);
+                }
+            }
+            for event in &timeline.events {
+                self.deliver(event, received_us);
+            }
+        }
+        Ok(sync.next_batch)
+    }
+
+    /// The room's messages between `since` and `prev_batch`, oldest first.
+    async fn fetch_gap(&self, prev_batch: &str, since: &str) -> anyhow::Result<Vec<Event>> {
+        let filter = encode(&json!({ "types": ["m.room.message"] }).to_string());
+        let mut from = prev_batch.to_owned();
+        let mut events = Vec::new();
+        loop {
+            let url = format!(
+                "{}/rooms/{}/messages?dir=b&from={}&to={}&limit={TIMELINE_LIMIT}&filter={filter}",
+                self.client_api,
+                encode(&self.room_id),
+                encode(&from),
+                encode(since)
+            );
+            let response = self.http.get(url).bearer_auth(&self.token).send().await?;
+            let page: MessagesPage = serde_json::from_value(decode(response).await?).context("/messages")?;
+            let done = page.chunk.is_empty();
+            events.extend(page.chunk);
+            match page.end {
+                Some(end) if !done => from = end,
+                _ => break,
+            }
+        }
+        events.reverse();
+        Ok(events)
+    }
+
+    fn deliver(&self, event: &Event, received_us: u64) {
+        if event.kind != "m.room.message" {
+            return;
+        }
+        if let Some(stamp) = event.content.get("body").and_then(Value::as_str).and_then(payload::parse) {
+            let _ = self.deliveries.send(Delivery { stamp, received_us, seq: None });
+        }
+    }
+}
+
+/// Writes `homeserver.yaml` (as JSON, which YAML reads) and its logging config into `dir`.
+fn write_config(dir: &Path, port: u16, postgres_port: u16) -> anyhow::Result<PathBuf> {
+    let dir = std::path::absolute(dir)?;
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let secret = || uuid::Uuid::new_v4().simple().to_string();
+    let mut config = json!({
+        "server_name": SERVER_NAME,
+        "public_baseurl": format!("http://127.0.0.1:{port}/"),
+        "pid_file": path("homeserver.pid"),
+        "listeners": [{
+            "port": port,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "tls": false,
+            "x_forwarded": false,
+            "resources": [{ "names": ["client"], "compress": false }],
+        }],
+        "database": {
+            "name": "psycopg2",
+            "args": {
+                "user": "postgres",
+                "host": "127.0.0.1",
+                "port": postgres_port,
+                "dbname": "synapse",
+                "cp_min": 5,
+                "cp_max": 10,
+            },
+        },
+        "log_config": path("log.yaml"),
+        "media_store_path": path("media_store"),
+        "signing_key_path": path("signing.key"),
+        "macaroon_secret_key": secret(),
+        "form_secret": secret(),
+        "registration_shared_secret": secret(),
+        "report_stats": false,
+        "enable_metrics": false,
+        "trusted_key_servers": [],
+        "suppress_key_server_warning": true,
+        "presence": { "enabled": false },
+        "url_preview_enabled": false,
+        "enable_registration": true,
+        "enable_registration_without_verification": true,
+        // Registration is set-up, not what is measured.
+        "bcrypt_rounds": 4,
+        "filter_timeline_limit": TIMELINE_LIMIT,
+        // A fresh schema still queues background updates; run them flat out so that they are
+        // done before the first measurement (see `wait_for_background_updates`).
+        "background_updates": { "sleep_enabled": false, "background_update_duration_ms": 1000 },
+        "rc_federation": { "window_size": 1000, "sleep_limit": 1_000_000, "reject_limit": 1_000_000, "concurrent": 1_000 },
+    });
+    // Far beyond anything the benchmark sends: the baseline is measured, not throttled.
+    let unlimited = json!({ "per_second": 1_000_000, "burst_count": 1_000_000 });
+    for limit in RATE_LIMITS {
+        let slot = limit.split('.').fold(&mut config, |slot, key| &mut slot[key]);
+        *slot = unlimited.clone();
+    }
+    // Warnings to stderr (the process log): natter runs at warn level too, and Synapse's info
+    // level writes lines per request and per event.
+    let logging = json!({
+        "version": 1,
+        "formatters": { "precise": { "format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s" } },
+        "handlers": { "console": { "class": "logging.StreamHandler", "formatter": "precise" } },
+        "root": { "level": "WARNING", "handlers": ["console"] },
+        "disable_existing_loggers": false,
+    });
+    std::fs::write(dir.join("log.yaml"), serde_json::to_string_pretty(&logging)?)?;
+    let config_path = dir.join("homeserver.yaml");
+    std::fs::write(&config_path, serde_json::to_string_pretty(&config)?)?;
+    Ok(config_path)
+}
+
+/// Waits (a while at most) until Synapse's database has no background update left to run, so
+/// that they do not eat into the first measurement.
+async fn wait_for_background_updates(postgres_port: u16) {
+    let started = Instant::now();
+    let mut count = Command::new("psql");
+    count
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "synapse", "-tA", "-p"])
+        .arg(postgres_port.to_string())
+        .args(["-c", "SELECT count(*) FROM background_updates"]);
+    while started.elapsed() < Duration::from_secs(120) {
+        let output = count.output().await;
+        let pending = output.ok().and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse::<u64>().ok());
+        if pending == Some(0) {
+            tracing::info!("Synapse's background updates are done after {:.1} s", started.elapsed().as_secs_f64());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tracing::warn!("Synapse still has background updates running; the first measurement may pay for them");
+}
+
+/// The virtualenv's Python with Synapse installed, installing it first unless an earlier run did.
+async fn ensure_venv(work_dir: &Path) -> anyhow::Result<PathBuf> {
+    let venv = target_dir()?.join("bench-venv");
+    let python = venv.join("bin").join("python");
+    if installed_version(&python).await.as_deref() == Some(SYNAPSE_VERSION) {
+        return Ok(python);
+    }
+    tracing::info!("installing Synapse {SYNAPSE_VERSION} into {} (takes a minute)", venv.display());
+    let started = Instant::now();
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).with_context(|| format!("cannot remove the stale {}", venv.display()))?;
+    }
+    create_venv(&venv).await?;
+    let log = work_dir.join("synapse-install.log");
+    let out = std::fs::File::create(&log)?;
+    let status = Command::new(&python)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off"])
+        .arg(format!("matrix-synapse=={SYNAPSE_VERSION}"))
+        .arg(format!("psycopg2-binary=={PSYCOPG2_VERSION}"))
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("pip could not install Synapse ({status}); see {}:\n{}", log.display(), log_tail(&log));
+    }
+    match installed_version(&python).await {
+        Some(version) if version == SYNAPSE_VERSION => {
+            tracing::info!("Synapse installed in {:.0} s", started.elapsed().as_secs_f64());
+            Ok(python)
+        }
+        other => bail!("after installing, the virtualenv has Synapse {other:?}, not {SYNAPSE_VERSION}"),
+    }
+}
+
+/// Debian's own Python first (built with profile-guided optimisation, as Synapse's Debian
+/// packages run it), else whichever `python3` is first on the path.
+async fn create_venv(venv: &Path) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    for python in ["/usr/bin/python3", "python3"] {
+        match run(Command::new(python).args(["-m", "venv"]).arg(venv)).await {
+            Ok(()) => return Ok(()),
+            Err(error) => failures.push(format!("{error:#}")),
+        }
+        let _ = std::fs::remove_dir_all(venv);
+    }
+    bail!("cannot create a virtualenv (Debian: apt-get install python3-venv): {}", failures.join("; "))
+}
+
+/// The Synapse version importable (with its PostgreSQL driver) by `python`, if any.
+async fn installed_version(python: &Path) -> Option<String> {
+    // Not `synapse.__version__`: inside a git work tree (the venv is under `target/`) it appends
+    // that tree's branch and commit.
+    let script = "import importlib.metadata, psycopg2, synapse; print(importlib.metadata.version('matrix-synapse'))";
+    let output = Command::new(python).args(["-c", script]).output().await.ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The workspace's cargo target directory: `CARGO_TARGET_DIR`, else the one this binary was
+/// built into (the nearest ancestor holding cargo's `CACHEDIR.TAG`, e.g. `target/` for
+/// `target/release/natter-bench`).
+fn target_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(std::path::absolute(dir)?);
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.ancestors().skip(1).find(|dir| dir.join("CACHEDIR.TAG").exists());
+    dir.or_else(|| exe.parent()?.parent())
+        .map(Path::to_path_buf)
+        .with_context(|| format!("cannot tell the target directory of {}", exe.display()))
+}
+
+async fn run(command: &mut Command) -> anyhow::Result<()> {
+    let output = command.output().await.with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+async fn decode(response: reqwest::Response) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("{status}: {body}");
+    }
+    serde_json::from_str(&body).with_context(|| format!("unexpected response body: {body}"))
+}
+
+fn string_field(value: &Value, key: &str) -> anyhow::Result<String> {
+    value.get(key).and_then(Value::as_str).map(str::to_owned).with_context(|| format!("no {key} in {value}"))
+}
+
+/// Percent-encodes a path segment or query value (Matrix ids hold `!`, `@`, `:`; tokens `~`).
+fn encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+/// The last lines of a log, for an error message.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}

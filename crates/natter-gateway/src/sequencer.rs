@@ -1,0 +1,186 @@
+//! Puts log entries back in `seq` order before they reach sockets.
+//!
+//! One process publishes a conversation's entries in `seq` order (natter-core's `order`), but two
+//! processes appending to the same conversation publish independently, so a gateway may receive
+//! seq 8 before seq 7. The dispatcher runs every event through a [`Sequencer`]: an entry whose
+//! predecessor has not arrived waits (at most [`GAP_WAIT`]) for it. The bus may lose events; if
+//! the gap does not fill in time the held entries go out anyway and clients repair the gap by
+//! sync, as always.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use natter_core::bus::Event;
+use natter_core::ids::{ConversationId, Seq};
+use tokio::time::Instant;
+
+/// How long an entry waits for a missing predecessor. Only a lost event (or a process that
+/// stalls between commit and publish for this long) costs this much; an entry whose predecessor
+/// is merely on its way waits for that alone.
+pub const GAP_WAIT: Duration = Duration::from_millis(250);
+/// A conversation with no traffic for this long is forgotten (its next entry is taken as is).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
+
+#[derive(Default)]
+pub struct Sequencer {
+    logs: HashMap<ConversationId, Log>,
+    /// Conversations holding entries, so deadlines are found without scanning every log.
+    waiting: HashSet<ConversationId>,
+    last_sweep: Option<Instant>,
+}
+
+struct Log {
+    /// The highest seq handed out.
+    last: Seq,
+    held: BTreeMap<Seq, Event>,
+    /// When the oldest held entry arrived.
+    held_since: Option<Instant>,
+    touched: Instant,
+}
+
+impl Sequencer {
+    /// Takes an event; returns those now ready, in order.
+    pub fn accept(&mut self, event: Event, now: Instant) -> Vec<Event> {
+        let Some(position) = event.position.clone() else { return vec![event] };
+        let log = match self.logs.get_mut(&position.conversation) {
+            Some(log) => log,
+            None if position.seq <= 1 => {
+                let log = Log { last: position.seq, held: BTreeMap::new(), held_since: None, touched: now };
+                self.logs.insert(position.conversation, log);
+                return vec![event];
+            }
+            None => {
+                // The first entry this process sees of a conversation, past its start: its
+                // predecessor may be a moment behind (from another process), or long delivered
+                // (before this process started). Wait for it as for any gap.
+                // Taking the last seq out as two behind makes this entry wait for the one before it.
+                let log = Log { last: position.seq - 2, held: BTreeMap::new(), held_since: None, touched: now };
+                self.logs.entry(position.conversation.clone()).or_insert(log)
+            }
+        };
+        log.touched = now;
+        if position.seq <= log.last {
+            // Older than what already went out (its gap was given up on): late beats never.
+            return vec![event];
+        }
+        if position.seq > log.last + 1 {
+            log.held.insert(position.seq, event);
+            log.held_since.get_or_insert(now);
+            self.waiting.insert(position.conversation);
+            return Vec::new();
+        }
+        log.last = position.seq;
+        let mut ready = vec![event];
+        while let Some(entry) = log.held.first_entry() {
+            if *entry.key() != log.last + 1 {
+                break;
+            }
+            log.last += 1;
+            ready.push(entry.remove());
+        }
+        if log.held.is_empty() {
+            log.held_since = None;
+            self.waiting.remove(&position.conversation);
+        }
+        ready
+    }
+
+    /// Entries that waited [`GAP_WAIT`] for a predecessor go out, in order.
+    pub fn expire(&mut self, now: Instant) -> Vec<Event> {
+        let mut ready = Vec::new();
+        let due: Vec<ConversationId> = self
+            .waiting
+            .iter()
+            .filter(|id| self.logs.get(*id).and_then(|log| log.held_since).is_some_and(|since| since + GAP_WAIT <= now))
+            .cloned()
+            .collect();
+        for id in due {
+            if let Some(log) = self.logs.get_mut(&id) {
+                for (seq, event) in std::mem::take(&mut log.held) {
+                    log.last = seq;
+                    ready.push(event);
+                }
+                log.held_since = None;
+            }
+            self.waiting.remove(&id);
+        }
+        if self.last_sweep.is_none_or(|sweep| sweep + FORGET_AFTER <= now) {
+            self.logs.retain(|_, log| !log.held.is_empty() || log.touched + FORGET_AFTER > now);
+            self.last_sweep = Some(now);
+        }
+        ready
+    }
+
+    /// When [`Sequencer::expire`] next has something to release.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.waiting.iter().filter_map(|id| self.logs.get(id)?.held_since).min().map(|since| since + GAP_WAIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use natter_core::bus::LogPosition;
+
+    use super::*;
+
+    fn entry(conversation: &str, seq: Seq) -> Event {
+        let mut event = Event::new(vec![], Bytes::from(format!("{conversation}:{seq}")));
+        event.position = Some(LogPosition { conversation: ConversationId::from(conversation), seq });
+        event
+    }
+
+    fn seqs(events: &[Event]) -> Vec<Seq> {
+        events.iter().map(|e| e.position.as_ref().map_or(-1, |p| p.seq)).collect()
+    }
+
+    #[test]
+    fn in_order_entries_and_other_events_pass_straight_through() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        assert_eq!(seqs(&sequencer.accept(entry("c", 1), now)), [1]);
+        assert_eq!(seqs(&sequencer.accept(entry("c", 2), now)), [2]);
+        assert_eq!(seqs(&sequencer.accept(Event::new(vec![], Bytes::new()), now)), [-1]);
+        assert_eq!(sequencer.next_deadline(), None);
+    }
+
+    #[test]
+    fn an_early_entry_waits_for_its_predecessor() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        sequencer.accept(entry("c", 1), now);
+        assert!(sequencer.accept(entry("c", 3), now).is_empty());
+        assert!(sequencer.accept(entry("c", 4), now).is_empty());
+        assert_eq!(seqs(&sequencer.accept(entry("d", 1), now)), [1], "other conversations are not held up");
+        assert_eq!(sequencer.next_deadline(), Some(now + GAP_WAIT));
+        assert_eq!(seqs(&sequencer.accept(entry("c", 2), now)), [2, 3, 4]);
+        assert_eq!(sequencer.next_deadline(), None);
+    }
+
+    #[test]
+    fn the_first_entry_seen_past_the_start_waits_for_its_predecessor() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        // seq 8 arrives first; 7 is a moment behind.
+        assert!(sequencer.accept(entry("c", 8), now).is_empty());
+        assert_eq!(seqs(&sequencer.accept(entry("c", 7), now)), [7, 8]);
+        // Here 4's predecessor was delivered before this process started: 4 goes out after the wait.
+        assert!(sequencer.accept(entry("d", 4), now).is_empty());
+        assert_eq!(seqs(&sequencer.expire(now + GAP_WAIT)), [4]);
+        assert_eq!(seqs(&sequencer.accept(entry("d", 5), now + GAP_WAIT)), [5]);
+    }
+
+    #[test]
+    fn a_gap_that_does_not_fill_is_given_up_after_the_wait() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        sequencer.accept(entry("c", 1), now);
+        assert!(sequencer.accept(entry("c", 4), now).is_empty());
+        assert!(sequencer.accept(entry("c", 3), now + Duration::from_millis(10)).is_empty());
+        assert!(sequencer.expire(now + GAP_WAIT - Duration::from_millis(1)).is_empty());
+        assert_eq!(seqs(&sequencer.expire(now + GAP_WAIT)), [3, 4]);
+        // The lost entry turns up late: it still goes out; what follows is in order again.
+        assert_eq!(seqs(&sequencer.accept(entry("c", 2), now + GAP_WAIT)), [2]);
+        assert_eq!(seqs(&sequencer.accept(entry("c", 5), now + GAP_WAIT)), [5]);
+    }
+}
