@@ -2,7 +2,8 @@
 # natter's one test command: what a developer runs and what CI runs (.ci/run calls this).
 #
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
-#                                    end-to-end suite again on PostgreSQL)
+#                                    end-to-end suite again on PostgreSQL), then the benchmark's
+#                                    quick mode (correctness only)
 #   scripts/test.sh --services-only  start the throwaway PostgreSQL and NATS, print the env to
 #                                    export, and wait (Ctrl-C, or kill the script, stops them)
 #   scripts/test.sh --help
@@ -282,6 +283,17 @@ test_postgres() {
     NATTER_TEST_BACKEND=postgres run_tests postgres "$RUNNER" -p natter --test api
 }
 
+# The benchmark's quick mode: every scenario at small sizes against natter (embedded and two
+# processes on PostgreSQL + NATS), the ceiling and NATS. Debug builds: it checks correctness
+# (every message delivered exactly once, in seq order), never speed. It starts its own servers.
+bench_quick() {
+    cargo build --color "$COLOR" -p natter -p natter-bench
+    local limit=()
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 10m); fi
+    "${limit[@]}" target/debug/natter-bench run --quick --out target/bench-quick
+    SUMMARIES+=("bench (quick): report in target/bench-quick/report.md")
+}
+
 # ---------------------------------------------------------------------------------------------
 
 if [[ $mode == services ]]; then
@@ -307,6 +319,7 @@ phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D war
 phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
+phase "bench (quick)" bench_quick
 
 trap - EXIT
 stop_services

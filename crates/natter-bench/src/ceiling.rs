@@ -220,9 +220,15 @@ async fn connect_device(url: &str, member: u32) -> anyhow::Result<Device> {
     Ok(Device { member, send, deliveries })
 }
 
-/// Every text frame that holds a stamp becomes a delivery; anything else is ignored.
+/// Every text frame that holds a stamp becomes a delivery; anything else is ignored. Ends (and
+/// lets go of the socket's read half) when the socket ends or the device's deliveries are dropped.
 async fn read_deliveries(mut stream: SplitStream<Socket>, deliveries: mpsc::UnboundedSender<Delivery>) {
-    while let Some(Ok(message)) = stream.next().await {
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = deliveries.closed() => break,
+        };
+        let Some(Ok(message)) = message else { break };
         let received_us = payload::now_us();
         let text = match &message {
             Message::Text(text) => text.as_str(),
@@ -254,16 +260,12 @@ struct Write {
 }
 
 /// The write half of a socket, owned by a task, so that any number of senders can share it.
-/// Frames queued while a write is under way go out together with one flush. The task closes
-/// the socket once every `Writer` is dropped.
+/// Frames queued while a write is under way go out together with one flush. The task ends when
+/// every `Writer` is dropped, without closing the socket: its read half may still be in use (a
+/// device that only receives), and the socket closes once both halves are gone.
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::UnboundedSender<Write>,
-}
-
-/// A [`Writer`] that does not keep the socket open (for the socket's own reader task).
-pub(crate) struct WeakWriter {
-    queue: mpsc::WeakUnboundedSender<Write>,
 }
 
 impl Writer {
@@ -287,16 +289,9 @@ impl Writer {
         })
     }
 
-    pub(crate) fn downgrade(&self) -> WeakWriter {
-        WeakWriter { queue: self.queue.downgrade() }
-    }
-}
-
-impl WeakWriter {
     /// Queues `message` without waiting for it to be written; false if the socket is gone.
     pub(crate) fn queue(&self, message: Message) -> bool {
-        let Some(queue) = self.queue.upgrade() else { return false };
-        queue.send(Write { message, done: None }).is_ok()
+        self.queue.send(Write { message, done: None }).is_ok()
     }
 }
 
@@ -323,18 +318,17 @@ async fn run_writer(mut sink: SplitSink<Socket, Message>, mut queue: mpsc::Unbou
             return;
         }
     }
-    let _ = sink.close().await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Waits for each device's deliveries until it has seen `expected` bodies of `sender`.
-    async fn receive_from(device: &mut Device, sender: u32, expected: u64) -> Vec<u64> {
+    /// The indices of the first `expected` bodies of `sender` in `deliveries`.
+    async fn receive_from(deliveries: &mut mpsc::UnboundedReceiver<Delivery>, sender: u32, expected: u64) -> Vec<u64> {
         let mut indices = Vec::new();
         while (indices.len() as u64) < expected {
-            let delivery = tokio::time::timeout(Duration::from_secs(10), device.deliveries.recv())
+            let delivery = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
                 .await
                 .expect("a delivery within 10 s")
                 .expect("the device's reader is running");
@@ -354,14 +348,17 @@ mod tests {
 
         let mut devices = connect_room(port, "r1", 3).await.expect("a room of 3");
         assert_eq!(devices.iter().map(|d| d.member).collect::<Vec<_>>(), [0, 1, 2]);
+        let mut publisher = devices.remove(0);
+        // The receivers keep only their deliveries, as the scenarios do: their sockets stay open.
+        let mut receivers: Vec<_> = devices.into_iter().map(|device| device.deliveries).collect();
         for index in 0..20 {
-            (devices[0].send)(payload::make(0, index, 64)).await.expect("send");
+            (publisher.send)(payload::make(0, index, 64)).await.expect("send");
         }
-        for device in &mut devices[1..] {
-            assert_eq!(receive_from(device, 0, 20).await, (0..20).collect::<Vec<_>>());
+        for deliveries in &mut receivers {
+            assert_eq!(receive_from(deliveries, 0, 20).await, (0..20).collect::<Vec<_>>());
         }
         // The sender hears its own bodies too (the scenarios skip them).
-        assert_eq!(receive_from(&mut devices[0], 0, 20).await, (0..20).collect::<Vec<_>>());
+        assert_eq!(receive_from(&mut publisher.deliveries, 0, 20).await, (0..20).collect::<Vec<_>>());
         server.abort();
     }
 
@@ -374,7 +371,7 @@ mod tests {
         let sends: Vec<_> = (0..50).map(|index| (devices[0].send)(payload::make(0, index, 32))).collect();
         // Awaited last first: the frames still leave in the order `send` was called.
         futures_util::future::try_join_all(sends.into_iter().rev()).await.expect("every send acknowledged");
-        assert_eq!(receive_from(&mut devices[1], 0, 50).await, (0..50).collect::<Vec<_>>());
+        assert_eq!(receive_from(&mut devices[1].deliveries, 0, 50).await, (0..50).collect::<Vec<_>>());
         server.abort();
     }
 }

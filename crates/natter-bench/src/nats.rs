@@ -17,7 +17,7 @@ use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::ceiling::{CONNECT_TIMEOUT, WeakWriter, Writer, connect};
+use crate::ceiling::{CONNECT_TIMEOUT, Writer, connect};
 use crate::payload;
 use crate::services::Nats;
 use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
@@ -80,7 +80,7 @@ async fn connect_device(ws_url: &str, subject: &str, member: u32) -> anyhow::Res
     let mut connection = Connection {
         stream,
         parser: Parser::default(),
-        writer: writer.downgrade(),
+        writer: writer.clone(),
         subject: subject.to_owned(),
         deliveries: deliveries_tx,
     };
@@ -107,18 +107,19 @@ async fn connect_device(ws_url: &str, subject: &str, member: u32) -> anyhow::Res
 struct Connection {
     stream: SplitStream<Socket>,
     parser: Parser,
-    writer: WeakWriter,
+    /// For the PONGs; it keeps the write half open as long as the connection reads.
+    writer: Writer,
     subject: String,
     deliveries: mpsc::UnboundedSender<Delivery>,
 }
 
 impl Connection {
-    /// Until the socket closes or the device is dropped.
+    /// Until the socket closes or the device's deliveries are dropped.
     async fn run(mut self) {
         // What came in the handshake's last frame after its PONG goes first.
         let mut received_us = payload::now_us();
         loop {
-            if let Err(error) = self.handle_parsed(received_us, None).await {
+            if let Err(error) = self.handle_parsed(received_us, None) {
                 tracing::debug!(%error, "NATS connection ends");
                 return;
             }
@@ -138,7 +139,7 @@ impl Connection {
         // Operations left over from the previous frame come first.
         let mut received_us = payload::now_us();
         loop {
-            if self.handle_parsed(received_us, Some(wanted)).await? {
+            if self.handle_parsed(received_us, Some(wanted))? {
                 return Ok(());
             }
             received_us = self.read_frame().await?.context("nats-server closed the WebSocket")?;
@@ -148,7 +149,11 @@ impl Connection {
     /// The next data frame into the parser; the time it came off the socket, or `None` at the end.
     async fn read_frame(&mut self) -> anyhow::Result<Option<u64>> {
         loop {
-            let Some(message) = self.stream.next().await else { return Ok(None) };
+            let message = tokio::select! {
+                message = self.stream.next() => message,
+                () = self.deliveries.closed() => bail!("the device was dropped"),
+            };
+            let Some(message) = message else { return Ok(None) };
             let received_us = payload::now_us();
             match message.context("WebSocket read failed")? {
                 Message::Binary(data) => self.parser.push(&data),
@@ -163,7 +168,7 @@ impl Connection {
     /// Handles every complete operation in the parser; true once one that `wanted` accepts was
     /// seen (the operations after it stay in the parser). Fails on `-ERR` while waiting for
     /// something, on a broken stream, and once the device is gone.
-    async fn handle_parsed(&mut self, received_us: u64, wanted: Option<fn(&Op) -> bool>) -> anyhow::Result<bool> {
+    fn handle_parsed(&mut self, received_us: u64, wanted: Option<fn(&Op) -> bool>) -> anyhow::Result<bool> {
         while let Some(op) = self.parser.next_op()? {
             if wanted.is_some_and(|wanted| wanted(&op)) {
                 return Ok(true);
@@ -180,7 +185,7 @@ impl Connection {
                 }
                 Op::Ping => {
                     if !self.writer.queue(Message::binary(&b"PONG\r\n"[..])) {
-                        bail!("the device was dropped");
+                        bail!("the WebSocket is closed");
                     }
                 }
                 Op::Err(error) if wanted.is_some() => bail!("nats-server said -ERR {error}"),
@@ -364,15 +369,16 @@ mod tests {
             body
         });
 
-        let mut device = connect_device(&url, "room.1", 0).await.expect("connected and subscribed");
+        // Kept for its deliveries only: the PONG must go out all the same.
+        let Device { mut deliveries, .. } = connect_device(&url, "room.1", 0).await.expect("connected and subscribed");
         let body = tokio::time::timeout(TIMEOUT, server).await.expect("the stand-in server is done within 10 s");
         let body = body.expect("the stand-in server's checks");
-        let delivery = tokio::time::timeout(TIMEOUT, device.deliveries.recv())
+        let delivery = tokio::time::timeout(TIMEOUT, deliveries.recv())
             .await
             .expect("a delivery within 10 s")
             .expect("the reader is running");
         assert_eq!(Some(delivery.stamp), payload::parse(&body));
-        let after = tokio::time::timeout(TIMEOUT, device.deliveries.recv()).await.expect("the socket ends within 10 s");
+        let after = tokio::time::timeout(TIMEOUT, deliveries.recv()).await.expect("the socket ends within 10 s");
         assert!(after.is_none(), "room.2's message is not delivered; then the socket ends");
     }
 
@@ -382,20 +388,24 @@ mod tests {
         let system = NatsBaseline::start(&dir).await.expect("nats-server starts");
         assert!(system.server_pids()[0] > 0);
         let mut devices = system.room(3).await.expect("a room of 3");
+        let publisher = devices.remove(0);
+        // The receivers keep only their deliveries, as the scenarios do.
+        let mut receivers: Vec<_> = devices.into_iter().map(|device| (device.member, device.deliveries)).collect();
+        receivers.push((publisher.member, publisher.deliveries));
         for index in 0..20 {
-            (devices[0].send)(payload::make(0, index, 64)).await.expect("publish");
+            (publisher.send)(payload::make(0, index, 64)).await.expect("publish");
         }
-        for device in &mut devices[..] {
+        for (member, deliveries) in &mut receivers {
             let mut indices = Vec::new();
             while indices.len() < 20 {
-                let delivery = tokio::time::timeout(TIMEOUT, device.deliveries.recv())
+                let delivery = tokio::time::timeout(TIMEOUT, deliveries.recv())
                     .await
                     .expect("a delivery within 10 s")
                     .expect("the reader is running");
                 assert_eq!(delivery.stamp.sender, 0);
                 indices.push(delivery.stamp.index);
             }
-            assert_eq!(indices, (0..20).collect::<Vec<_>>(), "member {} got every body in order", device.member);
+            assert_eq!(indices, (0..20).collect::<Vec<_>>(), "member {member} got every body in order");
         }
         let idle = system.idle_endpoints(1).await.expect("idle endpoints").expect("NATS takes part");
         assert_eq!(idle.hello.as_deref(), Some(CONNECT));

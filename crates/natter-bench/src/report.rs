@@ -233,11 +233,11 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> String {
         let y = 40.0 + ROW * i as f64;
         let width = (WIDTH - LABEL - 90.0) * value / max;
         let color = if label.starts_with("natter") { "#2f6fdf" } else { "#9aa5b1" };
-        let _ = write!(
+        let _ = writeln!(
             svg,
             "<text x=\"{x}\" y=\"{ty}\" text-anchor=\"end\">{label}</text>\
              <rect x=\"{LABEL}\" y=\"{y}\" width=\"{width:.1}\" height=\"{h}\" fill=\"{color}\"/>\
-             <text x=\"{vx:.1}\" y=\"{ty}\">{value}</text>\n",
+             <text x=\"{vx:.1}\" y=\"{ty}\">{value}</text>",
             x = LABEL - 8.0,
             ty = y + 15.0,
             label = escape(label),

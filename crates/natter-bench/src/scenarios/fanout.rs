@@ -68,13 +68,21 @@ pub async fn run<S: System>(system: &S, params: FanoutParams, bar: &ProgressBar)
         Pace::Saturate { .. } => Pace::Saturate { window: usize::MAX },
         rate => rate,
     };
-    let failed =
-        drive_sender(publisher.send.clone(), 0, params.messages, params.payload_bytes, sender_pace, gate).await;
+    let send = publisher.send.clone();
+    let sender = tokio::spawn(drive_sender(send, 0, params.messages, params.payload_bytes, sender_pace, gate.clone()));
+    let mut received = Vec::new();
+    for task in tasks {
+        received.push(task.await?);
+    }
+    // Receivers that gave up (a lost delivery) never release their permits: let the sender stop.
+    if let Some(gate) = &gate {
+        gate.close();
+    }
+    let failed = sender.await?;
     let mut correctness = Correctness { failed_sends: failed, ..Correctness::default() };
     let mut per_delivery = Recorder::default();
     let mut end_us = start_us;
-    for task in tasks {
-        let received = task.await?;
+    for received in received {
         correctness.add(&received.correctness(&[0], params.messages));
         per_delivery.merge(&received.latency);
         end_us = end_us.max(received.last_us);
