@@ -41,6 +41,9 @@ enum Command {
         /// Leave these systems out (same names as --only).
         #[arg(long, value_delimiter = ',')]
         skip: Vec<String>,
+        /// Only these scenarios (comma-separated): connections, direct, fanout, group, catchup.
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Vec<String>,
     },
     /// The ceiling baseline's server (started by `run`).
     #[command(hide = true)]
@@ -76,7 +79,10 @@ fn main() -> anyhow::Result<()> {
         Command::ConnectWorker { source, count, url, hello } => {
             runtime.block_on(scenarios::connections::worker(source, count, url, hello))
         }
-        Command::Run { quick, out, natter_bin, only, skip } => {
+        Command::Run { quick, out, natter_bin, only, skip, scenarios } => {
+            if let Some(unknown) = scenarios.iter().find(|s| !run::SCENARIOS.contains(&s.as_str())) {
+                bail!("unknown scenario {unknown:?}; the scenarios are {}", run::SCENARIOS.join(", "));
+            }
             for name in only.iter().chain(&skip) {
                 if !SYSTEMS.contains(&name.as_str()) {
                     bail!("unknown system {name:?}; the systems are {}", SYSTEMS.join(", "));
@@ -102,7 +108,8 @@ fn main() -> anyhow::Result<()> {
                     natter_binary.display()
                 );
             }
-            let options = Options { plan: Plan::new(quick), selection, natter_binary, out: out.clone() };
+            let plan = Plan { scenarios, ..Plan::new(quick) };
+            let options = Options { plan, selection, natter_binary, out: out.clone() };
             let (report, correct) = runtime.block_on(run::run(options))?;
             println!("\nreport: {}", out.join("report.md").display());
             for bar in &report.bars {

@@ -34,9 +34,18 @@ pub struct Plan {
     pub catchup_missed: u64,
     pub synapse_direct: DirectParams,
     pub synapse_fanout: FanoutParams,
+    /// Scenarios to run (connections, direct, fanout, group, catchup); empty: all.
+    pub scenarios: Vec<String>,
 }
 
+/// The scenario names `--scenarios` takes.
+pub const SCENARIOS: [&str; 5] = ["connections", "direct", "fanout", "group", "catchup"];
+
 impl Plan {
+    pub fn wants(&self, scenario: &str) -> bool {
+        self.scenarios.is_empty() || self.scenarios.iter().any(|s| s == scenario)
+    }
+
     pub fn new(quick: bool) -> Plan {
         let payload_bytes = 128;
         let saturate = |window| Pace::Saturate { window };
@@ -53,6 +62,7 @@ impl Plan {
                 catchup_missed: 1000,
                 synapse_direct: DirectParams { pairs: 2, messages_per_sender: 10, payload_bytes, pace: saturate(1) },
                 synapse_fanout: FanoutParams { members: 5, messages: 20, payload_bytes, pace: saturate(4) },
+                scenarios: Vec::new(),
             }
         } else {
             Plan {
@@ -67,6 +77,7 @@ impl Plan {
                 catchup_missed: 10_000,
                 synapse_direct: DirectParams { pairs: 10, messages_per_sender: 50, payload_bytes, pace: saturate(1) },
                 synapse_fanout: FanoutParams { members: 20, messages: 100, payload_bytes, pace: saturate(8) },
+                scenarios: Vec::new(),
             }
         }
     }
@@ -137,14 +148,17 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
         stage(&status, "natter (PostgreSQL + NATS): starting");
         match cluster(&natter_binary, &work, postgres, plan.cluster_nodes).await {
             Ok((natter, _nats)) => {
-                let label = "direct on natter (PostgreSQL + NATS)";
-                stage(&status, format!("{label}: running"));
-                step(&status, label, direct::run(&natter, plan.direct, &bar).await, &mut measurements, &mut note);
+                if plan.wants("direct") {
+                    let label = "direct on natter (PostgreSQL + NATS)";
+                    stage(&status, format!("{label}: running"));
+                    let outcome = direct::run(&natter, plan.direct, &bar).await;
+                    step(&status, label, outcome, &mut measurements, &mut note);
+                }
                 natter.stop().await;
             }
             Err(error) => note("natter (PostgreSQL + NATS)", error),
         }
-        if plan.cluster_connections > 0 {
+        if plan.cluster_connections > 0 && plan.wants("connections") {
             let nodes = plan.cluster_connections.div_ceil(connections::PER_WORKER + 1000).max(2);
             stage(&status, format!("natter (PostgreSQL + NATS, {nodes} processes): starting"));
             match cluster(&natter_binary, &work.join("wide"), postgres, nodes).await {
@@ -238,31 +252,42 @@ async fn natter_scenarios(
     note: &mut impl FnMut(&str, anyhow::Error),
 ) {
     let name = natter.name();
-    let label = format!("connections on {name}");
-    stage(status, format!("{label}: running"));
-    step_optional(status, &label, connections::run(natter, plan.connections, bar).await, measurements, note);
-    let label = format!("direct on {name}");
-    stage(status, format!("{label}: running"));
-    step(status, &label, direct::run(natter, plan.direct, bar).await, measurements, note);
-    // Latency under load: half the rate just measured, spread over the same senders.
-    let saturated = measurements.iter().rev().find(|m| m.scenario == "direct").and_then(|m| m.throughput);
-    if let Some(rate) = saturated {
-        let senders = (plan.direct.pairs * 2) as f64;
-        let per_sender = (rate / 2.0 / senders).max(1.0);
-        let params = DirectParams { pace: Pace::Rate(per_sender), ..plan.direct };
-        let label = format!("direct at half rate on {name}");
+    if plan.wants("connections") {
+        let label = format!("connections on {name}");
         stage(status, format!("{label}: running"));
-        step(status, &label, direct::run(natter, params, bar).await, measurements, note);
+        step_optional(status, &label, connections::run(natter, plan.connections, bar).await, measurements, note);
     }
-    let label = format!("fanout on {name}");
-    stage(status, format!("{label}: running"));
-    step(status, &label, fanout::run(natter, plan.fanout, bar).await, measurements, note);
-    let label = format!("{}-member group on {name}", plan.big_group.members);
-    stage(status, format!("{label}: running"));
-    step(status, &label, fanout::run(natter, plan.big_group, bar).await, measurements, note);
-    let label = format!("catch-up on {name}");
-    stage(status, format!("{label}: running"));
-    step(status, &label, catchup::run(natter, plan.catchup_missed, plan.payload_bytes, bar).await, measurements, note);
+    if plan.wants("direct") {
+        let label = format!("direct on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, direct::run(natter, plan.direct, bar).await, measurements, note);
+        // Latency under load: half the rate just measured, spread over the same senders.
+        let saturated = measurements.iter().rev().find(|m| m.scenario == "direct").and_then(|m| m.throughput);
+        if let Some(rate) = saturated {
+            let senders = (plan.direct.pairs * 2) as f64;
+            let per_sender = (rate / 2.0 / senders).max(1.0);
+            let params = DirectParams { pace: Pace::Rate(per_sender), ..plan.direct };
+            let label = format!("direct at half rate on {name}");
+            stage(status, format!("{label}: running"));
+            step(status, &label, direct::run(natter, params, bar).await, measurements, note);
+        }
+    }
+    if plan.wants("fanout") {
+        let label = format!("fanout on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, fanout::run(natter, plan.fanout, bar).await, measurements, note);
+    }
+    if plan.wants("group") {
+        let label = format!("{}-member group on {name}", plan.big_group.members);
+        stage(status, format!("{label}: running"));
+        step(status, &label, fanout::run(natter, plan.big_group, bar).await, measurements, note);
+    }
+    if plan.wants("catchup") {
+        let label = format!("catch-up on {name}");
+        stage(status, format!("{label}: running"));
+        let outcome = catchup::run(natter, plan.catchup_missed, plan.payload_bytes, bar).await;
+        step(status, &label, outcome, measurements, note);
+    }
 }
 
 async fn baseline_scenarios<S: System>(
@@ -274,12 +299,16 @@ async fn baseline_scenarios<S: System>(
     note: &mut impl FnMut(&str, anyhow::Error),
 ) {
     let name = system.name();
-    let label = format!("connections on {name}");
-    stage(status, format!("{label}: running"));
-    step_optional(status, &label, connections::run(system, plan.connections, bar).await, measurements, note);
-    let label = format!("fanout on {name}");
-    stage(status, format!("{label}: running"));
-    step(status, &label, fanout::run(system, plan.fanout, bar).await, measurements, note);
+    if plan.wants("connections") {
+        let label = format!("connections on {name}");
+        stage(status, format!("{label}: running"));
+        step_optional(status, &label, connections::run(system, plan.connections, bar).await, measurements, note);
+    }
+    if plan.wants("fanout") {
+        let label = format!("fanout on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, fanout::run(system, plan.fanout, bar).await, measurements, note);
+    }
 }
 
 fn step(

@@ -106,6 +106,16 @@ pub enum Effect {
     },
 }
 
+/// The other member of a direct conversation, as a send needs to know them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectPeer {
+    pub user: UserId,
+    /// `user` and the caller are friends.
+    pub friends: bool,
+    /// Either has blocked the other.
+    pub blocked: bool,
+}
+
 /// Outcome of an append.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {
@@ -197,9 +207,30 @@ pub trait Store: Send + Sync + 'static {
     /// The direct conversation of a pair, if one exists.
     async fn direct_conversation(&self, a: &UserId, b: &UserId) -> StoreResult<Option<Conversation>>;
     async fn member(&self, conversation: &ConversationId, user: &UserId) -> StoreResult<Option<Member>>;
+    /// The conversation and `user`'s membership of it, when `user` is a member (whether or not
+    /// the conversation is dissolved). The same as [`Store::conversation`] plus [`Store::member`];
+    /// adapters answer it in one query because every conversation-scoped request asks it.
+    async fn membership(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+    ) -> StoreResult<Option<(Conversation, Member)>> {
+        let Some(member) = self.member(conversation, user).await? else { return Ok(None) };
+        Ok(self.conversation(conversation).await?.map(|found| (found, member)))
+    }
     /// Members ordered by role (owner, admins, members) then joined_at.
     async fn members(&self, conversation: &ConversationId) -> StoreResult<Vec<Member>>;
     async fn member_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<UserId>>;
+    /// In a direct conversation, the member who is not `me`, with the friendship and blocks
+    /// between them (`None` when `me` is alone in it). One query in the adapters: every direct
+    /// send asks it.
+    async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>> {
+        let members = self.member_ids(conversation).await?;
+        let Some(peer) = members.into_iter().find(|u| u != me) else { return Ok(None) };
+        let friends = self.are_friends(me, &peer).await?;
+        let blocked = self.is_blocked_between(me, &peer).await?;
+        Ok(Some(DirectPeer { user: peer, friends, blocked }))
+    }
     async fn member_count(&self, conversation: &ConversationId) -> StoreResult<u64>;
     /// The caller's conversations (not dissolved), newest activity (`updated_at`) first, each
     /// with unread count (entries after read_seq with a content kind and another sender), last

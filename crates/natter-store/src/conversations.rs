@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use natter_core::ids::{ConversationId, UserId};
 use natter_core::model::{Conversation, Member, Message};
-use natter_core::store::{StoreError, StoreResult};
+use natter_core::store::{DirectPeer, StoreError, StoreResult};
 use sqlx::{Any, Transaction};
 
 use crate::db::{Db, backend, conflict_on, flag, millis, ordered_pair, placeholders};
@@ -20,6 +20,14 @@ static DIRECT: LazyLock<String> = LazyLock::new(|| {
 static MEMBER_LIST: LazyLock<String> = LazyLock::new(|| select_list("m", "", MEMBER));
 static MEMBER_BY_KEY: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {} FROM members m WHERE m.conversation_id = $1 AND m.user_id = $2", *MEMBER_LIST));
+static MEMBERSHIP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {} FROM members m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE m.conversation_id = $1 AND m.user_id = $2",
+        select_list("c", "c_", CONVERSATION),
+        select_list("m", "m_", MEMBER)
+    )
+});
 static MEMBERS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT {} FROM members m WHERE m.conversation_id = $1 \
@@ -27,6 +35,49 @@ static MEMBERS: LazyLock<String> = LazyLock::new(|| {
         *MEMBER_LIST
     )
 });
+
+pub(crate) async fn membership(
+    db: &Db,
+    conversation: &ConversationId,
+    user: &UserId,
+) -> StoreResult<Option<(Conversation, Member)>> {
+    let row = sqlx::query(&MEMBERSHIP)
+        .bind(conversation.as_str())
+        .bind(user.as_str())
+        .fetch_optional(&db.read)
+        .await
+        .map_err(backend)?;
+    row.map(|row| Ok((rows::conversation(Cols::new(&row, "c_"))?, rows::member(Cols::new(&row, "m_"))?))).transpose()
+}
+
+const DIRECT_PEER: &str = "SELECT m.user_id AS user_id, \
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $2 AND f.friend_id = m.user_id) \
+          THEN 1 ELSE 0 END AS BIGINT) AS friends, \
+     CAST(CASE WHEN EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = m.user_id) \
+          OR (b.blocker_id = m.user_id AND b.blocked_id = $2)) THEN 1 ELSE 0 END AS BIGINT) AS blocked \
+     FROM members m WHERE m.conversation_id = $1 AND m.user_id <> $2 LIMIT 1";
+
+pub(crate) async fn direct_peer(
+    db: &Db,
+    conversation: &ConversationId,
+    me: &UserId,
+) -> StoreResult<Option<DirectPeer>> {
+    let row = sqlx::query(DIRECT_PEER)
+        .bind(conversation.as_str())
+        .bind(me.as_str())
+        .fetch_optional(&db.read)
+        .await
+        .map_err(backend)?;
+    row.map(|row| {
+        let cols = Cols::new(&row, "");
+        Ok(DirectPeer {
+            user: UserId(cols.get("user_id")?),
+            friends: cols.get::<i64>("friends")? != 0,
+            blocked: cols.get::<i64>("blocked")? != 0,
+        })
+    })
+    .transpose()
+}
 
 /// Rows per multi-row `INSERT INTO members`: 7 parameters each, far below the limits.
 const MEMBER_CHUNK: usize = 500;

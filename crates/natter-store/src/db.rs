@@ -22,7 +22,10 @@ const SQLITE_WRITER_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchrono
 const SQLITE_READER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
      PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;";
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
+];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,10 @@ enum Dialect {
 pub(crate) struct Db {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
+    /// SQLite (else PostgreSQL): where the two need different SQL.
+    pub(crate) sqlite: bool,
+    /// SQLite: plain appends go through group commit.
+    pub(crate) appends: Option<crate::group_commit::AppendQueue>,
 }
 
 impl Db {
@@ -49,7 +56,10 @@ impl Db {
                 let url = sqlite_url(url);
                 // The writer connects first so the database is created and in WAL mode before
                 // any reader opens it.
+                // No liveness ping before each use: a local file does not drop connections, and
+                // the ping is a round trip to the connection's thread on every query.
                 let write = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(1)
                     .min_connections(1)
                     .idle_timeout(None)
@@ -62,6 +72,7 @@ impl Db {
                     .map_err(backend)?;
                 migrate(&write, SQLITE_MIGRATIONS).await?;
                 let read = AnyPoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(max_connections)
                     .after_connect(|connection, _| {
                         Box::pin(async move { connection.execute(SQLITE_READER_PRAGMAS).await.map(drop) })
@@ -69,13 +80,15 @@ impl Db {
                     .connect(&url)
                     .await
                     .map_err(backend)?;
-                Db { read, write }
+                let pools = Db { read, write, sqlite: true, appends: None };
+                let appends = crate::group_commit::AppendQueue::start(pools.clone());
+                Db { appends: Some(appends), ..pools }
             }
             Dialect::Postgres => {
                 let pool =
                     AnyPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
                 migrate(&pool, POSTGRES_MIGRATIONS).await?;
-                Db { read: pool.clone(), write: pool }
+                Db { read: pool.clone(), write: pool, sqlite: false, appends: None }
             }
         };
         Ok(db)

@@ -17,6 +17,7 @@ mod conversations;
 mod db;
 mod effects;
 mod friends;
+mod group_commit;
 mod messages;
 mod rows;
 mod sessions;
@@ -29,7 +30,8 @@ use natter_core::model::{
     Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member, Message, Session, Time, User,
 };
 use natter_core::store::{
-    AppendOutcome, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store, StoreError, StoreResult,
+    AppendOutcome, DirectPeer, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store, StoreError,
+    StoreResult,
 };
 
 use crate::db::Db;
@@ -177,11 +179,21 @@ impl Store for SqlStore {
     async fn member(&self, conversation: &ConversationId, user: &UserId) -> StoreResult<Option<Member>> {
         conversations::member(&self.db, conversation, user).await
     }
+    async fn membership(
+        &self,
+        conversation: &ConversationId,
+        user: &UserId,
+    ) -> StoreResult<Option<(Conversation, Member)>> {
+        conversations::membership(&self.db, conversation, user).await
+    }
     async fn members(&self, conversation: &ConversationId) -> StoreResult<Vec<Member>> {
         conversations::members(&self.db, conversation).await
     }
     async fn member_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<UserId>> {
         conversations::member_ids(&self.db, conversation).await
+    }
+    async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>> {
+        conversations::direct_peer(&self.db, conversation, me).await
     }
     async fn member_count(&self, conversation: &ConversationId) -> StoreResult<u64> {
         conversations::member_count(&self.db, conversation).await

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::model::Message;
-use natter_core::store::{AppendOutcome, NewEntry, StoreError, StoreResult};
+use natter_core::store::{AppendOutcome, Effect, NewEntry, StoreError, StoreResult};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Transaction};
 
@@ -35,6 +35,61 @@ static BEFORE: LazyLock<String> = LazyLock::new(|| {
 const UNREAD: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND seq > $2 AND sender_id <> $3 \
      AND kind IN ('text', 'image', 'file', 'voice')";
 
+const ENTRY_COLUMNS: &str = "conversation_id, seq, id, sender_id, kind, client_msg_id, text, file_id, reply_to, \
+     mentions, target_seq, emoji, op, system, edited_at, recalled, created_at";
+static INSERT_AT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO messages ({ENTRY_COLUMNS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+    )
+});
+/// SQLite: the seq is last_seq + $2 (= 1), read inside the INSERT; the `messages_appended`
+/// trigger then moves last_seq, updated_at and the sender's read marker.
+static INSERT_NEXT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO messages ({ENTRY_COLUMNS}) \
+         SELECT $1, c.last_seq + $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 \
+         FROM conversations c WHERE c.id = $1 AND c.dissolved = 0 RETURNING seq"
+    )
+});
+
+/// `message` as it reads back once stored at `seq` (times at millisecond precision, no reactions).
+fn as_stored(message: &Message, seq: Seq) -> Result<Message, sqlx::Error> {
+    let mut stored = message.clone();
+    stored.seq = seq;
+    stored.reactions.clear();
+    stored.created_at = stored_time(message.created_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    stored.edited_at = message.edited_at.map(stored_time).transpose().map_err(|e| sqlx::Error::Encode(e.into()))?;
+    Ok(stored)
+}
+
+/// Binds an entry's 17 columns, `seq` second, in [`ENTRY_COLUMNS`] order.
+fn bind_entry<'q>(
+    sql: &'q str,
+    m: &'q Message,
+    seq: Seq,
+) -> Result<sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, sqlx::Error> {
+    let encode = |error: serde_json::Error| sqlx::Error::Encode(Box::new(error));
+    Ok(sqlx::query(sql)
+        .bind(m.conversation_id.as_str())
+        .bind(seq)
+        .bind(m.id.as_str())
+        .bind(m.sender_id.as_str())
+        .bind(m.kind.as_str())
+        .bind(m.client_msg_id.as_deref())
+        .bind(m.text.as_deref())
+        .bind(m.file_id.as_deref())
+        .bind(m.reply_to)
+        .bind(mentions_json(&m.mentions).map_err(encode)?)
+        .bind(m.target_seq)
+        .bind(m.emoji.as_deref())
+        .bind(m.op.as_deref())
+        .bind(system_json(m.system.as_ref()).map_err(encode)?)
+        .bind(m.edited_at.map(millis))
+        .bind(flag(m.recalled))
+        .bind(millis(m.created_at)))
+}
+
 /// Inserts `message` as the entry `seq` of its conversation and returns it as stored. The raw
 /// sqlx error is kept so that `append` can tell a unique violation (a racing resend) apart.
 pub(crate) async fn insert_entry(
@@ -42,47 +97,67 @@ pub(crate) async fn insert_entry(
     message: &Message,
     seq: Seq,
 ) -> Result<Message, sqlx::Error> {
-    let encode = |error: serde_json::Error| sqlx::Error::Encode(Box::new(error));
-    let mut stored = message.clone();
-    stored.seq = seq;
-    stored.reactions.clear();
-    stored.created_at = stored_time(message.created_at).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    stored.edited_at = message.edited_at.map(stored_time).transpose().map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let m = &stored;
-    sqlx::query(
-        "INSERT INTO messages (conversation_id, seq, id, sender_id, kind, client_msg_id, text, file_id, reply_to, \
-         mentions, target_seq, emoji, op, system, edited_at, recalled, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(m.conversation_id.as_str())
-    .bind(seq)
-    .bind(m.id.as_str())
-    .bind(m.sender_id.as_str())
-    .bind(m.kind.as_str())
-    .bind(m.client_msg_id.as_deref())
-    .bind(m.text.as_deref())
-    .bind(m.file_id.as_deref())
-    .bind(m.reply_to)
-    .bind(mentions_json(&m.mentions).map_err(encode)?)
-    .bind(m.target_seq)
-    .bind(m.emoji.as_deref())
-    .bind(m.op.as_deref())
-    .bind(system_json(m.system.as_ref()).map_err(encode)?)
-    .bind(m.edited_at.map(millis))
-    .bind(flag(m.recalled))
-    .bind(millis(m.created_at))
-    .execute(&mut **tx)
-    .await?;
+    let stored = as_stored(message, seq)?;
+    bind_entry(&INSERT_AT, &stored, seq)?.execute(&mut **tx).await?;
     Ok(stored)
+}
+
+/// SQLite: inserts `message` as its conversation's next entry in one statement; `None` when the
+/// conversation does not exist or is dissolved. A failed INSERT changes nothing (SQLite undoes
+/// just that statement), so no seq is ever skipped.
+pub(crate) async fn insert_next_entry(
+    tx: &mut Transaction<'static, Any>,
+    message: &Message,
+) -> Result<Option<Message>, sqlx::Error> {
+    let stored = as_stored(message, 0)?;
+    let seq: Option<i64> = bind_entry(&INSERT_NEXT, &stored, 1)?.fetch_optional(&mut **tx).await?.map(|row| {
+        use sqlx::Row;
+        row.get::<i64, _>(0)
+    });
+    Ok(seq.map(|seq| Message { seq, ..stored }))
+}
+
+/// SQLite's append: one INSERT (plus the effect's statements) in one transaction.
+async fn append_sqlite(db: &Db, message: Message, effect: Effect) -> StoreResult<AppendOutcome> {
+    let mut tx = db.write.begin().await.map_err(backend)?;
+    let stored = match insert_next_entry(&mut tx, &message).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(AppendOutcome::ConversationGone);
+        }
+        Err(error) if is_unique_violation(&error) => {
+            tx.rollback().await.map_err(backend)?;
+            return resent(db, &message).await;
+        }
+        Err(error) => return Err(backend(error)),
+    };
+    effects::apply(&mut tx, &stored, &effect).await?;
+    tx.commit().await.map_err(backend)?;
+    Ok(AppendOutcome::Appended(stored))
+}
+
+/// The answer to an append that hit the (sender, client_msg_id) index: the entry stored first.
+pub(crate) async fn resent(db: &Db, message: &Message) -> StoreResult<AppendOutcome> {
+    match existing_resend(db, message).await? {
+        Some(existing) => Ok(AppendOutcome::Duplicate(existing)),
+        None => Err(StoreError::Conflict("message")),
+    }
 }
 
 /// One transaction: take the next seq (the row lock on the conversation serialises appenders
 /// on PostgreSQL; SQLite has one writer), store the entry, apply its effect, move the sender's
 /// read marker. A failure anywhere rolls all of it back, so no seq is ever skipped.
+///
+/// A resend is found by the unique index on (sender, client_msg_id), not by a lookup first: the
+/// service has already looked, so a resend reaching this point is rare, and a send saves a query.
 pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcome> {
     let NewEntry { message, effect } = entry;
-    if let Some(existing) = existing_resend(db, &message).await? {
-        return Ok(AppendOutcome::Duplicate(existing));
+    if db.sqlite {
+        return match (&db.appends, &effect) {
+            (Some(queue), Effect::None) => queue.append(message).await,
+            _ => append_sqlite(db, message, effect).await,
+        };
     }
     let mut tx = db.write.begin().await.map_err(backend)?;
     let seq: Option<i64> = sqlx::query_scalar(
@@ -103,10 +178,7 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
         Err(error) if is_unique_violation(&error) => {
             // A resend raced this one and committed first: answer with its entry.
             tx.rollback().await.map_err(backend)?;
-            return match existing_resend(db, &message).await? {
-                Some(existing) => Ok(AppendOutcome::Duplicate(existing)),
-                None => Err(StoreError::Conflict("message")),
-            };
+            return resent(db, &message).await;
         }
         Err(error) => return Err(backend(error)),
     };

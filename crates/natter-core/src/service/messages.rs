@@ -67,9 +67,11 @@ impl MessageService {
             return self.duplicate(existing, conversation_id);
         }
         let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
-        if !is_group(&conversation) {
-            self.check_direct_allowed(me, &conversation).await?;
-        }
+        // In a direct chat the recipients are the pair, known from the check; a group asks.
+        let recipients = match is_group(&conversation) {
+            true => None,
+            false => Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?]),
+        };
         if let Some(reply_to) = input.reply_to
             && !(1..=conversation.last_seq).contains(&reply_to)
         {
@@ -89,7 +91,7 @@ impl MessageService {
         let _ordered = self.deps.log_locks.lock(conversation_id).await;
         match self.deps.store.append(NewEntry { message, effect: Effect::None }).await? {
             AppendOutcome::Appended(message) => {
-                self.push(&message).await?;
+                self.push_to(&message, recipients).await?;
                 Ok(Sent { message, created: true })
             }
             AppendOutcome::Duplicate(existing) => self.duplicate(existing, conversation_id),
@@ -254,7 +256,15 @@ impl MessageService {
     }
 
     async fn push(&self, message: &Message) -> DomainResult<()> {
-        let members = self.deps.store.member_ids(&message.conversation_id).await?;
+        self.push_to(message, None).await
+    }
+
+    /// Pushes to `recipients`, or to the conversation's members when not given.
+    async fn push_to(&self, message: &Message, recipients: Option<Vec<UserId>>) -> DomainResult<()> {
+        let members = match recipients {
+            Some(recipients) => recipients,
+            None => self.deps.store.member_ids(&message.conversation_id).await?,
+        };
         let frame = ServerFrame::Message { message: wire::message_view(message) };
         self.deps.notifier.publish_entry(members, &frame, wire::position(message)).await;
         Ok(())
@@ -270,17 +280,18 @@ impl MessageService {
         Ok(Sent { message: existing, created: false })
     }
 
-    async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<()> {
-        let members = self.deps.store.member_ids(&conversation.id).await?;
-        let Some(peer) = members.iter().find(|u| *u != me) else {
-            return Ok(());
+    /// A direct send needs the pair to be friends and neither to have blocked the other; returns
+    /// the peer.
+    async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<UserId> {
+        let Some(peer) = self.deps.store.direct_peer(&conversation.id, me).await? else {
+            return Err(DomainError::forbidden("not_friends", "you are no longer friends with this user"));
         };
-        if self.deps.store.is_blocked_between(me, peer).await? {
+        if peer.blocked {
             return Err(DomainError::forbidden("blocked", "you cannot message this user"));
         }
-        if !self.deps.store.are_friends(me, peer).await? {
+        if !peer.friends {
             return Err(DomainError::forbidden("not_friends", "you are no longer friends with this user"));
         }
-        Ok(())
+        Ok(peer.user)
     }
 }

@@ -66,12 +66,11 @@ impl Deps {
         user: &UserId,
         conversation: &ConversationId,
     ) -> DomainResult<(Conversation, Member)> {
-        let member = self.store.member(conversation, user).await?.ok_or(DomainError::not_found("conversation"))?;
-        let conversation = self
+        let (conversation, member) = self
             .store
-            .conversation(conversation)
+            .membership(conversation, user)
             .await?
-            .filter(|c| !c.dissolved)
+            .filter(|(c, _)| !c.dissolved)
             .ok_or(DomainError::not_found("conversation"))?;
         Ok((conversation, member))
     }

@@ -24,6 +24,9 @@ pub(crate) async fn membership_effects(db: &TestDb) {
     assert_eq!(added.seq, 3);
     let joined = store.member(&g.id, &c.id).await.expect("member").expect("c is a member");
     assert_eq!((joined.role, joined.joined_seq, joined.read_seq), (MemberRole::Member, 3, 3));
+    let (conversation, member) = store.membership(&g.id, &c.id).await.expect("membership").expect("a member");
+    assert_eq!(member, joined);
+    assert_eq!(Some(conversation), store.conversation(&g.id).await.expect("get"));
     assert_eq!(store.member_count(&g.id).await.expect("count"), 3);
 
     system(store, &g.id, &a, "role_changed", Effect::SetRole(b.id.clone(), MemberRole::Admin), at(3)).await;
@@ -41,6 +44,7 @@ pub(crate) async fn membership_effects(db: &TestDb) {
     let removed = system(store, &g.id, &b, "member_removed", Effect::RemoveMember(c.id.clone()), at(5)).await;
     assert_eq!(removed.seq, 6);
     assert_eq!(store.member(&g.id, &c.id).await.expect("member"), None);
+    assert_eq!(store.membership(&g.id, &c.id).await.expect("membership"), None);
     assert_eq!(store.member_count(&g.id).await.expect("count"), 2);
     let mut ids = store.member_ids(&g.id).await.expect("ids");
     ids.sort();

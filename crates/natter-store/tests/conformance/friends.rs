@@ -109,11 +109,20 @@ pub(crate) async fn accept_creates_the_direct_conversation_and_revives_it(db: &T
 pub(crate) async fn blocks_end_friendship_and_cancel_requests(db: &TestDb) {
     let store = &db.store;
     let (a, b, c) = (user(store, "fay", "Fay").await, user(store, "gus", "Gus").await, user(store, "hal", "Hal").await);
-    befriend(store, &a, &b, at(10)).await;
+    let direct = befriend(store, &a, &b, at(10)).await;
+    let peer = |user: &natter_core::model::User, friends, blocked| natter_core::store::DirectPeer {
+        user: user.id.clone(),
+        friends,
+        blocked,
+    };
+    assert_eq!(store.direct_peer(&direct, &a.id).await.expect("peer"), Some(peer(&b, true, false)));
+    assert_eq!(store.direct_peer(&direct, &b.id).await.expect("peer"), Some(peer(&a, true, false)));
     let pending = friend_request(&c, &a, at(20));
     store.create_friend_request(&pending).await.expect("create");
 
     store.block_user(&a.id, &b.id, at(30)).await.expect("block");
+    // The pair stay members of their direct conversation; the send rules see the block.
+    assert_eq!(store.direct_peer(&direct, &b.id).await.expect("peer"), Some(peer(&a, false, true)));
     store.block_user(&a.id, &b.id, at(31)).await.expect("block is idempotent");
     assert!(!store.are_friends(&a.id, &b.id).await.expect("friends?"));
     assert!(!store.are_friends(&b.id, &a.id).await.expect("friends?"));
@@ -132,4 +141,5 @@ pub(crate) async fn blocks_end_friendship_and_cancel_requests(db: &TestDb) {
     assert!(!store.is_blocked_between(&a.id, &b.id).await.expect("blocked?"));
     // Unblocking does not restore the friendship.
     assert!(!store.are_friends(&a.id, &b.id).await.expect("friends?"));
+    assert_eq!(store.direct_peer(&direct, &a.id).await.expect("peer"), Some(peer(&b, false, false)));
 }
