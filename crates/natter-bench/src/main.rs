@@ -129,6 +129,10 @@ fn main() -> anyhow::Result<()> {
                 );
                 std::process::exit(1);
             }
+            if !report.skipped.is_empty() {
+                eprintln!("\nFAILED: {} system(s) or scenario(s) could not run; see the report", report.skipped.len());
+                std::process::exit(1);
+            }
             Ok(())
         }
     }

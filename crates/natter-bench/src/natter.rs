@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::procs::Proc;
-use crate::services::{Nats, Postgres, free_port, wait_for_port};
+use crate::services::{Nats, Postgres, free_port};
 use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
 use crate::{payload, wsclient};
 
@@ -331,6 +331,13 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
     let mut command = Command::new(binary);
+    // natter refuses NATTER_ variables it does not know (e.g. the test script's
+    // NATTER_TEST_POSTGRES_URL), and the bench must not inherit a user's settings anyway.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("NATTER_") {
+            command.env_remove(key);
+        }
+    }
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -344,9 +351,20 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut process = Proc::spawn(name, command, &dir.join("natter.log"))?;
-    wait_for_port(port, Duration::from_secs(60), "natter").await?;
-    process.check_running()?;
+    let log = dir.join("natter.log");
+    let mut process = Proc::spawn(name, command, &log)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Err(error) = process.check_running() {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            let first_lines: Vec<&str> = output.lines().take(5).collect();
+            bail!("{error}: {}", first_lines.join(" / "));
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("natter did not listen on port {port} within 60 s (see {})", log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(Node { process, port })
 }
 

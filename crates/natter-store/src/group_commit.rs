@@ -58,7 +58,7 @@ async fn run(db: Db, mut queue: mpsc::Receiver<Queued>) {
 }
 
 enum Step {
-    Appended(Message),
+    Appended(Box<Message>),
     Gone,
     Resent,
     Failed(StoreError),
@@ -78,7 +78,7 @@ async fn commit(db: &Db, batch: Vec<Queued>) {
     let mut steps = Vec::with_capacity(batch.len());
     for queued in &batch {
         steps.push(match insert_next_entry(&mut tx, &queued.message).await {
-            Ok(Some(stored)) => Step::Appended(stored),
+            Ok(Some(stored)) => Step::Appended(Box::new(stored)),
             Ok(None) => Step::Gone,
             Err(error) if is_unique_violation(&error) => Step::Resent,
             Err(error) => Step::Failed(backend(error)),
@@ -88,7 +88,7 @@ async fn commit(db: &Db, batch: Vec<Queued>) {
     for (queued, step) in batch.into_iter().zip(steps) {
         let outcome = match (&committed, step) {
             (Err(error), _) => Err(StoreError::Backend(error.clone())),
-            (Ok(()), Step::Appended(stored)) => Ok(AppendOutcome::Appended(stored)),
+            (Ok(()), Step::Appended(stored)) => Ok(AppendOutcome::Appended(*stored)),
             (Ok(()), Step::Gone) => Ok(AppendOutcome::ConversationGone),
             (Ok(()), Step::Resent) => resent(db, &queued.message).await,
             (Ok(()), Step::Failed(error)) => Err(error),
