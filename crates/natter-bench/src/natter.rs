@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::procs::Proc;
 use crate::services::{Nats, Postgres, free_port};
@@ -189,12 +190,21 @@ impl Natter {
         let pending: Pending = Arc::default();
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
         let (outgoing, mut outgoing_rx) = mpsc::unbounded_channel::<String>();
+        let (still_read, writer_pending) = (deliveries_tx.clone(), pending.clone());
         tokio::spawn(async move {
             while let Some(text) = outgoing_rx.recv().await {
-                if sink.send(Message::Text(text.into())).await.is_err() {
-                    break;
+                if let Err(error) = sink.send(Message::Text(text.into())).await {
+                    tracing::warn!(%error, "a natter socket failed while sending");
+                    for (_, ack) in lock(&writer_pending).drain() {
+                        let _ = ack.send(Err(anyhow::anyhow!("the socket failed: {error}")));
+                    }
+                    return;
                 }
             }
+            // Nothing more to send: keep the socket while its deliveries are still read, then
+            // close it properly, so that finished scenarios leave no sockets behind.
+            still_read.closed().await;
+            let _ = sink.close().await;
         });
         tokio::spawn(read_frames(source, conversation.to_owned(), deliveries_tx, pending.clone()));
         let next_id = AtomicU64::new(0);
@@ -230,7 +240,14 @@ async fn read_frames<S>(
 {
     while let Some(Ok(frame)) = source.next().await {
         let received_us = payload::now_us();
-        let Message::Text(text) = frame else { continue };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(Some(close)) if close.code != CloseCode::Normal => {
+                tracing::warn!(code = %close.code, reason = %close.reason, "natter closed a socket");
+                break;
+            }
+            _ => continue,
+        };
         match serde_json::from_str::<ServerFrame>(&text) {
             Ok(ServerFrame::Message { message }) if message.conversation_id == conversation => {
                 if let Some(delivery) = delivery(&message, received_us) {
@@ -347,7 +364,8 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
         .env("NATTER_AUTH__ACCESS_TOKEN_TTL_SECS", "86400")
         .env("NATTER_LIMITS__MAX_GROUP_MEMBERS", "20000")
         .env("NATTER_LIMITS__MAX_BODY_BYTES", "4194304")
-        .env("NATTER_LOG__LEVEL", "warn");
+        // Warnings, and the gateway's notes on sockets it closes (slow clients).
+        .env("NATTER_LOG__LEVEL", "warn,natter_gateway=info");
     for (key, value) in env {
         command.env(key, value);
     }

@@ -81,7 +81,26 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
                     let Some(Ok(message)) = incoming else { break };
                     last_heard = Instant::now();
                     let reply = match message {
-                        Message::Text(text) => handle_text(&state, &context, text.as_str()).await,
+                        Message::Text(text) => {
+                            // Frames queued for this socket keep flowing while its request runs
+                            // (a send waits for its commit): a client's own pushes never pile up
+                            // behind its requests.
+                            let handling = handle_text(&state, &context, text.as_str());
+                            tokio::pin!(handling);
+                            let mut closed = false;
+                            let reply = loop {
+                                tokio::select! {
+                                    reply = &mut handling => break reply,
+                                    queued = registration.queue.recv(), if !closed => {
+                                        let Some(frame) = queued else { closed = true; continue };
+                                        let Ok(text) = Utf8Bytes::try_from(frame) else { continue };
+                                        if sender.send(Message::Text(text)).await.is_err() { closed = true }
+                                    }
+                                }
+                            };
+                            if closed { break }
+                            reply
+                        }
                         Message::Binary(_) => Some(error_frame(None, "unsupported_frame", "send JSON in text frames")),
                         Message::Close(_) => break,
                         Message::Ping(_) | Message::Pong(_) => None,

@@ -77,7 +77,7 @@ pub async fn drive_sender(
                 Err(_) => break,
             }
         }
-        in_flight.push(send(payload::make(member, index, payload_bytes)));
+        in_flight.push(acknowledged(send(payload::make(member, index, payload_bytes))));
     }
     while let Some(outcome) = in_flight.next().await {
         if let Err(error) = outcome {
@@ -88,6 +88,16 @@ pub async fn drive_sender(
         }
     }
     failures
+}
+
+/// How long a send may wait for its acknowledgement before it counts as failed.
+const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn acknowledged(send: crate::system::BoxFuture<anyhow::Result<()>>) -> anyhow::Result<()> {
+    match tokio::time::timeout(ACK_TIMEOUT, send).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(anyhow::anyhow!("no acknowledgement within {ACK_TIMEOUT:?}")),
+    }
 }
 
 /// What one receiving device saw.
