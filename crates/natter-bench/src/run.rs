@@ -193,24 +193,19 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
         stage(&status, "Synapse: installing (first run) and starting");
         match Synapse::start(&work.join("synapse"), postgres).await {
             Ok(synapse) => {
-                let label = "direct on Synapse";
-                stage(&status, format!("{label}: running"));
-                step(
-                    &status,
-                    label,
-                    direct::run(&synapse, plan.synapse_direct, &bar).await,
-                    &mut measurements,
-                    &mut note,
-                );
-                let label = "fanout on Synapse";
-                stage(&status, format!("{label}: running"));
-                step(
-                    &status,
-                    label,
-                    fanout::run(&synapse, plan.synapse_fanout, &bar).await,
-                    &mut measurements,
-                    &mut note,
-                );
+                if plan.wants("direct") {
+                    let label = "direct on Synapse";
+                    stage(&status, format!("{label}: running"));
+                    let outcome = direct::run(&synapse, plan.synapse_direct, &bar).await;
+                    step(&status, label, outcome, &mut measurements, &mut note);
+                }
+                if plan.wants("fanout") {
+                    let label = "fanout on Synapse";
+                    stage(&status, format!("{label}: running"));
+                    let outcome = fanout::run(&synapse, plan.synapse_fanout, &bar).await;
+                    step(&status, label, outcome, &mut measurements, &mut note);
+                }
+                synapse.stop().await;
             }
             Err(error) => note("Synapse", error),
         }

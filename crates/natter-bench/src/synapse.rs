@@ -17,7 +17,7 @@ use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::payload;
 use crate::procs::{Proc, process_tree};
@@ -194,17 +194,32 @@ impl Synapse {
         Ok(Device { member, send: self.send_fn(account, room_id), deliveries })
     }
 
+    /// A device's sends go out one at a time, in call order, as a Matrix client sends into a
+    /// room (concurrent PUTs could be stored in any order). A send is queued when called (the
+    /// [`SendFn`] contract); its future waits for the server's 200.
     fn send_fn(&self, account: &Account, room_id: &str) -> SendFn {
         let url = format!("{}/_matrix/client/v3/rooms/{}/send/m.room.message", self.base, encode(room_id));
         let (http, token) = (self.http.clone(), account.token.clone());
-        let next_txn = Arc::new(AtomicU64::new(0));
-        Arc::new(move |body: String| {
+        let (queue, mut queued) = mpsc::unbounded_channel::<(String, oneshot::Sender<anyhow::Result<()>>)>();
+        tokio::spawn(async move {
             // Transaction ids are scoped to the access token, so a counter per device is unique.
-            let url = format!("{url}/t{}", next_txn.fetch_add(1, Ordering::Relaxed));
-            let request = http.put(url).bearer_auth(&token).json(&json!({ "msgtype": "m.text", "body": body }));
+            let mut txn = 0_u64;
+            while let Some((body, ack)) = queued.recv().await {
+                txn += 1;
+                let request = http
+                    .put(format!("{url}/t{txn}"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "msgtype": "m.text", "body": body }));
+                let outcome = async { decode(request.send().await.context("send")?).await.context("send").map(drop) };
+                let _ = ack.send(outcome.await);
+            }
+        });
+        Arc::new(move |body: String| {
+            let (ack, acked) = oneshot::channel();
+            let queued = queue.send((body, ack));
             Box::pin(async move {
-                decode(request.send().await.context("send")?).await.context("send")?;
-                Ok(())
+                queued.map_err(|_| anyhow::anyhow!("the device's sender has stopped"))?;
+                acked.await.context("the device's sender dropped a send")?
             })
         })
     }

@@ -40,7 +40,7 @@ pub async fn run<S: System>(system: &S, connections: usize, bar: &ProgressBar) -
     let mut children = Vec::new();
     for worker in 0..workers {
         let count = PER_WORKER.min(connections - worker * PER_WORKER);
-        let source = Ipv4Addr::new(127, 0, 0, 2 + worker as u8);
+        let source = fresh_source_address();
         let mut command = Command::new(std::env::current_exe()?);
         command.args(["connect-worker", "--source", &source.to_string(), "--count", &count.to_string()]);
         // Spread over the URLs (nodes) starting at this worker's share.
@@ -106,6 +106,15 @@ pub async fn run<S: System>(system: &S, connections: usize, bar: &ProgressBar) -
         }
     }
     Ok(Some(measurement))
+}
+
+/// A loopback address no earlier connections run of this process used: closed connections
+/// leave their ports in TIME_WAIT, and binding to an address whose ports are mostly taken makes
+/// the kernel search (slow connects) or fail (EADDRINUSE).
+fn fresh_source_address() -> Ipv4Addr {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    Ipv4Addr::new(127, 0, (n / 250 % 250) as u8, (n % 250 + 2) as u8)
 }
 
 /// The worker: opens `count` connections from `source` to `urls` round-robin, reports, then

@@ -48,7 +48,7 @@ pub async fn drive_sender(
     pace: Pace,
     gate: Option<Arc<Semaphore>>,
 ) -> u64 {
-    let mut in_flight = FuturesUnordered::new();
+    let mut in_flight: FuturesUnordered<crate::system::BoxFuture<anyhow::Result<()>>> = FuturesUnordered::new();
     let mut failures = 0;
     let mut ticker = match pace {
         Pace::Rate(rate) => {
@@ -63,8 +63,14 @@ pub async fn drive_sender(
         Pace::Rate(_) => usize::MAX,
     };
     for index in 0..count {
+        // While waiting for the tick, the window or the gate, acknowledgements keep being taken.
         if let Some(ticker) = ticker.as_mut() {
-            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => break,
+                    Some(outcome) = in_flight.next() => failures += u64::from(outcome.is_err()),
+                }
+            }
         }
         while in_flight.len() >= window {
             if let Some(Err(_)) = in_flight.next().await {
@@ -72,12 +78,18 @@ pub async fn drive_sender(
             }
         }
         if let Some(gate) = &gate {
-            match gate.acquire().await {
+            let permit = loop {
+                tokio::select! {
+                    permit = gate.acquire() => break permit,
+                    Some(outcome) = in_flight.next() => failures += u64::from(outcome.is_err()),
+                }
+            };
+            match permit {
                 Ok(permit) => permit.forget(),
                 Err(_) => break,
             }
         }
-        in_flight.push(acknowledged(send(payload::make(member, index, payload_bytes))));
+        in_flight.push(Box::pin(acknowledged(send(payload::make(member, index, payload_bytes)))));
     }
     while let Some(outcome) = in_flight.next().await {
         if let Err(error) = outcome {
