@@ -9,11 +9,13 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use natter_core::ids::{ConversationId, UserId};
 use natter_core::service::accounts::AuthContext;
 use natter_core::service::messages::SendInput;
 use natter_proto::{ClientFrame, ServerFrame};
+use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::extract::bearer_token;
@@ -93,8 +95,9 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
                                     reply = &mut handling => break reply,
                                     queued = registration.queue.recv(), if !closed => {
                                         let Some(frame) = queued else { closed = true; continue };
-                                        let Ok(text) = Utf8Bytes::try_from(frame) else { continue };
-                                        if sender.send(Message::Text(text)).await.is_err() { closed = true }
+                                        if write_queued(&mut sender, frame, &mut registration.queue).await.is_err() {
+                                            closed = true;
+                                        }
                                     }
                                 }
                             };
@@ -113,8 +116,7 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
                 }
                 queued = registration.queue.recv() => {
                     let Some(frame) = queued else { break };
-                    let Ok(text) = Utf8Bytes::try_from(frame) else { continue };
-                    if sender.send(Message::Text(text)).await.is_err() { break }
+                    if write_queued(&mut sender, frame, &mut registration.queue).await.is_err() { break }
                 }
                 () = registration.control.too_slow.notified() => {
                     close = Some((CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect and sync"));
@@ -143,6 +145,29 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
     if state.services.deps.presence.disconnect(&user) {
         announce_presence(&state, &user, false).await;
     }
+}
+
+/// Most queued frames written before one flush.
+const WRITE_BATCH: usize = 64;
+
+/// Writes `first` and whatever else is already queued (up to [`WRITE_BATCH`]) with one flush:
+/// a socket that fell a few frames behind catches up in one write instead of one per frame.
+async fn write_queued<S>(sender: &mut S, first: Bytes, queue: &mut mpsc::Receiver<Bytes>) -> Result<(), ()>
+where
+    S: SinkExt<Message> + Unpin,
+{
+    let mut next = Some(first);
+    let mut written = 0;
+    while let Some(frame) = next.take() {
+        if let Ok(text) = Utf8Bytes::try_from(frame) {
+            sender.feed(Message::Text(text)).await.map_err(|_| ())?;
+        }
+        written += 1;
+        if written < WRITE_BATCH {
+            next = queue.try_recv().ok();
+        }
+    }
+    sender.flush().await.map_err(|_| ())
 }
 
 async fn send_frame<S>(sender: &mut S, frame: &ServerFrame) -> Result<(), ()>
