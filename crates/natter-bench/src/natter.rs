@@ -301,6 +301,10 @@ impl System for Natter {
         self.name.clone()
     }
 
+    fn gateway_pids(&self) -> Vec<u32> {
+        self.natter_pids()
+    }
+
     fn server_pids(&self) -> Vec<u32> {
         let mut pids = self.natter_pids();
         if let Some(database) = &self.database_pids {

@@ -49,6 +49,12 @@ pub trait System: Send + Sync {
     /// The server processes to account CPU and memory to (empty: none measured).
     fn server_pids(&self) -> Vec<u32>;
 
+    /// The processes that hold the connections, for memory per connection (natter's cluster
+    /// shape leaves its database out: its shared buffers are counted once per backend).
+    fn gateway_pids(&self) -> Vec<u32> {
+        self.server_pids()
+    }
+
     /// Sets up a room of `members` members (users, subscriptions…), each with one connected
     /// device, and returns the devices, member 0 first. Everything the system needs before the
     /// first send (accounts, friendship, group, subscriptions) is done before this returns.

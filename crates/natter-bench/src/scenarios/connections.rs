@@ -29,9 +29,9 @@ const CONNECT_CONCURRENCY: usize = 256;
 
 pub async fn run<S: System>(system: &S, connections: usize, bar: &ProgressBar) -> anyhow::Result<Option<Measurement>> {
     let Some(endpoints) = system.idle_endpoints(connections).await? else { return Ok(None) };
-    let pids = system.server_pids();
-    let rss_before: u64 = pids.iter().filter_map(|pid| rss_bytes(*pid)).sum();
-    let server = Monitor::start(pids.clone());
+    let gateways = system.gateway_pids();
+    let rss_before: u64 = gateways.iter().filter_map(|pid| rss_bytes(*pid)).sum();
+    let server = Monitor::start(system.server_pids());
     let client = Monitor::start_self();
     bar.set_length(connections as u64);
     bar.set_position(0);
@@ -75,7 +75,7 @@ pub async fn run<S: System>(system: &S, connections: usize, bar: &ProgressBar) -
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the servers settle (allocations after the handshake, first pings) before reading memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after: u64 = pids.iter().filter_map(|pid| rss_bytes(*pid)).sum();
+    let rss_after: u64 = gateways.iter().filter_map(|pid| rss_bytes(*pid)).sum();
     let mut measurement = Measurement::new("connections", &system.name(), &format!("{connections} idle"))
         .param("connections", connections as f64)
         .param("worker_processes", workers as f64);
