@@ -80,6 +80,19 @@ fn signal_group(pgid: u32, signal: &str) {
         .status();
 }
 
+/// An error, with what the command printed, unless it succeeded.
+pub fn check_success(command: &dyn std::fmt::Debug, output: &std::process::Output) -> anyhow::Result<()> {
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
 /// User + system CPU seconds of `pid` so far (its threads included, exited children not).
 pub fn cpu_secs(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

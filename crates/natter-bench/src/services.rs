@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::process::Command;
 
-use crate::procs::{Proc, process_tree};
+use crate::procs::{Proc, check_success, process_tree};
 
 /// A free TCP port on 127.0.0.1 below the kernel's ephemeral range (32768+), so that the load
 /// generator's own outgoing connections can never take it between the check and the bind.
@@ -201,13 +201,5 @@ fn as_postgres(program: &Path) -> std::process::Command {
 
 fn run(command: &mut std::process::Command) -> anyhow::Result<()> {
     let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    check_success(command, &output)
 }

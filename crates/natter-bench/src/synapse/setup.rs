@@ -207,15 +207,7 @@ fn target_dir() -> anyhow::Result<PathBuf> {
 
 pub(super) async fn run(command: &mut Command) -> anyhow::Result<()> {
     let output = command.output().await.with_context(|| format!("cannot run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}): {}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
+    crate::procs::check_success(command, &output)
 }
 
 /// The last lines of a log, for an error message.
