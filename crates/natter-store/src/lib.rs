@@ -18,11 +18,14 @@ mod db;
 mod effects;
 mod friends;
 mod group_commit;
+mod member_cache;
 mod messages;
 mod rows;
 mod sessions;
 mod summaries;
 mod users;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use natter_core::ids::{ConversationId, FriendRequestId, Seq, SessionId, UserId};
@@ -30,23 +33,28 @@ use natter_core::model::{
     Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member, Message, Session, Time, User,
 };
 use natter_core::store::{
-    AppendOutcome, DirectPeer, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store, StoreError,
-    StoreResult,
+    AppendOutcome, DirectPeer, Effect, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store,
+    StoreError, StoreResult,
 };
 
 use crate::db::Db;
+use crate::member_cache::MemberCache;
 
 /// The SQL store. Cheap to clone (pools are shared handles).
 #[derive(Clone)]
 pub struct SqlStore {
     db: Db,
+    /// SQLite: member ids of recently used conversations (see `member_cache`).
+    members: Option<Arc<MemberCache>>,
 }
 
 impl SqlStore {
     /// Opens `sqlite://PATH` (created when missing) or `postgres://…` and runs the migrations.
     /// `max_connections` sizes the pool (on SQLite: the readers; writes use one connection).
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
-        Ok(SqlStore { db: Db::connect(url, max_connections).await? })
+        let db = Db::connect(url, max_connections).await?;
+        let members = db.sqlite.then(Arc::default);
+        Ok(SqlStore { db, members })
     }
 
     /// Closes every connection, waiting for checked-out ones to come back.
@@ -138,7 +146,11 @@ impl Store for SqlStore {
         new_conversation: &Conversation,
         now: Time,
     ) -> StoreResult<Option<(FriendRequest, ConversationId)>> {
-        friends::accept_friend_request(&self.db, id, new_conversation, now).await
+        let accepted = friends::accept_friend_request(&self.db, id, new_conversation, now).await?;
+        if let (Some(cache), Some((_, conversation))) = (&self.members, &accepted) {
+            cache.invalidate(conversation);
+        }
+        Ok(accepted)
     }
     async fn are_friends(&self, a: &UserId, b: &UserId) -> StoreResult<bool> {
         friends::are_friends(&self.db, a, b).await
@@ -190,7 +202,14 @@ impl Store for SqlStore {
         conversations::members(&self.db, conversation).await
     }
     async fn member_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<UserId>> {
-        conversations::member_ids(&self.db, conversation).await
+        let Some(cache) = &self.members else { return conversations::member_ids(&self.db, conversation).await };
+        if let Some(members) = cache.get(conversation) {
+            return Ok(members);
+        }
+        let generation = cache.generation();
+        let members = conversations::member_ids(&self.db, conversation).await?;
+        cache.insert(conversation, &members, generation);
+        Ok(members)
     }
     async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>> {
         conversations::direct_peer(&self.db, conversation, me).await
@@ -209,7 +228,15 @@ impl Store for SqlStore {
     }
 
     async fn append(&self, entry: NewEntry) -> StoreResult<AppendOutcome> {
-        messages::append(&self.db, entry).await
+        let changes_members =
+            matches!(entry.effect, Effect::AddMembers(_) | Effect::RemoveMember(_) | Effect::Dissolve);
+        let conversation = entry.message.conversation_id.clone();
+        let outcome = messages::append(&self.db, entry).await;
+        if let (true, Some(cache)) = (changes_members, &self.members) {
+            // Also after a failure: whether it committed is not known.
+            cache.invalidate(&conversation);
+        }
+        outcome
     }
     async fn message_by_client_id(&self, sender: &UserId, client_msg_id: &str) -> StoreResult<Option<Message>> {
         messages::message_by_client_id(&self.db, sender, client_msg_id).await

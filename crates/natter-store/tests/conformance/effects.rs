@@ -11,6 +11,11 @@ pub(crate) async fn membership_effects(db: &TestDb) {
     let (a, b, c) = (user(store, "ann", "Ann").await, user(store, "ben", "Ben").await, user(store, "cy", "Cy").await);
     let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
     send(store, &g.id, &a, "before c", at(1)).await;
+    let mut before = store.member_ids(&g.id).await.expect("ids");
+    before.sort();
+    let mut expected = vec![a.id.clone(), b.id.clone()];
+    expected.sort();
+    assert_eq!(before, expected, "read before the change, so an adapter that caches has it cached");
 
     let added = system(
         store,
@@ -28,6 +33,7 @@ pub(crate) async fn membership_effects(db: &TestDb) {
     assert_eq!(member, joined);
     assert_eq!(Some(conversation), store.conversation(&g.id).await.expect("get"));
     assert_eq!(store.member_count(&g.id).await.expect("count"), 3);
+    assert!(store.member_ids(&g.id).await.expect("ids").contains(&c.id), "an added member is seen at once");
 
     system(store, &g.id, &a, "role_changed", Effect::SetRole(b.id.clone(), MemberRole::Admin), at(3)).await;
     assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").role, MemberRole::Admin);
