@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::payload;
 use crate::procs::Proc;
-use crate::services::{free_port, wait_for_port};
+use crate::services::free_port;
 use crate::system::{BoxFuture, Delivery, Device, IdleEndpoints, SendFn, System};
 use crate::wsclient::{self, Socket};
 
@@ -166,8 +166,7 @@ impl Ceiling {
         let mut command = tokio::process::Command::new(exe);
         command.arg("ceiling").arg("--listen").arg(format!("127.0.0.1:{port}"));
         let mut process = Proc::spawn("ceiling", command, &work_dir.join("ceiling.log"))?;
-        wait_for_port(port, CONNECT_TIMEOUT, "the ceiling server").await?;
-        process.check_running()?;
+        process.wait_for_port(port, CONNECT_TIMEOUT).await?;
         Ok(Ceiling { process, port, next_room: AtomicU64::new(1) })
     }
 }

@@ -373,20 +373,8 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
     for (key, value) in env {
         command.env(key, value);
     }
-    let log = dir.join("natter.log");
-    let mut process = Proc::spawn(name, command, &log)?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if let Err(error) = process.check_running() {
-            let output = std::fs::read_to_string(&log).unwrap_or_default();
-            let first_lines: Vec<&str> = output.lines().take(5).collect();
-            bail!("{error}: {}", first_lines.join(" / "));
-        }
-        if std::time::Instant::now() > deadline {
-            bail!("natter did not listen on port {port} within 60 s (see {})", log.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut process = Proc::spawn(name, command, &dir.join("natter.log"))?;
+    process.wait_for_port(port, Duration::from_secs(60)).await?;
     Ok(Node { process, port })
 }
 

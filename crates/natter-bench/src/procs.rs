@@ -1,7 +1,7 @@
 //! Processes the benchmark starts (killed with their process group when dropped) and what they
 //! cost: CPU time and resident memory read from `/proc`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,6 +21,7 @@ const TICKS_PER_SEC: f64 = 100.0;
 pub struct Proc {
     name: String,
     child: Child,
+    log: PathBuf,
 }
 
 impl Proc {
@@ -30,7 +31,7 @@ impl Proc {
         let err = out.try_clone()?;
         command.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0).kill_on_drop(true);
         let child = command.spawn().with_context(|| format!("cannot start {name}"))?;
-        Ok(Proc { name: name.to_owned(), child })
+        Ok(Proc { name: name.to_owned(), child, log: log.to_path_buf() })
     }
 
     pub fn pid(&self) -> u32 {
@@ -45,6 +46,24 @@ impl Proc {
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!("{} exited early with {status}", self.name);
+        }
+        Ok(())
+    }
+
+    /// Waits until something accepts connections on `port`; fails at once, with the first lines
+    /// of the process's log, if the process exits first.
+    pub async fn wait_for_port(&mut self, port: u16, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if let Err(error) = self.check_running() {
+                let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let first_lines: Vec<&str> = output.lines().take(5).collect();
+                bail!("{error}: {}", first_lines.join(" / "));
+            }
+            if Instant::now() > deadline {
+                bail!("{} did not listen on port {port} within {timeout:?} (see {})", self.name, self.log.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! listens on loopback with its data under the run's work directory, and stops when dropped.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
@@ -25,18 +25,6 @@ pub fn free_port() -> anyhow::Result<u16> {
         }
     }
     bail!("no free port between 20000 and 32000")
-}
-
-/// Waits until something accepts TCP connections on `port`.
-pub async fn wait_for_port(port: u16, timeout: Duration, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("{what} did not listen on port {port} within {timeout:?}")
 }
 
 /// A PostgreSQL cluster in `dir`, trust auth for `postgres` on 127.0.0.1, tuned for throwaway data.
@@ -153,10 +141,10 @@ impl Nats {
         std::fs::write(&config_path, config)?;
         let mut command = Command::new(nats_server()?);
         command.arg("-c").arg(&config_path);
-        let process = Proc::spawn("nats-server", command, &dir.join("nats.log"))?;
-        wait_for_port(port, Duration::from_secs(10), "nats-server").await?;
+        let mut process = Proc::spawn("nats-server", command, &dir.join("nats.log"))?;
+        process.wait_for_port(port, Duration::from_secs(10)).await?;
         if let Some(ws_port) = ws_port {
-            wait_for_port(ws_port, Duration::from_secs(10), "nats-server's WebSocket listener").await?;
+            process.wait_for_port(ws_port, Duration::from_secs(10)).await?;
         }
         Ok(Nats {
             url: format!("nats://127.0.0.1:{port}"),

@@ -68,9 +68,10 @@ impl MessageService {
         }
         let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
         // In a direct chat the recipients are the pair, known from the check; a group asks.
-        let recipients = match is_group(&conversation) {
-            true => None,
-            false => Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?]),
+        let recipients = if is_group(&conversation) {
+            None
+        } else {
+            Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?])
         };
         if let Some(reply_to) = input.reply_to
             && !(1..=conversation.last_seq).contains(&reply_to)
