@@ -11,6 +11,7 @@ pub mod ids;
 pub mod model;
 pub mod notify;
 pub mod presence;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod wire;

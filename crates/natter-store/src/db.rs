@@ -26,7 +26,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
 ];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {

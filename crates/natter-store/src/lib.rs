@@ -18,9 +18,11 @@ mod db;
 mod effects;
 mod friends;
 mod group_commit;
+mod log_scan;
 mod member_cache;
 mod messages;
 mod rows;
+pub mod search;
 mod sessions;
 mod summaries;
 mod users;
@@ -269,5 +271,15 @@ impl Store for SqlStore {
         seq: Seq,
     ) -> StoreResult<Option<(Seq, i64)>> {
         messages::mark_read(&self.db, conversation, user, seq).await
+    }
+
+    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        log_scan::memberships_of(&self.db, user).await
+    }
+    async fn entries_page(&self, after: Option<(&ConversationId, Seq)>, limit: u32) -> StoreResult<Vec<Message>> {
+        log_scan::entries_page(&self.db, after, limit).await
+    }
+    async fn entry_count(&self) -> StoreResult<u64> {
+        log_scan::entry_count(&self.db).await
     }
 }

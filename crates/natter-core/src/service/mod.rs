@@ -9,6 +9,7 @@ pub mod friends;
 pub mod messages;
 pub mod order;
 pub mod rules;
+pub mod search;
 pub mod throttle;
 pub mod users;
 
@@ -21,6 +22,7 @@ use crate::ids::{ConversationId, UserId};
 use crate::model::{Conversation, ConversationKind, Member};
 use crate::notify::Notifier;
 use crate::presence::Presence;
+use crate::search::SearchIndex;
 use crate::store::Store;
 
 /// Limits the services enforce.
@@ -46,6 +48,8 @@ pub struct Deps {
     pub limits: Limits,
     /// Keeps this process's pushes of each conversation in `seq` order.
     pub log_locks: Arc<order::LogLocks>,
+    /// The message search index (`None`: search answers `search_unavailable`).
+    pub search: Option<Arc<dyn SearchIndex>>,
 }
 
 impl Deps {
@@ -57,7 +61,14 @@ impl Deps {
             presence: Arc::new(Presence::default()),
             limits,
             log_locks: Arc::default(),
+            search: None,
         }
+    }
+
+    /// These deps with a search index.
+    pub fn with_search(mut self, index: Arc<dyn SearchIndex>) -> Self {
+        self.search = Some(index);
+        self
     }
 
     /// The conversation and the caller's membership. A non-member learns nothing: `NotFound`.
@@ -84,6 +95,7 @@ pub struct Services {
     pub friends: friends::FriendService,
     pub conversations: conversations::ConversationService,
     pub messages: messages::MessageService,
+    pub search: search::SearchService,
 }
 
 impl Services {
@@ -94,6 +106,7 @@ impl Services {
             friends: friends::FriendService::new(deps.clone()),
             conversations: conversations::ConversationService::new(deps.clone()),
             messages: messages::MessageService::new(deps.clone()),
+            search: search::SearchService::new(deps.clone()),
             deps,
         }
     }

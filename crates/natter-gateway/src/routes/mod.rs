@@ -5,12 +5,14 @@ mod conversations;
 mod friends;
 mod messages;
 pub(crate) mod ops;
+mod search;
 mod users;
 
 pub(crate) use accounts::*;
 pub(crate) use conversations::*;
 pub(crate) use friends::*;
 pub(crate) use messages::*;
+pub(crate) use search::*;
 pub(crate) use users::*;
 
 use axum::Router;
@@ -55,5 +57,6 @@ pub(crate) fn api() -> Router<AppState> {
             "/conversations/{id}/messages/{seq}/reactions/{emoji}",
             put(messages::add_reaction).delete(messages::remove_reaction),
         )
+        .route("/search/messages", get(search::search_messages))
         .route("/ws", get(crate::ws::upgrade))
 }
