@@ -18,6 +18,12 @@ const NATTER: &str = env!("CARGO_BIN_EXE_natter");
 /// `natter` with the test's data dir, database and search backend.
 fn natter(data_dir: &Path, database_url: Option<&str>) -> Command {
     let mut command = Command::new(NATTER);
+    // The test's own NATTER_TEST_* variables are no configuration of the server.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("NATTER_") {
+            command.env_remove(name);
+        }
+    }
     command.env("NATTER_DATA_DIR", data_dir).env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256");
     command.env("NATTER_AUTH__ARGON2_ITERATIONS", "1").env("RUST_LOG", "warn");
     if let Some(url) = database_url {
