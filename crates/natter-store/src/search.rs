@@ -132,7 +132,10 @@ impl SearchIndex for PgSearchIndex {
         for document in documents {
             last.insert(document.message_id.clone(), document);
         }
-        let documents: Vec<SearchDocument> = last.into_values().collect();
+        // In id order, so that processes upserting overlapping batches lock rows in one order
+        // (no deadlocks between the nodes of a cluster indexing the same events).
+        let mut documents: Vec<SearchDocument> = last.into_values().collect();
+        documents.sort_by(|a, b| a.message_id.cmp(&b.message_id));
         for chunk in documents.chunks(2_000) {
             sqlx::query(UPSERT)
                 .bind(chunk.iter().map(|d| d.message_id.0.clone()).collect::<Vec<_>>())
@@ -149,7 +152,8 @@ impl SearchIndex for PgSearchIndex {
     }
 
     async fn remove(&self, messages: Vec<MessageId>) -> StoreResult<()> {
-        let ids: Vec<String> = messages.into_iter().map(|id| id.0).collect();
+        let mut ids: Vec<String> = messages.into_iter().map(|id| id.0).collect();
+        ids.sort();
         sqlx::query("DELETE FROM search_documents WHERE message_id = ANY($1)")
             .bind(ids)
             .execute(&self.pool)

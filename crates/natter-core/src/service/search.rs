@@ -120,17 +120,26 @@ impl SearchService {
         };
         let page = index.search(&request).await?;
         let mut hits = Vec::with_capacity(page.hits.len());
+        let mut stale = Vec::new();
         for hit in &page.hits {
-            // The index may lag behind the log (an edit or recall not yet applied): show the
-            // message as it is now, and skip it when it no longer has text.
-            let Some(message) = self.deps.store.message_at(&hit.conversation_id, hit.seq).await? else { continue };
-            if message.id != hit.message_id || message.recalled {
+            // The index may lag behind the log (an edit or recall not yet applied, or applied
+            // out of order by another process): show the message as it is now, and skip it
+            // when it no longer has text.
+            let message = self.deps.store.message_at(&hit.conversation_id, hit.seq).await?;
+            let Some(message) = message.filter(|m| m.id == hit.message_id && !m.recalled && m.text.is_some()) else {
+                stale.push(hit.message_id.clone());
                 continue;
-            }
+            };
             let Some(text) = message.text.as_deref() else { continue };
             let snippet = snippet(text, &request.query);
             let score = (order == SearchOrder::Relevance).then_some(hit.score);
             hits.push(FoundMessage { message, snippet, score });
+        }
+        if !stale.is_empty() {
+            // Repair as we go; the next flush (the indexer's) makes it visible.
+            if let Err(error) = index.remove(stale).await {
+                tracing::warn!(%error, "could not remove stale search documents");
+            }
         }
         let next_offset = offset + limit;
         let next_cursor =
