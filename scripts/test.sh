@@ -294,6 +294,13 @@ bench_quick() {
     SUMMARIES+=("bench (quick): report in target/bench-quick/report.md")
 }
 
+# The search benchmark at a tiny size, debug build: it runs, every message is searchable, every
+# query cut from a message finds it. Speed is measured in release (docs/BENCHMARKS.md).
+search_bench_tiny() {
+    cargo run --color "$COLOR" -q -p natter-search --example search_bench -- \
+        --messages 20000 --queries 300 --conversations 500
+}
+
 # ---------------------------------------------------------------------------------------------
 
 if [[ $mode == services ]]; then
@@ -320,6 +327,7 @@ phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
 phase "bench (quick)" bench_quick
+phase "search bench (tiny)" search_bench_tiny
 
 trap - EXIT
 stop_services
