@@ -17,6 +17,8 @@ pub mod snippet;
 pub mod tokens;
 
 #[cfg(feature = "testkit")]
+pub mod bench;
+#[cfg(feature = "testkit")]
 pub mod conformance;
 
 use async_trait::async_trait;
