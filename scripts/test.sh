@@ -2,8 +2,8 @@
 # natter's one test command: what a developer runs and what CI runs (.ci/run calls this).
 #
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
-#                                    end-to-end suite again on PostgreSQL), then the benchmark's
-#                                    quick mode (correctness only)
+#                                    end-to-end suite again on PostgreSQL), the web client's
+#                                    browser tests, then the benchmark's quick mode (correctness only)
 #   scripts/test.sh --services-only  start the throwaway PostgreSQL and NATS, print the env to
 #                                    export, and wait (Ctrl-C, or kill the script, stops them)
 #   scripts/test.sh --help
@@ -294,6 +294,40 @@ bench_quick() {
     SUMMARIES+=("bench (quick): report in target/bench-quick/report.md")
 }
 
+# The web client's end-to-end tests (tests/browser/): Debian's headless Chromium driven by
+# playwright-core (npm, pinned by package-lock.json) against the debug natter binary; each test
+# file starts its own natter on a free port. Screenshots and metrics land in target/browser-artifacts/.
+browser_tests() {
+    local missing=() limit=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v npm >/dev/null || missing+=(npm)
+    command -v node >/dev/null || missing+=(nodejs)
+    # Fonts, so screenshots show Chinese text and emoji instead of boxes.
+    fc-list 2>/dev/null | grep -qi 'Noto Color Emoji' || missing+=(fonts-noto-color-emoji)
+    fc-list 2>/dev/null | grep -qi 'CJK' || missing+=(fonts-noto-cjk)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        log "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    local node_major
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    [[ $node_major -ge 20 ]] || die "the browser tests need Node.js 20 or newer (found $(node --version))"
+    cargo build --color "$COLOR" -p natter
+    if ! (cd tests/browser && npm ls --omit=dev playwright-core >/dev/null 2>&1); then
+        (cd tests/browser && npm ci --no-audit --no-fund)
+    fi
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 15m); fi
+    rm -rf target/browser-artifacts
+    local log status=0
+    log=$(mktemp)
+    (cd tests/browser && "${limit[@]}" node --test --test-concurrency=1 --test-reporter=spec ./*.test.js) 2>&1 |
+        tee "$log" || status=$?
+    SUMMARIES+=("browser: $(grep -E '(tests|pass|fail|skipped) [0-9]+$' "$log" | sed 's/^[^a-z]*//' | paste -sd ' ' -)" \
+        "  screenshots and metrics in target/browser-artifacts/")
+    rm -f "$log"
+    return "$status"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 if [[ $mode == services ]]; then
@@ -319,6 +353,7 @@ phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D war
 phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
+phase "browser" browser_tests
 phase "bench (quick)" bench_quick
 
 trap - EXIT

@@ -249,7 +249,7 @@ test('screenshots: both languages, desktop and phone', { timeout: 90_000 }, asyn
       await shot(page, `${device}-${tag}-login`);
       await page.evaluate((a) => localStorage.setItem('natter.auth', JSON.stringify(a)), auth.alice);
       await page.goto(server.url);
-      await page.locator('.sidebar').waitFor();
+      await page.locator('.conn[data-state=online]').waitFor();
       await page.locator('.convs .conv').first().waitFor();
       await shot(page, `${device}-${tag}-list`);
       await openChat(page, 'Bob');

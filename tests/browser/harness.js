@@ -3,7 +3,7 @@
 // helpers that act like a person (fill the forms, click the buttons) plus API calls for seeding.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -64,7 +64,7 @@ export function launchBrowser() {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
   });
 }
 
@@ -123,3 +123,12 @@ export function shownTexts(page) {
     .sort((a, b) => a.top - b.top)
     .map(({ seq, text }) => ({ seq, text })));
 }
+
+/** Adds a measurement to target/browser-artifacts/metrics.json. */
+export function recordMetric(name, value) {
+  const file = join(ARTIFACTS, 'metrics.json');
+  const metrics = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  metrics[name] = value;
+  writeFileSync(file, JSON.stringify(metrics, null, 2));
+}
+

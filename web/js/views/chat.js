@@ -40,6 +40,7 @@ export class ChatView {
     this.ctx = {
       app,
       timeline: null,
+      direct: conversation.kind === 'direct',
       remeasure: () => this.list.remeasure(),
       reply: (m) => this.composer.setReply(m),
       edit: (m) => this.composer.setEdit(m),

@@ -42,7 +42,7 @@ function renderMessage(m, cont, ctx) {
   },
   cont || own ? h('span', { class: 'avatar-gap' }) : avatar(app, { id: m.sender_id, name, file: sender?.avatar }, 32),
   h('div', { class: 'stack' },
-    cont || own ? null : h('div', { class: 'sender' }, name),
+    cont || own || ctx.direct ? null : h('div', { class: 'sender' }, name),
     body,
     reactions(m, ctx),
     m.kind === 'voice' && !m.recalled ? transcript(m) : null),

@@ -5,7 +5,7 @@
 import { h, replace, rafThrottle } from '../dom.js';
 import { t, formatTime, languages, lang } from '../i18n.js';
 import { userAvatar, avatar } from './avatar.js';
-import { summary } from './message.js';
+import { summary, systemText } from './message.js';
 import { profileDialog, newGroupDialog } from './dialogs.js';
 
 export class Sidebar {
@@ -121,7 +121,7 @@ export class Sidebar {
     const items = list.map((c) => {
       const typers = store.typers(c.id);
       const last = c.last_message;
-      let preview = last ? (last.kind === 'system' ? '' : summary(last)) : '';
+      let preview = last ? (last.kind === 'system' ? systemText(last, this.app) : summary(last)) : '';
       if (last && c.kind === 'group' && last.kind !== 'system') preview = `${store.name(last.sender_id)}: ${preview}`;
       const unread = c.unread_count || 0;
       const active = store.openId === c.id;

@@ -23,7 +23,8 @@ export class VList {
     this.frame = 0;
     scroller.addEventListener('scroll', () => {
       this.stickToBottom = this.distanceFromBottom() < 8;
-      this.schedule();
+      // Scroll events come once per frame: drawing now (not in a later frame) never shows a gap.
+      this.draw();
       if (scroller.scrollTop < OVERSCAN_PX && this.onNearTop) this.onNearTop();
       this.onScrollCb?.();
     }, { passive: true });
