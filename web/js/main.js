@@ -9,6 +9,7 @@ import { loginView } from './views/login.js';
 import { Sidebar } from './views/sidebar.js';
 import { ChatView } from './views/chat.js';
 import { summary } from './views/message.js';
+import { icon } from './icons.js';
 
 class App {
   constructor(root) {
@@ -73,7 +74,7 @@ class App {
     if (!conversation) {
       if (id) history.replaceState(null, '', '/');
       this.closeChat();
-      replace(this.main, h('div', { class: 'placeholder' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '💬'), h('p', null, t('pickChat'))));
+      replace(this.main, h('div', { class: 'placeholder' }, h('span', { class: 'logo' }, icon('chat', 56)), h('p', null, t('pickChat'))));
       document.body.dataset.pane = 'list';
       this.sidebar.draw();
       return;

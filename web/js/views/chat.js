@@ -7,6 +7,7 @@ import { VList } from './vlist.js';
 import { renderRow, EMOJIS } from './message.js';
 import { Composer } from './composer.js';
 import { groupDialog } from './dialogs.js';
+import { icon } from '../icons.js';
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
@@ -24,10 +25,10 @@ export class ChatView {
     this.composer = new Composer(app, this);
     this.el = h('section', { class: 'chat', 'aria-label': t('chatWith', { name: conversation.name }) },
       h('header', { class: 'chat-header' },
-        h('button', { type: 'button', class: 'icon back', 'aria-label': t('back'), onclick: () => app.navigate('/') }, '←'),
+        h('button', { type: 'button', class: 'icon back', 'aria-label': t('back'), onclick: () => app.navigate('/') }, icon('back')),
         h('div', { class: 'chat-heading' }, this.title, this.subtitle),
         conversation.kind === 'group'
-          ? h('button', { type: 'button', class: 'icon', 'aria-label': t('groupInfo'), title: t('groupInfo'), onclick: () => groupDialog(app, this.conversation.id) }, 'ⓘ')
+          ? h('button', { type: 'button', class: 'icon', 'aria-label': t('groupInfo'), title: t('groupInfo'), onclick: () => groupDialog(app, this.conversation.id) }, icon('info'))
           : null),
       h('div', { class: 'messages-wrap' }, this.scroller, this.latest),
       this.composer.el);
@@ -51,6 +52,7 @@ export class ChatView {
       jump: (seq) => this.jump(seq),
       preview: (file) => this.preview(file),
     };
+    this.scroller.addEventListener('keydown', (e) => this.onListKey(e));
     this.refresh = rafThrottle(() => this.rebuild());
     this.on('timeline', (e) => e.detail.id === conversation.id && this.refresh());
     this.on('users', () => { this.list.nodes.forEach((n) => n.remove()); this.list.nodes.clear(); this.refresh(); this.header(); });
@@ -128,7 +130,7 @@ export class ChatView {
       }
       const cont = Boolean(prev && prev.kind !== 'system' && msg.kind !== 'system' && prev.sender_id === msg.sender_id
         && new Date(msg.created_at) - new Date(prev.created_at) < GROUP_GAP_MS);
-      items.push({ type: 'msg', key: `s-${seq}`, msg, cont, version: `${msg._v || 0}:${cont}:${msg.transcript ? 1 : 0}` });
+      items.push({ type: 'msg', key: `s-${seq}`, msg, cont, version: `${msg._v || 0}:${cont}:${msg.transcript != null}` });
       prev = msg;
     }
     for (const p of tl.pending) {
@@ -136,6 +138,29 @@ export class ChatView {
     }
     this.list.setItems(items);
     this.onScroll();
+  }
+
+  /** Arrow keys walk the messages (focusing one shows its actions to Tab to); End goes to the latest. */
+  onListKey(e) {
+    if (e.target.closest('.actions, .reactions, .quote, .media-button, .file-card, audio')) return;
+    const rows = this.list.items.filter((item) => item.type === 'msg' && item.msg.kind !== 'system');
+    if (!rows.length) return;
+    if (e.key === 'End') {
+      e.preventDefault();
+      this.list.scrollToBottom();
+      return;
+    }
+    if (e.key !== 'ArrowUp' && e.key !== 'ArrowDown') return;
+    e.preventDefault();
+    const current = e.target.closest?.('.row.msg')?.dataset.seq;
+    let index = rows.findIndex((item) => String(item.msg.seq) === current);
+    if (index < 0) index = rows.length;
+    index = Math.max(0, Math.min(rows.length - 1, index + (e.key === 'ArrowUp' ? -1 : 1)));
+    const key = rows[index].key;
+    if (!this.list.nodes.has(key)) this.list.scrollToKey(key);
+    const node = this.list.nodes.get(key);
+    node?.focus();
+    node?.scrollIntoView({ block: 'nearest' });
   }
 
   onScroll() {
@@ -215,7 +240,7 @@ export class ChatView {
     const url = await this.app.api.fileUrl(file.id);
     const dialog = h('dialog', { class: 'preview', 'aria-label': file.name || t('photo') },
       h('img', { src: url, alt: file.name || t('photo') }),
-      h('form', { method: 'dialog' }, h('button', { class: 'icon close', 'aria-label': t('close') }, '✕')));
+      h('form', { method: 'dialog' }, h('button', { class: 'icon close', 'aria-label': t('close') }, icon('close'))));
     dialog.addEventListener('close', () => dialog.remove());
     document.body.append(dialog);
     dialog.showModal();

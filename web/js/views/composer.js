@@ -5,6 +5,7 @@
 import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { summary } from './message.js';
+import { icon } from '../icons.js';
 
 export class Composer {
   constructor(app, chat) {
@@ -21,12 +22,12 @@ export class Composer {
       'aria-autocomplete': 'list', 'aria-controls': 'mention-popup',
     });
     this.fileInput = h('input', { type: 'file', hidden: true, 'aria-hidden': 'true', tabindex: '-1' });
-    this.recordButton = h('button', { type: 'button', class: 'icon', 'aria-label': t('record'), title: t('record'), onclick: () => this.toggleRecording() }, '🎤');
+    this.recordButton = h('button', { type: 'button', class: 'icon', 'aria-label': t('record'), title: t('record'), onclick: () => this.toggleRecording() }, icon('mic'));
     this.el = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); this.submit(); } },
       this.banner, this.popup,
       h('div', { class: 'composer-row' },
-        h('button', { type: 'button', class: 'icon', 'aria-label': t('attach'), title: t('attach'), onclick: () => this.pick('') }, '📎'),
-        h('button', { type: 'button', class: 'icon', 'aria-label': t('image'), title: t('image'), onclick: () => this.pick('image/*') }, '🖼'),
+        h('button', { type: 'button', class: 'icon', 'aria-label': t('attach'), title: t('attach'), onclick: () => this.pick('') }, icon('attach')),
+        h('button', { type: 'button', class: 'icon', 'aria-label': t('image'), title: t('image'), onclick: () => this.pick('image/*') }, icon('image')),
         this.input, this.recordButton,
         h('button', { type: 'submit', class: 'send', 'aria-label': t('send') }, t('send'))),
       this.fileInput);
@@ -141,7 +142,7 @@ export class Composer {
 
   showBanner(title, text) {
     replace(this.banner, h('strong', null, title), h('span', { class: 'banner-text' }, text),
-      h('button', { type: 'button', class: 'icon', 'aria-label': t('cancel'), onclick: () => this.reset() }, '✕'));
+      h('button', { type: 'button', class: 'icon', 'aria-label': t('cancel'), onclick: () => this.reset() }, icon('close', 16)));
     this.banner.hidden = false;
   }
 
@@ -219,7 +220,7 @@ export class Composer {
       clearInterval(this.recordTimer);
       stream.getTracks().forEach((track) => track.stop());
       this.recorder = null;
-      this.recordButton.textContent = '🎤';
+      this.recordButton.replaceChildren(icon('mic'));
       this.recordButton.setAttribute('aria-label', t('record'));
       this.recordButton.classList.remove('recording');
       const mime = (recorder.mimeType || 'audio/webm').split(';')[0];
@@ -231,7 +232,7 @@ export class Composer {
     };
     recorder.start();
     this.recordButton.classList.add('recording');
-    this.recordButton.textContent = '■';
+    this.recordButton.replaceChildren(icon('stop'));
     this.recordButton.setAttribute('aria-label', t('stopRecording'));
     this.recordTimer = setInterval(() => {
       this.recordButton.title = t('recording', { s: Math.round((Date.now() - started) / 1000) });

@@ -3,12 +3,13 @@
 import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { userAvatar } from './avatar.js';
+import { icon } from '../icons.js';
 
 export function modal(title, body, { onClose } = {}) {
   const heading = h('h2', { id: `dlg-${Date.now()}` }, title);
   const dialog = h('dialog', { class: 'dialog', 'aria-labelledby': heading.id },
     h('header', null, heading,
-      h('button', { type: 'button', class: 'icon', 'aria-label': t('close'), onclick: () => dialog.close() }, '✕')),
+      h('button', { type: 'button', class: 'icon', 'aria-label': t('close'), onclick: () => dialog.close() }, icon('close'))),
     body);
   dialog.addEventListener('close', () => { dialog.remove(); onClose?.(); });
   document.body.append(dialog);

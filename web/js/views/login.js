@@ -2,6 +2,7 @@
 
 import { h } from '../dom.js';
 import { t, languages, lang } from '../i18n.js';
+import { icon } from '../icons.js';
 
 export function loginView(app, mode = 'login') {
   const registering = mode === 'register';
@@ -11,7 +12,7 @@ export function loginView(app, mode = 'login') {
   const nickname = h('input', { id: 'lg-nick', name: 'nickname', autocomplete: 'nickname', maxlength: '64' });
   const submit = h('button', { type: 'submit', class: 'primary' }, registering ? t('register') : t('login'));
   const form = h('form', { class: 'form login-form', 'aria-labelledby': 'login-title' },
-    h('h1', { id: 'login-title' }, h('span', { class: 'logo', 'aria-hidden': 'true' }, '💬'), ' natter'),
+    h('h1', { id: 'login-title' }, h('span', { class: 'logo' }, icon('chat', 34)), ' natter'),
     h('h2', null, registering ? t('register') : t('login')),
     h('label', { for: 'lg-user' }, t('username')), username,
     h('label', { for: 'lg-pass' }, t('password')), password,

@@ -4,6 +4,7 @@
 import { h, formatBytes } from '../dom.js';
 import { t, formatTime } from '../i18n.js';
 import { avatar } from './avatar.js';
+import { icon } from '../icons.js';
 
 export const EMOJIS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const MAX_MEDIA = 240;
@@ -107,7 +108,7 @@ function image(file, ctx) {
 
 function fileCard(file, ctx) {
   const link = h('a', { class: 'file-card', href: '#', download: file.name || 'file', 'aria-label': `${t('download')} ${file.name || ''}` },
-    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+    h('span', { class: 'file-icon' }, icon('file', 28)),
     h('span', { class: 'file-meta' }, h('span', { class: 'file-name' }, file.name || t('file')),
       h('span', { class: 'file-size' }, file.size != null ? formatBytes(file.size) : '')));
   link.addEventListener('click', async (event) => {
@@ -124,12 +125,12 @@ function voice(file, ctx) {
   const audio = h('audio', { controls: true, preload: 'none', 'aria-label': t('voice') });
   ctx.app.api.fileUrl(file.id).then((url) => { audio.src = url; }, () => {});
   const seconds = file.duration_ms ? ` ${Math.round(file.duration_ms / 1000)}″` : '';
-  return h('div', { class: 'voice' }, h('span', { class: 'voice-label' }, '🎤 ', t('voice'), seconds), audio);
+  return h('div', { class: 'voice' }, h('span', { class: 'voice-label' }, icon('mic', 16), ' ', t('voice'), seconds), audio);
 }
 
 function transcript(m) {
   return h('div', { class: 'transcript', 'aria-label': t('transcript') },
-    m.transcript ? m.transcript : h('em', null, t('transcribing')));
+    m.transcript != null ? (m.transcript || '—') : h('em', null, t('transcribing')));
 }
 
 function replyQuote(seq, ctx) {
@@ -162,10 +163,10 @@ function reactions(m, ctx) {
 
 function actions(m, own, ctx) {
   const bar = h('div', { class: 'actions' },
-    h('button', { type: 'button', 'aria-label': t('reply'), title: t('reply'), onclick: () => ctx.reply(m) }, '↩'),
-    h('button', { type: 'button', 'aria-label': t('react'), title: t('react'), onclick: (e) => ctx.pickReaction(m, e.currentTarget) }, '☺'),
-    own && m.kind === 'text' ? h('button', { type: 'button', 'aria-label': t('edit'), title: t('edit'), onclick: () => ctx.edit(m) }, '✎') : null,
-    own ? h('button', { type: 'button', 'aria-label': t('recall'), title: t('recall'), onclick: () => ctx.recall(m) }, '⌫') : null);
+    h('button', { type: 'button', 'aria-label': t('reply'), title: t('reply'), onclick: () => ctx.reply(m) }, icon('reply', 18)),
+    h('button', { type: 'button', 'aria-label': t('react'), title: t('react'), onclick: (e) => ctx.pickReaction(m, e.currentTarget) }, icon('smile', 18)),
+    own && m.kind === 'text' ? h('button', { type: 'button', 'aria-label': t('edit'), title: t('edit'), onclick: () => ctx.edit(m) }, icon('edit', 18)) : null,
+    own ? h('button', { type: 'button', 'aria-label': t('recall'), title: t('recall'), onclick: () => ctx.recall(m) }, icon('recall', 18)) : null);
   return bar;
 }
 

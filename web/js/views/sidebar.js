@@ -7,6 +7,7 @@ import { t, formatTime, languages, lang } from '../i18n.js';
 import { userAvatar, avatar } from './avatar.js';
 import { summary, systemText } from './message.js';
 import { profileDialog, newGroupDialog } from './dialogs.js';
+import { icon } from '../icons.js';
 
 export class Sidebar {
   constructor(app) {
@@ -68,13 +69,13 @@ export class Sidebar {
       languages.map(([code, label]) => h('option', { value: code, selected: code === lang() }, label)));
     const notify = 'Notification' in window && Notification.permission === 'default'
       ? h('button', { type: 'button', class: 'icon', 'aria-label': t('notifications'), title: t('notifications'),
-        onclick: (e) => { Notification.requestPermission(); e.currentTarget.remove(); } }, '🔔')
+        onclick: (e) => { Notification.requestPermission(); e.currentTarget.remove(); } }, icon('bell'))
       : null;
     replace(this.meBox,
       h('button', { type: 'button', class: 'me-button', 'aria-label': `${t('profile')}: ${me.nickname}`, onclick: () => profileDialog(this.app) },
         userAvatar(this.app, me, 36), h('span', { class: 'me-name' }, me.nickname || me.username)),
       h('div', { class: 'me-tools' }, notify, select,
-        h('button', { type: 'button', class: 'icon', 'aria-label': t('logout'), title: t('logout'), onclick: () => this.app.logout() }, '⎋')));
+        h('button', { type: 'button', class: 'icon', 'aria-label': t('logout'), title: t('logout'), onclick: () => this.app.logout() }, icon('logout'))));
   }
 
   drawConnection() {
@@ -104,7 +105,7 @@ export class Sidebar {
       this.drawnTab = this.tab;
       this.dynamic = h('div', { class: 'dynamic' });
       const tools = {
-        chats: h('div', { class: 'panel-tools' }, h('button', { type: 'button', class: 'small', onclick: () => newGroupDialog(this.app) }, '＋ ', t('newGroup'))),
+        chats: h('div', { class: 'panel-tools' }, h('button', { type: 'button', class: 'small', onclick: () => newGroupDialog(this.app) }, icon('plus', 14), ' ', t('newGroup'))),
         contacts: [h('div', { class: 'panel-tools' }, this.peopleInput), this.peopleResults],
         search: [h('div', { class: 'panel-tools' }, this.searchInput), this.searchResults],
       }[this.tab];
@@ -132,7 +133,7 @@ export class Sidebar {
       },
       c.kind === 'direct' && c.peer ? userAvatar(this.app, c.peer, 40) : avatar(this.app, { id: c.id, name: c.name, file: c.avatar }, 40),
       h('span', { class: 'conv-main' },
-        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, c.kind === 'group' ? '👥 ' : '', c.name),
+        h('span', { class: 'conv-top' }, h('span', { class: 'conv-name' }, c.kind === 'group' ? icon('group', 15) : null, c.kind === 'group' ? ' ' : '', c.name),
           last ? h('time', { class: 'conv-time' }, formatTime(last.created_at)) : null),
         h('span', { class: 'conv-bottom' },
           typers.length ? h('span', { class: 'conv-typing' }, t('typing', { name: store.name(typers[0]) })) : h('span', { class: 'conv-last' }, preview),
