@@ -50,6 +50,20 @@ test(`a ${COUNT}-message conversation renders a small window and scrolls end to 
   await page.goto(`${server.url}/c/${conversation.id}`);
   await page.locator('.messages .row.msg', { hasText: `message ${COUNT}` }).waitFor();
 
+  // Opening loads only the newest page; scrolling to the top loads older pages, keeping the place.
+  const initial = await page.evaluate(() => window.natter.chat.timeline.shown.length);
+  assert.ok(initial > 0 && initial <= 50, `${initial} messages loaded on open`);
+  for (let round = 1; round <= 3; round += 1) {
+    const before = await page.evaluate(() => {
+      const scroller = document.querySelector('.messages');
+      scroller.scrollTop = 0;
+      return window.natter.chat.timeline.shown.length;
+    });
+    await page.waitForFunction((n) => window.natter.chat.timeline.shown.length > n, before);
+  }
+  const afterScrolling = await page.evaluate(() => window.natter.chat.timeline.shown.length);
+  assert.ok(afterScrolling >= initial + 150, `${afterScrolling} after three pages`);
+
   // Load the whole history (jumping to the first message pages back through all of it).
   const loadStarted = Date.now();
   await page.evaluate(() => window.natter.chat.jump(1));

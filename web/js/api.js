@@ -18,6 +18,11 @@ export class Api {
     this.refreshing = null;
     this.blobs = new Map();
     this.onLogout = () => {};
+    window.addEventListener('storage', (event) => {
+      if (event.key !== STORAGE_KEY) return;
+      this.auth = JSON.parse(event.newValue || 'null');
+      if (!this.auth) this.onLogout();
+    });
   }
 
   get loggedIn() {
@@ -66,6 +71,14 @@ export class Api {
   refresh() {
     if (!this.refreshing) {
       this.refreshing = (async () => {
+        // Another tab of this browser may have rotated the shared refresh token already: using
+        // the spent one would end the session for every tab.
+        const stored = JSON.parse(localStorage.getItem(STORAGE_KEY) || 'null');
+        if (stored?.refresh_token && stored.refresh_token !== this.auth?.refresh_token && stored.expires_at - Date.now() > 30_000) {
+          this.auth = stored;
+          this.refreshing = null;
+          return true;
+        }
         try {
           const answer = await this.call('POST', '/auth/refresh', { refresh_token: this.auth?.refresh_token }, false);
           this.saveAuth(answer);

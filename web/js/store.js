@@ -101,6 +101,7 @@ export class Store extends EventTarget {
     this.openId = null;
     this.socket = new Socket(api, (frame) => this.onFrame(frame), (state) => this.onConnection(state));
     this.syncing = new Map();
+    this.opening = new Map();
     this.lastTypingSent = 0;
   }
 
@@ -182,18 +183,27 @@ export class Store extends EventTarget {
 
   // ---- timelines -------------------------------------------------------------------------
 
-  async openTimeline(id) {
-    let timeline = this.timelines.get(id);
-    if (!timeline) {
-      timeline = new Timeline();
-      this.timelines.set(id, timeline);
-      const page = await this.api.get(`/conversations/${id}/messages?limit=${PAGE}`);
-      for (const entry of page.messages.slice().reverse()) timeline.ingest(entry);
-      timeline.hasOlder = page.has_more;
-      if (!page.messages.length) timeline.minSeq = 1;
-      await this.sync(id);
+  /** The timeline of a conversation, its newest page loaded first (one load at a time). */
+  openTimeline(id) {
+    if (this.timelines.has(id)) return Promise.resolve(this.timelines.get(id));
+    if (!this.opening.has(id)) {
+      const load = (async () => {
+        const timeline = new Timeline();
+        const page = await this.api.get(`/conversations/${id}/messages?limit=${PAGE}`);
+        // The newest page is contiguous: its newest entry is where sync continues from.
+        if (page.messages.length) timeline.maxSeq = page.messages[page.messages.length - 1].seq - 1;
+        for (const entry of page.messages.slice().reverse()) timeline.ingest(entry);
+        timeline.hasOlder = page.has_more;
+        if (!page.messages.length) timeline.minSeq = 1;
+        // Registered only now, so a catch-up never syncs a timeline that has not been placed yet.
+        this.timelines.set(id, timeline);
+        await this.sync(id);
+        return timeline;
+      })();
+      this.opening.set(id, load);
+      load.finally(() => this.opening.delete(id)).catch(() => {});
     }
-    return timeline;
+    return this.opening.get(id);
   }
 
   async loadOlder(id, limit = PAGE) {

@@ -37,6 +37,7 @@ export class ChatView {
       estimate: (item) => (item.type === 'msg' ? (item.cont ? 40 : 62) : 36),
       onNearTop: () => this.loadOlder(),
       onScroll: () => this.onScroll(),
+      canAnchor: (item) => item.type === 'msg' || item.type === 'pending',
     });
     this.ctx = {
       app,

@@ -6,8 +6,9 @@
 const OVERSCAN_PX = 600;
 
 export class VList {
-  constructor(scroller, { render, estimate, onNearTop, onScroll }) {
+  constructor(scroller, { render, estimate, onNearTop, onScroll, canAnchor = () => true }) {
     this.scroller = scroller;
+    this.canAnchor = canAnchor;
     this.renderRow = render;
     this.estimate = estimate;
     this.onNearTop = onNearTop;
@@ -47,7 +48,9 @@ export class VList {
 
   anchor() {
     const top = this.scroller.scrollTop;
-    const index = this.indexAt(top);
+    let index = this.indexAt(top);
+    // Rows that stay put when items are added above (a header, a day divider) cannot hold the place.
+    while (index < this.items.length - 1 && !this.canAnchor(this.items[index])) index += 1;
     const item = this.items[index];
     return item ? { key: item.key, delta: this.offsets[index] - top } : null;
   }
