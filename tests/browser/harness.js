@@ -30,12 +30,13 @@ function freePort() {
 }
 
 /** A natter process of its own; `stop()` kills it and removes its data. */
-export async function startNatter() {
+export async function startNatter(extraEnv = {}) {
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: cargo build -p natter first`);
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'natter-browser-'));
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' };
   for (const key of Object.keys(env)) if (key.startsWith('NATTER_') && key !== 'NATTER_BIN') delete env[key];
+  Object.assign(env, extraEnv);
   const child = spawn(BINARY, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr.on('data', (chunk) => { log = (log + chunk).slice(-20000); });
