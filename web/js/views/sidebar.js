@@ -227,10 +227,20 @@ export class Sidebar {
   }
 }
 
-/** A search snippet with its <mark>/<b>/<em> highlights kept, as text nodes (never as HTML). */
+const ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+/** HTML-escaped text back to text. */
+function unescape(text) {
+  return text.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (whole, name) => {
+    if (name[0] === '#') return String.fromCodePoint(parseInt(name[1].toLowerCase() === 'x' ? name.slice(2) : name.slice(1), name[1].toLowerCase() === 'x' ? 16 : 10));
+    return ENTITIES[name.toLowerCase()] ?? whole;
+  });
+}
+
+/** A search snippet (HTML-escaped, matches in <mark>) as text nodes and <mark>s, never parsed as HTML. */
 function snippet(text) {
-  const parts = String(text).split(/<\/?(?:mark|b|em)>/);
-  return parts.map((part, i) => (i % 2 ? h('mark', null, part) : part.replace(/<[^>]*>/g, '')));
+  const parts = String(text).split(/<\/?mark>/);
+  return parts.map((part, i) => (i % 2 ? h('mark', null, unescape(part)) : unescape(part.replace(/<[^>]*>/g, ''))));
 }
 
 function debounce(fn, ms) {
