@@ -45,10 +45,11 @@ pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: Gateway
 /// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let max_upload = state.services.files.limits().max_upload_bytes;
     let web = web::WebClient::load();
     let assets = web.clone();
     Router::new()
-        .nest("/api/v1", routes::api())
+        .nest("/api/v1", routes::api().merge(routes::files::router(max_upload)))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
