@@ -8,6 +8,8 @@ import { icon } from '../icons.js';
 
 export const EMOJIS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const MAX_MEDIA = 240;
+/** How long a voice message says its transcript is coming (no speech engine never sends one). */
+const TRANSCRIPT_WAIT_MS = 2 * 60 * 1000;
 
 export function renderRow(item, ctx) {
   if (item.type === 'day') return h('div', { class: 'row day', role: 'separator' }, h('span', null, item.label));
@@ -46,7 +48,7 @@ function renderMessage(m, cont, ctx) {
     cont || own || ctx.direct ? null : h('div', { class: 'sender' }, name),
     body,
     reactions(m, ctx),
-    m.kind === 'voice' && !m.recalled ? transcript(m) : null),
+    m.kind === 'voice' && !m.recalled && (m.transcript != null || Date.now() - new Date(m.created_at) < TRANSCRIPT_WAIT_MS) ? transcript(m) : null),
   m.recalled ? null : actions(m, own, ctx));
   return row;
 }
