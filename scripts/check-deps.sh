@@ -78,6 +78,8 @@ forbid_prefix natter-core sqlx axum tonic
 allow_natter natter-store natter-proto natter-core
 allow_natter natter-bus natter-proto natter-core
 allow_natter natter-gateway natter-proto natter-core
+allow_natter natter-search natter-proto natter-core
+forbid_prefix natter-search sqlx axum
 forbid_prefix natter-gateway sqlx
 # The benchmark is a client of the public contract: wire types only.
 allow_natter natter-bench natter-proto

@@ -384,6 +384,13 @@ browser_tests() {
     return "$status"
 }
 
+# The search benchmark at a tiny size, debug build: it runs, every message is searchable, every
+# query cut from a message finds it. Speed is measured in release (docs/BENCHMARKS.md).
+search_bench_tiny() {
+    cargo run --color "$COLOR" -q -p natter-search --example search_bench -- \
+        --messages 20000 --queries 300 --conversations 500
+}
+
 # ---------------------------------------------------------------------------------------------
 
 if [[ $mode == services ]]; then
@@ -412,6 +419,7 @@ phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
 phase "browser" browser_tests
 phase "bench (quick)" bench_quick
+phase "search bench (tiny)" search_bench_tiny
 
 trap - EXIT
 stop_services

@@ -14,6 +14,7 @@ pub mod media;
 pub mod model;
 pub mod notify;
 pub mod presence;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod wire;

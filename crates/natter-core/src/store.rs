@@ -281,6 +281,17 @@ pub trait Store: Send + Sync + 'static {
     async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool>;
     /// Removes the record; false when there was none. The blob is the caller's to delete.
     async fn delete_file(&self, id: &FileId) -> StoreResult<bool>;
+    // ---- search (scopes and rebuilding the index) ----
+    /// Every conversation `user` is a member of (not dissolved) with their `joined_seq`.
+    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        let summaries = self.conversations_of(user).await?;
+        Ok(summaries.into_iter().map(|s| (s.conversation.id, s.me.joined_seq)).collect())
+    }
+    /// Log entries of every conversation in `(conversation_id, seq)` order, starting just after
+    /// `after`, at most `limit`, in their current state (without reactions).
+    async fn entries_page(&self, after: Option<(&ConversationId, Seq)>, limit: u32) -> StoreResult<Vec<Message>>;
+    /// How many log entries exist, in every conversation.
+    async fn entry_count(&self) -> StoreResult<u64>;
 }
 
 /// Convenience for building entries: a message of `kind` with every optional part empty.

@@ -15,6 +15,7 @@ use crate::routes::*;
         list, create, get, update, dissolve, members, add_members, update_member, remove_member,
         send, history, mark_read, edit, recall, add_reaction, remove_reaction,
         upload, download, meta, thumbnail,
+        search_messages,
         crate::ws::upgrade,
     ),
     components(schemas(natter_proto::ClientFrame, natter_proto::ServerFrame)),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod files;
 pub mod friends;
 pub mod messages;
+pub mod search;
 pub mod users;
 pub mod ws;
 
@@ -19,6 +20,7 @@ pub use error::*;
 pub use files::*;
 pub use friends::*;
 pub use messages::*;
+pub use search::*;
 pub use users::*;
 pub use ws::*;
 

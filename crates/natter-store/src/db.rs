@@ -30,6 +30,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "files", include_str!("../migrations/postgres/0002_files.sql")),
+    (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,9 +19,11 @@ mod effects;
 mod files;
 mod friends;
 mod group_commit;
+mod log_scan;
 mod member_cache;
 mod messages;
 mod rows;
+pub mod search;
 mod sessions;
 mod summaries;
 mod users;
@@ -287,5 +289,14 @@ impl Store for SqlStore {
     }
     async fn delete_file(&self, id: &FileId) -> StoreResult<bool> {
         files::delete_file(&self.db, id).await
+    }
+    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        log_scan::memberships_of(&self.db, user).await
+    }
+    async fn entries_page(&self, after: Option<(&ConversationId, Seq)>, limit: u32) -> StoreResult<Vec<Message>> {
+        log_scan::entries_page(&self.db, after, limit).await
+    }
+    async fn entry_count(&self) -> StoreResult<u64> {
+        log_scan::entry_count(&self.db).await
     }
 }

@@ -22,6 +22,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub log: LogConfig,
     pub files: FilesConfig,
+    pub search: SearchConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +157,23 @@ impl Default for LogConfig {
     }
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// `embedded` (tantivy, in `path`; one process) or `postgres` (shared by a cluster).
+    pub backend: String,
+    /// Directory of the embedded index. Empty: `<data_dir>/search`.
+    pub path: PathBuf,
+    /// Database of the `postgres` index. Empty: `database.url` (which must then be PostgreSQL).
+    pub postgres_url: String,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { backend: "embedded".into(), path: PathBuf::new(), postgres_url: String::new() }
+    }
+}
+
 impl Config {
     /// Defaults, then the file (if any), then `NATTER_SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
@@ -188,6 +206,12 @@ impl Config {
         {
             bail!("database.url must be empty, sqlite:… or postgres://…");
         }
+        if !matches!(self.search.backend.as_str(), "embedded" | "postgres") {
+            bail!("search.backend must be `embedded` or `postgres`, not `{}`", self.search.backend);
+        }
+        if self.search.backend == "postgres" && !self.search_postgres_url().starts_with("postgres") {
+            bail!("search.backend = \"postgres\" needs search.postgres_url or a postgres:// database.url");
+        }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             bail!("auth token lifetimes must be positive");
         }
@@ -218,6 +242,22 @@ impl Config {
         } else {
             self.database.url.clone()
         }
+    }
+}
+
+impl Config {
+    /// Directory of the embedded search index.
+    pub fn search_path(&self) -> PathBuf {
+        if self.search.path.as_os_str().is_empty() {
+            self.server.data_dir.join("search")
+        } else {
+            self.search.path.clone()
+        }
+    }
+
+    /// Database of the `postgres` search index.
+    pub fn search_postgres_url(&self) -> String {
+        if self.search.postgres_url.is_empty() { self.database.url.clone() } else { self.search.postgres_url.clone() }
     }
 }
 
@@ -279,6 +319,15 @@ ws_max_frame_bytes = 65536
 # "text" or "json". RUST_LOG overrides the level filter.
 format = "text"
 level = "info"
+
+[search]
+# Message search index: "embedded" (tantivy, files in `path`; one process only) or "postgres"
+# (table search_documents; every process of a cluster shares it). Rebuild with `natter search reindex`.
+backend = "embedded"
+# Directory of the embedded index. Empty: <data_dir>/search.
+path = ""
+# Database of the postgres index. Empty: database.url (which must then be postgres://…).
+postgres_url = ""
 "#;
 
 #[cfg(test)]

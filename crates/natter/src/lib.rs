@@ -4,6 +4,7 @@
 //! bus, local/S3 blob store, the media inspector). It builds one [`Application`] and passes handles down; there is no global state.
 
 pub mod config;
+pub mod search;
 mod secret;
 
 use std::future::Future;
@@ -45,7 +46,10 @@ impl Application {
         let jwt_secret = secret::jwt_secret(&config).await?;
         let limits =
             Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
-        let deps = Deps::new(Arc::new(store), bus.clone(), Arc::new(SystemClock), limits);
+        let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
+        let search_index = search::open_index(&config, 1).await?;
+        let deps =
+            Deps::new(store.clone(), bus.clone(), Arc::new(SystemClock), limits).with_search(search_index.clone());
         let auth = AuthSettings {
             jwt_secret,
             access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -76,6 +80,7 @@ impl Application {
         // Subscribe before serving so that no event published after start-up is missed.
         let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
         tokio::spawn(state.hub.clone().run_dispatcher(events));
+        search::start_indexer(store, search_index, &bus).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;

@@ -27,6 +27,18 @@ enum Command {
     },
     /// Create or upgrade the database schema, then exit.
     Migrate(ConfigArgs),
+    /// Manage the message search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Rebuild the search index from the message log (stop the server first when the index is
+    /// `embedded`; a `postgres` index may be rebuilt while the cluster runs).
+    Reindex(ConfigArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -112,7 +124,15 @@ async fn main() -> anyhow::Result<()> {
             println!("database schema is up to date");
             Ok(())
         }
+        Command::Search { command: SearchCommand::Reindex(args) } => search_reindex(&args).await,
     }
+}
+
+async fn search_reindex(args: &ConfigArgs) -> anyhow::Result<()> {
+    let config = load(args)?;
+    init_logging(&config);
+    std::fs::create_dir_all(&config.server.data_dir)?;
+    natter::search::reindex_command(&config).await.map(drop)
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:<hidden>@host/db`.

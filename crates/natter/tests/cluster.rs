@@ -91,6 +91,22 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
     assert_eq!(summary(&page.messages), summary(&stored), "node 2 serves exactly those");
     assert!(!page.has_more);
 
+    // Search: both nodes index every entry into the one PostgreSQL index, once per message.
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let found: natter_proto::SearchResults = get(&http, node2, &bob, "/search/messages?q=m20").await;
+        if found.hits.iter().any(|hit| hit.message.id == stored[19].id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node 2 never found what node 1 stored: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut connection = PgConnection::connect(&database.url).await.expect("connect to the cluster's database");
+    let (documents,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM search_documents").fetch_one(&mut connection).await.expect("count");
+    assert_eq!(documents, 21, "one document per message, however many nodes indexed it");
+    connection.close().await.ok();
+
     alice_ws.close(None).await.ok();
     drop(cluster);
     database.drop_database().await;
@@ -190,6 +206,7 @@ impl Cluster {
                 .env("NATTER_BUS__KIND", "nats")
                 .env("NATTER_BUS__NATS_URL", nats_url)
                 .env("NATTER_BUS__SUBJECT_PREFIX", &prefix)
+                .env("NATTER_SEARCH__BACKEND", "postgres")
                 .env("NATTER_AUTH__JWT_SECRET", &secret)
                 .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
                 .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")

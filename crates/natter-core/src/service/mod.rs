@@ -10,6 +10,7 @@ pub mod friends;
 pub mod messages;
 pub mod order;
 pub mod rules;
+pub mod search;
 pub mod throttle;
 pub mod users;
 
@@ -22,6 +23,7 @@ use crate::ids::{ConversationId, UserId};
 use crate::model::{Conversation, ConversationKind, Member};
 use crate::notify::Notifier;
 use crate::presence::Presence;
+use crate::search::SearchIndex;
 use crate::store::Store;
 
 /// Limits the services enforce.
@@ -47,6 +49,8 @@ pub struct Deps {
     pub limits: Limits,
     /// Keeps this process's pushes of each conversation in `seq` order.
     pub log_locks: Arc<order::LogLocks>,
+    /// The message search index (`None`: search answers `search_unavailable`).
+    pub search: Option<Arc<dyn SearchIndex>>,
 }
 
 impl Deps {
@@ -58,7 +62,14 @@ impl Deps {
             presence: Arc::new(Presence::default()),
             limits,
             log_locks: Arc::default(),
+            search: None,
         }
+    }
+
+    /// These deps with a search index.
+    pub fn with_search(mut self, index: Arc<dyn SearchIndex>) -> Self {
+        self.search = Some(index);
+        self
     }
 
     /// The conversation and the caller's membership. A non-member learns nothing: `NotFound`.
@@ -86,6 +97,7 @@ pub struct Services {
     pub conversations: conversations::ConversationService,
     pub messages: messages::MessageService,
     pub files: files::FileService,
+    pub search: search::SearchService,
 }
 
 impl Services {
@@ -97,6 +109,7 @@ impl Services {
             friends: friends::FriendService::new(deps.clone()),
             conversations: conversations::ConversationService::new(deps.clone()),
             messages: messages::MessageService::new(deps.clone()),
+            search: search::SearchService::new(deps.clone()),
             deps,
         }
     }

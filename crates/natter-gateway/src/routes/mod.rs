@@ -6,6 +6,7 @@ pub(crate) mod files;
 mod friends;
 mod messages;
 pub(crate) mod ops;
+mod search;
 mod users;
 
 pub(crate) use accounts::*;
@@ -13,6 +14,7 @@ pub(crate) use conversations::*;
 pub(crate) use files::*;
 pub(crate) use friends::*;
 pub(crate) use messages::*;
+pub(crate) use search::*;
 pub(crate) use users::*;
 
 use axum::Router;
@@ -57,5 +59,6 @@ pub(crate) fn api() -> Router<AppState> {
             "/conversations/{id}/messages/{seq}/reactions/{emoji}",
             put(messages::add_reaction).delete(messages::remove_reaction),
         )
+        .route("/search/messages", get(search::search_messages))
         .route("/ws", get(crate::ws::upgrade))
 }

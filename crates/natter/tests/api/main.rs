@@ -12,5 +12,7 @@ mod conversations;
 mod friends;
 mod messages;
 mod robustness;
+mod search;
+mod search_reindex;
 mod sync;
 mod users;

@@ -63,6 +63,7 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     let database = backend.create_database().await;
     if let Some(database) = &database {
         config.database.url = database.url.clone();
+        config.search.backend = "postgres".into();
     }
     adjust(&mut config);
 

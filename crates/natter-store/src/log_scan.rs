@@ -1,0 +1,57 @@
+//! Reads that search needs: a caller's memberships (the scopes of a search) and a scan of the
+//! whole message log in a stable order (rebuilding the index).
+
+use std::sync::LazyLock;
+
+use natter_core::ids::{ConversationId, Seq, UserId};
+use natter_core::model::Message;
+use natter_core::store::StoreResult;
+use sqlx::Row;
+
+use crate::db::{Db, backend};
+use crate::rows::{self, Cols, MESSAGE, select_list};
+
+static FIRST_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!("SELECT {} FROM messages m ORDER BY m.conversation_id, m.seq LIMIT $1", select_list("m", "", MESSAGE))
+});
+static NEXT_PAGE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM messages m WHERE m.conversation_id > $1 OR (m.conversation_id = $1 AND m.seq > $2) \
+         ORDER BY m.conversation_id, m.seq LIMIT $3",
+        select_list("m", "", MESSAGE)
+    )
+});
+const MEMBERSHIPS: &str = "SELECT m.conversation_id, m.joined_seq FROM members m \
+     JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 AND c.dissolved = 0";
+
+pub(crate) async fn memberships_of(db: &Db, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
+    let rows = sqlx::query(MEMBERSHIPS).bind(user.as_str()).fetch_all(&db.read).await.map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            let conversation: String = row.try_get(0).map_err(backend)?;
+            let joined_seq: i64 = row.try_get(1).map_err(backend)?;
+            Ok((ConversationId(conversation), joined_seq))
+        })
+        .collect()
+}
+
+pub(crate) async fn entries_page(
+    db: &Db,
+    after: Option<(&ConversationId, Seq)>,
+    limit: u32,
+) -> StoreResult<Vec<Message>> {
+    let query = match after {
+        None => sqlx::query(&FIRST_PAGE).bind(i64::from(limit)),
+        Some((conversation, seq)) => {
+            sqlx::query(&NEXT_PAGE).bind(conversation.as_str().to_owned()).bind(seq).bind(i64::from(limit))
+        }
+    };
+    let rows = query.fetch_all(&db.read).await.map_err(backend)?;
+    rows.iter().map(|row| rows::message(Cols::new(row, ""))).collect()
+}
+
+pub(crate) async fn entry_count(db: &Db) -> StoreResult<u64> {
+    let row = sqlx::query("SELECT COUNT(*) FROM messages").fetch_one(&db.read).await.map_err(backend)?;
+    let count: i64 = row.try_get(0).map_err(backend)?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
