@@ -2,8 +2,8 @@
 # natter's one test command: what a developer runs and what CI runs (.ci/run calls this).
 #
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
-#                                    end-to-end suite again on PostgreSQL), then the benchmark's
-#                                    quick mode (correctness only)
+#                                    end-to-end suite again on PostgreSQL), the web client's
+#                                    browser tests, then the benchmark's quick mode (correctness only)
 #   scripts/test.sh --services-only  start the throwaway PostgreSQL and NATS, print the env to
 #                                    export, and wait (Ctrl-C, or kill the script, stops them)
 #   scripts/test.sh --help
@@ -12,7 +12,8 @@
 # apt-get when missing) and in CI (CI=true, no stdin). Services listen on 127.0.0.1 only, keep
 # their data under target/test-services/ and are stopped on any exit. Ports can be moved with
 # NATTER_TEST_PG_PORT (25432) and NATTER_TEST_NATS_PORT (24222; monitor NATTER_TEST_NATS_MONITOR_PORT,
-# 28222) when two checkouts test at once. Uses cargo-nextest when installed, else cargo test.
+# 28222) and NATTER_TEST_S3_PORT (25900; moto's S3 server from PyPI, installed into a venv under
+# target/) when two checkouts test at once. Uses cargo-nextest when installed, else cargo test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,6 +24,10 @@ PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 PG_PORT=${NATTER_TEST_PG_PORT:-25432}
 NATS_PORT=${NATTER_TEST_NATS_PORT:-24222}
 NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}
+S3_PORT=${NATTER_TEST_S3_PORT:-25900}
+# The bucket the S3 blob-store tests use (created on the in-memory moto server at start).
+S3_BUCKET=natter-test
+MOTO_VERSION=5.2.1
 SERVICES_DIR=$ROOT/target/test-services
 # A hung test must not eat CI's 90 minutes: in CI each test phase gets this long.
 TEST_PHASE_TIMEOUT=${NATTER_TEST_PHASE_TIMEOUT:-25m}
@@ -115,6 +120,7 @@ pg_bin_dir() {
 install_missing() {
     local missing=()
     command -v nats-server >/dev/null || missing+=(nats-server)
+    command -v curl >/dev/null || missing+=(curl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
     if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing ${missing[*]}"
@@ -139,8 +145,15 @@ nats_ready() {
 
 PG_DATA=""
 NATS_PID=""
+MOTO_PID=""
 
 stop_services() {
+    if [[ -n $MOTO_PID ]]; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+        MOTO_PID=""
+        rm -f "$SERVICES_DIR/moto.pid"
+    fi
     if [[ -n $NATS_PID ]]; then
         kill "$NATS_PID" 2>/dev/null || true
         wait "$NATS_PID" 2>/dev/null || true
@@ -163,6 +176,14 @@ stop_leftovers() {
             for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
         fi
         rm -f "$SERVICES_DIR/nats.pid"
+    fi
+    if [[ -f $SERVICES_DIR/moto.pid ]]; then
+        pid=$(<"$SERVICES_DIR/moto.pid")
+        if grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        fi
+        rm -f "$SERVICES_DIR/moto.pid"
     fi
     for data in "$SERVICES_DIR/pg/data" /tmp/natter-test-pg-*/data; do
         if [[ -f $data/postmaster.pid ]]; then
@@ -215,16 +236,51 @@ start_nats() {
     die "nats-server did not become ready"
 }
 
+# moto's standalone S3 server (in memory, checks nothing we rely on but speaks real S3 HTTP),
+# installed once into a venv under target/ (python3-venv from Debian when missing).
+MOTO_VENV=$ROOT/target/moto-venv
+install_moto() {
+    [[ -x $MOTO_VENV/bin/moto_server ]] && return 0
+    if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
+        apt_install python3 python3-venv
+    fi
+    log "installing moto[server]==$MOTO_VERSION into $MOTO_VENV"
+    rm -rf "$MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION" </dev/null
+}
+
+start_moto() {
+    port_busy "$S3_PORT" && die "port $S3_PORT is in use; set NATTER_TEST_S3_PORT to a free one"
+    "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$SERVICES_DIR/moto.log" 2>&1 &
+    MOTO_PID=$!
+    echo "$MOTO_PID" >"$SERVICES_DIR/moto.pid"
+    for _ in {1..200}; do
+        if curl -sf -o /dev/null "http://127.0.0.1:$S3_PORT/moto-api/"; then
+            curl -sf -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$S3_BUCKET" || die "cannot create the S3 bucket"
+            return 0
+        fi
+        kill -0 "$MOTO_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$SERVICES_DIR/moto.log" >&2
+    die "moto_server did not become ready"
+}
+
 start_services() {
     install_missing
     install -d "$SERVICES_DIR"
     stop_leftovers
+    install_moto
     start_postgres
     start_nats
+    start_moto
     export NATTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export NATTER_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    export NATTER_TEST_S3_URL="http://127.0.0.1:$S3_PORT/$S3_BUCKET"
     echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT, data $PG_DATA"
     echo "NATS $(nats-server --version | awk '{print $2}') on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT), pid $NATS_PID"
+    echo "S3 (moto $MOTO_VERSION, in memory) on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET, pid $MOTO_PID"
 }
 
 on_exit() {
@@ -294,6 +350,40 @@ bench_quick() {
     SUMMARIES+=("bench (quick): report in target/bench-quick/report.md")
 }
 
+# The web client's end-to-end tests (tests/browser/): Debian's headless Chromium driven by
+# playwright-core (npm, pinned by package-lock.json) against the debug natter binary; each test
+# file starts its own natter on a free port. Screenshots and metrics land in target/browser-artifacts/.
+browser_tests() {
+    local missing=() limit=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v npm >/dev/null || missing+=(npm)
+    command -v node >/dev/null || missing+=(nodejs)
+    # Fonts, so screenshots show Chinese text and emoji instead of boxes.
+    fc-list 2>/dev/null | grep -qi 'Noto Color Emoji' || missing+=(fonts-noto-color-emoji)
+    fc-list 2>/dev/null | grep -qi 'CJK' || missing+=(fonts-noto-cjk)
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        log "installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    local node_major
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    [[ $node_major -ge 20 ]] || die "the browser tests need Node.js 20 or newer (found $(node --version))"
+    cargo build --color "$COLOR" -p natter
+    if ! (cd tests/browser && npm ls --omit=dev playwright-core >/dev/null 2>&1); then
+        (cd tests/browser && npm ci --no-audit --no-fund)
+    fi
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 15m); fi
+    rm -rf target/browser-artifacts
+    local log status=0
+    log=$(mktemp)
+    (cd tests/browser && "${limit[@]}" node --test --test-concurrency=1 --test-reporter=spec ./*.test.js) 2>&1 |
+        tee "$log" || status=$?
+    SUMMARIES+=("browser: $(grep -E '(tests|pass|fail|skipped) [0-9]+$' "$log" | sed 's/^[^a-z]*//' | paste -sd ' ' -)" \
+        "  screenshots and metrics in target/browser-artifacts/")
+    rm -f "$log"
+    return "$status"
+}
+
 # The search benchmark at a tiny size, debug build: it runs, every message is searchable, every
 # query cut from a message finds it. Speed is measured in release (docs/BENCHMARKS.md).
 search_bench_tiny() {
@@ -311,6 +401,7 @@ Services are up. In another shell:
 
     export NATTER_TEST_POSTGRES_URL=$NATTER_TEST_POSTGRES_URL
     export NATTER_TEST_NATS_URL=$NATTER_TEST_NATS_URL
+    export NATTER_TEST_S3_URL=$NATTER_TEST_S3_URL
 
 Ctrl-C (or kill $$) stops them.
 EOF
@@ -326,6 +417,7 @@ phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D war
 phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
+phase "browser" browser_tests
 phase "bench (quick)" bench_quick
 phase "search bench (tiny)" search_bench_tiny
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::blob::BlobError;
 use crate::bus::BusError;
 use crate::store::StoreError;
 
@@ -33,6 +34,9 @@ pub enum DomainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The blob store failed (a missing blob for a file that has a record is one such failure).
+    #[error(transparent)]
+    Blob(#[from] BlobError),
 }
 
 pub type DomainResult<T> = Result<T, DomainError>;
@@ -52,5 +56,8 @@ impl DomainError {
     }
     pub fn not_found(what: &'static str) -> Self {
         Self::NotFound { what }
+    }
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::TooLarge { code, message: message.into() }
     }
 }

@@ -61,6 +61,10 @@ string_id!(
     /// A friend request.
     FriendRequestId
 );
+string_id!(
+    /// An uploaded file (or a thumbnail the server made of one).
+    FileId
+);
 
 /// Position of an entry in its conversation's log: 1, 2, 3, … with no gaps.
 pub type Seq = i64;

@@ -1,13 +1,16 @@
 //! natter's domain: types, service logic and the ports it runs on.
 //!
 //! Owns the rules of accounts, friends, conversations and messages. Talks to the outside only
-//! through ports ([`store::Store`], [`bus::Bus`], [`clock::Clock`]); it must not depend on sqlx,
+//! through ports ([`store::Store`], [`bus::Bus`], [`clock::Clock`], [`blob::BlobStore`],
+//! [`media::MediaInspector`]); it must not depend on sqlx,
 //! axum, tonic or any concrete adapter.
 
+pub mod blob;
 pub mod bus;
 pub mod clock;
 pub mod error;
 pub mod ids;
+pub mod media;
 pub mod model;
 pub mod notify;
 pub mod presence;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ConversationId, FriendRequestId, MessageId, Seq, SessionId, UserId};
+use crate::ids::{ConversationId, FileId, FriendRequestId, MessageId, Seq, SessionId, UserId};
 
 pub type Time = DateTime<Utc>;
 
@@ -180,6 +180,32 @@ pub struct Message {
     pub recalled: bool,
     /// (emoji, user) pairs, in the order they were added. Filled by reads, empty on append.
     pub reactions: Vec<(String, UserId)>,
+    /// The file `file_id` names, filled by reads (and by a send) so views can describe it.
+    pub file: Option<FileRecord>,
+    pub created_at: Time,
+}
+
+/// An uploaded file: its metadata; the bytes live in the blob store under `blob_key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRecord {
+    pub id: FileId,
+    pub owner_id: UserId,
+    /// The client's file name (cleaned), for `Content-Disposition`.
+    pub name: String,
+    /// Sniffed from the bytes, not the client's claim.
+    pub mime: String,
+    pub size: i64,
+    /// Lowercase hex SHA-256 of the bytes (also the HTTP `ETag`).
+    pub sha256: String,
+    pub blob_key: String,
+    /// Images only.
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// Audio only, when the format's length could be read.
+    pub duration_ms: Option<i64>,
+    /// Images only: a small JPEG the server made, itself a file (readable by whoever may read
+    /// this one).
+    pub thumbnail_id: Option<FileId>,
     pub created_at: Time,
 }
 

@@ -6,10 +6,10 @@
 
 use async_trait::async_trait;
 
-use crate::ids::{ConversationId, FriendRequestId, Seq, SessionId, UserId};
+use crate::ids::{ConversationId, FileId, FriendRequestId, Seq, SessionId, UserId};
 use crate::model::{
-    Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member, MemberRole, Message,
-    MessageKind, Session, SystemEvent, Time, User,
+    Conversation, ConversationSummary, FileRecord, Friend, FriendRequest, FriendRequestStatus, Member, MemberRole,
+    Message, MessageKind, Session, SystemEvent, Time, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +269,18 @@ pub trait Store: Send + Sync + 'static {
         seq: Seq,
     ) -> StoreResult<Option<(Seq, i64)>>;
 
+    // ---- files ----
+    /// `Conflict("file")` when the id is taken.
+    async fn create_file(&self, file: &FileRecord) -> StoreResult<()>;
+    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>>;
+    /// Bytes of every file `owner` uploaded (thumbnails the server made included).
+    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64>;
+    /// Whether `user` may read file `id`: it (or the file it is the thumbnail of) was uploaded by
+    /// `user`, is referenced by an entry `user` can see (member now, `seq >= joined_seq`), or is
+    /// the avatar of a user or of a live conversation.
+    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool>;
+    /// Removes the record; false when there was none. The blob is the caller's to delete.
+    async fn delete_file(&self, id: &FileId) -> StoreResult<bool>;
     // ---- search (scopes and rebuilding the index) ----
     /// Every conversation `user` is a member of (not dissolved) with their `joined_seq`.
     async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
@@ -307,6 +319,7 @@ pub fn blank_message(
         edited_at: None,
         recalled: false,
         reactions: Vec::new(),
+        file: None,
         created_at,
     }
 }

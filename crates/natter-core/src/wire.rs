@@ -2,7 +2,7 @@
 
 use natter_proto as proto;
 
-use crate::model::{ConversationKind, ConversationSummary, FriendRequest, Member, Message, Session, User};
+use crate::model::{ConversationKind, ConversationSummary, FileRecord, FriendRequest, Member, Message, Session, User};
 
 pub fn user_view(user: &User) -> proto::UserView {
     proto::UserView {
@@ -50,6 +50,7 @@ pub fn message_view(message: &Message) -> proto::MessageView {
         client_msg_id: message.client_msg_id.clone(),
         text: message.text.clone(),
         file_id: message.file_id.clone(),
+        file: message.file.as_ref().filter(|_| !message.recalled).map(file_view),
         reply_to: message.reply_to,
         mentions: message.mentions.iter().map(|id| id.0.clone()).collect(),
         target_seq: message.target_seq,
@@ -66,6 +67,21 @@ pub fn message_view(message: &Message) -> proto::MessageView {
         recalled: message.recalled,
         reactions,
         created_at: message.created_at,
+    }
+}
+
+pub fn file_view(file: &FileRecord) -> proto::FileView {
+    proto::FileView {
+        id: file.id.0.clone(),
+        name: file.name.clone(),
+        mime: file.mime.clone(),
+        size: file.size,
+        sha256: file.sha256.clone(),
+        width: file.width,
+        height: file.height,
+        duration_ms: file.duration_ms,
+        thumbnail_id: file.thumbnail_id.as_ref().map(|id| id.0.clone()),
+        created_at: file.created_at,
     }
 }
 

@@ -55,7 +55,7 @@ fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
             "too_many_attempts",
             format!("too many failed attempts; retry in {} s", retry_after.as_secs().max(1)),
         ),
-        DomainError::Store(_) | DomainError::Bus(_) => {
+        DomainError::Store(_) | DomainError::Bus(_) | DomainError::Blob(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error".to_owned())
         }
     }

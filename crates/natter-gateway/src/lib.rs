@@ -12,6 +12,7 @@ pub mod openapi;
 mod routes;
 pub mod sequencer;
 pub mod state;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
@@ -19,7 +20,8 @@ use std::time::Duration;
 
 pub use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::Path;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use natter_core::bus::Bus;
@@ -43,13 +45,24 @@ pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: Gateway
 /// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
+    let max_upload = state.services.files.limits().max_upload_bytes;
+    let web = web::WebClient::load();
+    let assets = web.clone();
     Router::new()
-        .nest("/api/v1", routes::api())
+        .nest("/api/v1", routes::api().merge(routes::files::router(max_upload)))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz))
         .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi))
-        .fallback(routes::ops::not_found)
+        .route(
+            "/assets/{version}/{*path}",
+            get(move |Path((version, path)): Path<(String, String)>, headers: HeaderMap| async move {
+                assets.asset(&version, &path, &headers)
+            }),
+        )
+        .fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap| async move { web.fallback(&method, &uri, &headers) },
+        )
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_http))
         .layer(DefaultBodyLimit::max(max_body))

@@ -14,6 +14,7 @@ use crate::routes::*;
         create_request, list_requests, accept, reject, cancel, list_friends, remove_friend, block, unblock, list_blocks,
         list, create, get, update, dissolve, members, add_members, update_member, remove_member,
         send, history, mark_read, edit, recall, add_reaction, remove_reaction,
+        upload, download, meta, thumbnail,
         search_messages,
         crate::ws::upgrade,
     ),

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod conversations;
 pub mod error;
+pub mod files;
 pub mod friends;
 pub mod messages;
 pub mod search;
@@ -16,6 +17,7 @@ pub mod ws;
 pub use auth::*;
 pub use conversations::*;
 pub use error::*;
+pub use files::*;
 pub use friends::*;
 pub use messages::*;
 pub use search::*;

@@ -35,6 +35,9 @@ pub struct MessageView {
     pub client_msg_id: Option<String>,
     pub text: Option<String>,
     pub file_id: Option<String>,
+    /// For `image`, `file` and `voice`: the file `file_id` names (absent once recalled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<crate::files::FileView>,
     pub reply_to: Option<i64>,
     pub mentions: Vec<String>,
     /// For `edit`, `recall` and `reaction`: the `seq` of the entry they change.

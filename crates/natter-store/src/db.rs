@@ -25,9 +25,11 @@ const SQLITE_READER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
+    (3, "files", include_str!("../migrations/sqlite/0003_files.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (2, "files", include_str!("../migrations/postgres/0002_files.sql")),
     (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
 ];
 

@@ -16,6 +16,7 @@
 mod conversations;
 mod db;
 mod effects;
+mod files;
 mod friends;
 mod group_commit;
 mod log_scan;
@@ -30,9 +31,10 @@ mod users;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use natter_core::ids::{ConversationId, FriendRequestId, Seq, SessionId, UserId};
+use natter_core::ids::{ConversationId, FileId, FriendRequestId, Seq, SessionId, UserId};
 use natter_core::model::{
-    Conversation, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, Member, Message, Session, Time, User,
+    Conversation, ConversationSummary, FileRecord, Friend, FriendRequest, FriendRequestStatus, Member, Message,
+    Session, Time, User,
 };
 use natter_core::store::{
     AppendOutcome, DirectPeer, Effect, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store,
@@ -273,6 +275,21 @@ impl Store for SqlStore {
         messages::mark_read(&self.db, conversation, user, seq).await
     }
 
+    async fn create_file(&self, file: &FileRecord) -> StoreResult<()> {
+        files::create_file(&self.db, file).await
+    }
+    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>> {
+        files::file(&self.db, id).await
+    }
+    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64> {
+        files::storage_used(&self.db, owner).await
+    }
+    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool> {
+        files::file_readable(&self.db, id, user).await
+    }
+    async fn delete_file(&self, id: &FileId) -> StoreResult<bool> {
+        files::delete_file(&self.db, id).await
+    }
     async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
         log_scan::memberships_of(&self.db, user).await
     }

@@ -258,6 +258,7 @@ async fn page(
         .map_err(backend)?;
     let mut messages = rows.iter().map(|row| rows::message(Cols::new(row, ""))).collect::<StoreResult<Vec<_>>>()?;
     fill_reactions(&db.read, conversation, &mut messages).await?;
+    crate::files::attach(&db.read, messages.iter_mut()).await?;
     Ok(messages)
 }
 
@@ -268,6 +269,7 @@ async fn one_with_reactions(db: &Db, row: Option<AnyRow>) -> StoreResult<Option<
     let mut message = rows::message(Cols::new(&row, ""))?;
     let conversation = message.conversation_id.clone();
     fill_reactions(&db.read, &conversation, std::slice::from_mut(&mut message)).await?;
+    crate::files::attach(&db.read, Some(&mut message)).await?;
     Ok(Some(message))
 }
 

@@ -4,10 +4,10 @@
 //! (`c_id`, `m_role`, …); [`Cols`] reads a row under one prefix. Only i64, String and their
 //! Options are read: the types the `Any` driver maps the same way on every database.
 
-use natter_core::ids::{ConversationId, FriendRequestId, MessageId, SessionId, UserId};
+use natter_core::ids::{ConversationId, FileId, FriendRequestId, MessageId, SessionId, UserId};
 use natter_core::model::{
-    Conversation, ConversationKind, FriendRequest, FriendRequestStatus, Member, MemberRole, Message, MessageKind,
-    Session, SystemEvent, User, UserRole,
+    Conversation, ConversationKind, FileRecord, FriendRequest, FriendRequestStatus, Member, MemberRole, Message,
+    MessageKind, Session, SystemEvent, User, UserRole,
 };
 use natter_core::store::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
@@ -41,6 +41,21 @@ pub(crate) const MESSAGE: &[&str] = &[
     "system",
     "edited_at",
     "recalled",
+    "created_at",
+];
+
+pub(crate) const FILE: &[&str] = &[
+    "id",
+    "owner_id",
+    "name",
+    "mime",
+    "size",
+    "sha256",
+    "blob_key",
+    "width",
+    "height",
+    "duration_ms",
+    "thumbnail_id",
     "created_at",
 ];
 
@@ -193,6 +208,24 @@ pub(crate) fn message(cols: Cols<'_>) -> StoreResult<Message> {
         edited_at: cols.get::<Option<i64>>("edited_at")?.map(time_from_millis).transpose()?,
         recalled: cols.flag("recalled")?,
         reactions: Vec::new(),
+        file: None,
+        created_at: cols.time("created_at")?,
+    })
+}
+
+pub(crate) fn file(cols: Cols<'_>) -> StoreResult<FileRecord> {
+    Ok(FileRecord {
+        id: FileId(cols.string("id")?),
+        owner_id: UserId(cols.string("owner_id")?),
+        name: cols.string("name")?,
+        mime: cols.string("mime")?,
+        size: cols.int("size")?,
+        sha256: cols.string("sha256")?,
+        blob_key: cols.string("blob_key")?,
+        width: cols.get("width")?,
+        height: cols.get("height")?,
+        duration_ms: cols.get("duration_ms")?,
+        thumbnail_id: cols.optional("thumbnail_id")?.map(FileId),
         created_at: cols.time("created_at")?,
     })
 }

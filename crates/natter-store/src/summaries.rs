@@ -61,6 +61,7 @@ pub(crate) async fn conversations_of(db: &Db, user: &UserId) -> StoreResult<Vec<
             sqlx::query(&LIST_REACTIONS_SQL).bind(user.as_str()).fetch_all(&db.read).await.map_err(backend)?;
         attach_reactions(&mut summaries, &reactions)?;
     }
+    crate::files::attach(&db.read, summaries.iter_mut().filter_map(|s| s.last_message.as_mut())).await?;
     Ok(summaries)
 }
 
@@ -88,6 +89,7 @@ pub(crate) async fn summary(
             .map_err(backend)?;
         attach_reactions(std::slice::from_mut(&mut summary), &reactions)?;
     }
+    crate::files::attach(&db.read, summary.last_message.as_mut()).await?;
     Ok(Some(summary))
 }
 

@@ -9,6 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod files;
+pub use files::{FilesConfig, S3Config};
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -18,6 +21,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
+    pub files: FilesConfig,
     pub search: SearchConfig,
 }
 
@@ -217,7 +221,18 @@ impl Config {
         if self.limits.ws_queue_frames == 0 {
             bail!("limits.ws_queue_frames must be positive");
         }
+        self.files.validate()?;
         Ok(())
+    }
+
+    /// The directory of the local blob store: `files.dir`, or `<data_dir>/files`.
+    pub fn files_dir(&self) -> PathBuf {
+        if self.files.dir.as_os_str().is_empty() { self.server.data_dir.join("files") } else { self.files.dir.clone() }
+    }
+
+    /// The commented example: [`EXAMPLE`] and the sections kept in their own modules.
+    pub fn example() -> String {
+        format!("{EXAMPLE}{}", files::EXAMPLE)
     }
 
     /// The database URL in force: the configured one, or SQLite in the data dir.
@@ -321,7 +336,7 @@ mod tests {
 
     #[test]
     fn example_is_the_defaults() {
-        let parsed: Config = toml::from_str(EXAMPLE).expect("example parses");
+        let parsed: Config = toml::from_str(&Config::example()).expect("example parses");
         assert_eq!(toml::to_string(&parsed).ok(), toml::to_string(&Config::default()).ok());
     }
 
@@ -330,6 +345,18 @@ mod tests {
         assert!(toml::from_str::<Config>("[server]\nlisten_on = \"x\"").is_err());
         let mut config = Config::default();
         config.bus.kind = "kafka".into();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn files_backend_is_checked() {
+        let mut config = Config::default();
+        assert!(config.files_dir().ends_with("files"));
+        config.files.backend = "s3".into();
+        assert!(config.validate().is_err(), "s3 needs a bucket");
+        config.files.s3.bucket = "b".into();
+        assert!(config.validate().is_ok());
+        config.files.backend = "ftp".into();
         assert!(config.validate().is_err());
     }
 

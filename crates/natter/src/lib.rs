@@ -1,7 +1,7 @@
 //! The natter binary's library: configuration and the composition root.
 //!
 //! This is the only crate that names concrete adapters (SQLite/PostgreSQL store, in-process/NATS
-//! bus). It builds one [`Application`] and passes handles down; there is no global state.
+//! bus, local/S3 blob store, the media inspector). It builds one [`Application`] and passes handles down; there is no global state.
 
 pub mod config;
 pub mod search;
@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use natter_bus::{MemoryBus, NatsBus};
+use natter_core::blob::BlobStore;
 use natter_core::bus::Bus;
 use natter_core::clock::SystemClock;
 use natter_core::service::accounts::AuthSettings;
+use natter_core::service::files::{FileLimits, FilePorts};
 use natter_core::service::{Deps, Limits, Services};
 use natter_gateway::{AppState, GatewaySettings};
 use natter_store::SqlStore;
@@ -57,7 +59,16 @@ impl Application {
             login_max_failures: config.auth.login_max_failures,
             login_window: Duration::from_secs(config.auth.login_window_secs),
         };
-        let services = Arc::new(Services::new(deps, auth));
+        let file_ports = FilePorts {
+            blobs: open_blobs(&config).await?,
+            media: Arc::new(natter_media::Media { max_pixels: config.files.max_image_pixels, ..Default::default() }),
+            limits: FileLimits {
+                max_upload_bytes: config.files.max_upload_bytes,
+                quota_bytes: config.files.quota_bytes,
+                ..FileLimits::default()
+            },
+        };
+        let services = Arc::new(Services::new(deps, auth, file_ports));
         let settings = GatewaySettings {
             max_body_bytes: config.limits.max_body_bytes,
             ws_queue_frames: config.limits.ws_queue_frames,
@@ -109,6 +120,32 @@ async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
                 .with_context(|| format!("cannot connect to NATS at {}", config.bus.nats_url))?,
         ),
         _ => Arc::new(MemoryBus::new(65_536)),
+    })
+}
+
+async fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
+    Ok(match config.files.backend.as_str() {
+        "s3" => {
+            let s3 = &config.files.s3;
+            let settings = natter_blob::S3Settings {
+                endpoint: s3.endpoint.clone(),
+                bucket: s3.bucket.clone(),
+                region: s3.region.clone(),
+                access_key: s3.access_key.clone(),
+                secret_key: s3.secret_key.clone(),
+                path_style: s3.path_style,
+                allow_http: s3.allow_http,
+            };
+            Arc::new(natter_blob::S3Blobs::new(&settings).context("cannot configure S3 file storage")?)
+        }
+        _ => {
+            let dir = config.files_dir();
+            Arc::new(
+                natter_blob::LocalBlobs::open(&dir)
+                    .await
+                    .with_context(|| format!("cannot open the file directory {}", dir.display()))?,
+            )
+        }
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use natter::Application;
-use natter::config::{Config, EXAMPLE};
+use natter::config::Config;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped().await
         }
         Command::Config { command: ConfigCommand::Example } => {
-            print!("{EXAMPLE}");
+            print!("{}", Config::example());
             Ok(())
         }
         Command::Config { command: ConfigCommand::Show(args) } => {
@@ -110,6 +110,9 @@ async fn main() -> anyhow::Result<()> {
                 config.auth.jwt_secret = "<hidden>".into();
             }
             config.database.url = redact_password(&config.database.url);
+            if !config.files.s3.secret_key.is_empty() {
+                config.files.s3.secret_key = "<hidden>".into();
+            }
             print!("{}", toml::to_string_pretty(&config).context("cannot print config")?);
             Ok(())
         }

@@ -62,6 +62,9 @@ impl ConversationService {
             return Err(self.group_full());
         }
         self.check_invitable(me, &member_ids).await?;
+        if let Some(avatar) = group.avatar.as_deref().filter(|a| !a.is_empty()) {
+            super::files::check_avatar(&self.deps, me, avatar).await?;
+        }
         let now = self.deps.clock.now();
         let conversation = Conversation {
             id: ConversationId::generate(),
@@ -124,6 +127,9 @@ impl ConversationService {
                 return Err(DomainError::forbidden("not_a_group", "a direct conversation has no name or announcement"));
             }
             require_role(&member, MemberRole::Admin)?;
+            if let Some(Some(avatar)) = &avatar {
+                super::files::check_avatar(&self.deps, me, avatar).await?;
+            }
             let event_name = if name.is_some() {
                 "renamed"
             } else if announcement.is_some() {

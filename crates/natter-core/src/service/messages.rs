@@ -4,10 +4,11 @@
 use natter_proto::ServerFrame;
 
 use super::conversations::require_role;
+use super::files::owned_file;
 use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, Seq, UserId};
-use crate::model::{Conversation, Member, MemberRole, Message, MessageKind};
+use crate::model::{Conversation, FileRecord, Member, MemberRole, Message, MessageKind};
 use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
 use crate::wire;
 
@@ -55,13 +56,26 @@ impl MessageService {
         let kind = MessageKind::parse(&input.kind)
             .filter(|k| k.is_content())
             .ok_or_else(|| DomainError::invalid("invalid_kind", "kind must be text, image, file or voice"))?;
-        if kind != MessageKind::Text {
-            return Err(DomainError::invalid(
-                "unsupported_kind",
-                "only text messages are accepted by this server version",
-            ));
-        }
-        let text = rules::check_text(input.text.as_deref(), self.deps.limits.max_text_bytes)?;
+        let text = match kind {
+            MessageKind::Text => {
+                if input.file_id.is_some() {
+                    return Err(DomainError::invalid("unexpected_file_id", "a text message has no file_id"));
+                }
+                Some(rules::check_text(input.text.as_deref(), self.deps.limits.max_text_bytes)?)
+            }
+            // A caption is optional on image, file and voice messages.
+            _ => match input.text.as_deref().filter(|t| !t.trim().is_empty()) {
+                Some(caption) => Some(rules::check_text(Some(caption), self.deps.limits.max_text_bytes)?),
+                None => None,
+            },
+        };
+        let file_id = match (kind, input.file_id.as_deref().filter(|id| !id.is_empty())) {
+            (MessageKind::Text, _) => None,
+            (_, Some(file_id)) => Some(file_id.to_owned()),
+            (_, None) => {
+                return Err(DomainError::invalid("file_required", "image, file and voice messages need a file_id"));
+            }
+        };
         // A resend is answered before any other check, so a retry after a lost ack always works.
         if let Some(existing) = self.deps.store.message_by_client_id(me, &input.client_msg_id).await? {
             return self.duplicate(existing, conversation_id);
@@ -84,9 +98,15 @@ impl MessageService {
         if mentions.len() > rules::MENTIONS_MAX {
             return Err(DomainError::invalid("too_many_mentions", format!("at most {} mentions", rules::MENTIONS_MAX)));
         }
+        let file = match &file_id {
+            Some(file_id) => Some(check_file_kind(kind, owned_file(&self.deps, me, file_id).await?)?),
+            None => None,
+        };
         let mut message = blank_message(conversation_id.clone(), me.clone(), kind, self.deps.clock.now());
         message.client_msg_id = Some(input.client_msg_id);
-        message.text = Some(text);
+        message.text = text;
+        message.file_id = file_id;
+        message.file = file;
         message.reply_to = input.reply_to;
         message.mentions = mentions;
         let _ordered = self.deps.log_locks.lock(conversation_id).await;
@@ -295,4 +315,21 @@ impl MessageService {
         }
         Ok(peer.user)
     }
+}
+
+/// An `image` must be an image the server could decode (so it has a size and a thumbnail), a
+/// `voice` message audio; a `file` may be anything.
+fn check_file_kind(kind: MessageKind, file: FileRecord) -> DomainResult<FileRecord> {
+    let fits = match kind {
+        MessageKind::Image => file.mime.starts_with("image/") && file.width.is_some(),
+        MessageKind::Voice => file.mime.starts_with("audio/"),
+        _ => true,
+    };
+    if !fits {
+        return Err(DomainError::invalid(
+            "file_kind_mismatch",
+            format!("a {} message cannot carry a file of type {}", kind.as_str(), file.mime),
+        ));
+    }
+    Ok(file)
 }

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod files;
 pub mod friends;
 pub mod messages;
 pub mod order;
@@ -95,12 +96,14 @@ pub struct Services {
     pub friends: friends::FriendService,
     pub conversations: conversations::ConversationService,
     pub messages: messages::MessageService,
+    pub files: files::FileService,
     pub search: search::SearchService,
 }
 
 impl Services {
-    pub fn new(deps: Deps, auth: accounts::AuthSettings) -> Self {
+    pub fn new(deps: Deps, auth: accounts::AuthSettings, file_ports: files::FilePorts) -> Self {
         Self {
+            files: files::FileService::new(deps.clone(), file_ports),
             accounts: accounts::AccountService::new(deps.clone(), auth),
             users: users::UserService::new(deps.clone()),
             friends: friends::FriendService::new(deps.clone()),

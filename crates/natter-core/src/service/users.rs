@@ -33,10 +33,8 @@ impl UserService {
             bio: change.bio.as_deref().map(rules::check_bio).transpose()?,
             avatar: change.avatar.map(|a| if a.is_empty() { None } else { Some(a) }),
         };
-        if let Some(Some(avatar)) = &update.avatar
-            && avatar.chars().count() > 64
-        {
-            return Err(DomainError::invalid("invalid_avatar", "avatar must be a file id"));
+        if let Some(Some(avatar)) = &update.avatar {
+            super::files::check_avatar(&self.deps, id, avatar).await?;
         }
         self.deps.store.update_profile(id, update).await?.ok_or(DomainError::not_found("user"))
     }

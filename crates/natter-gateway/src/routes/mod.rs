@@ -2,6 +2,7 @@
 
 mod accounts;
 mod conversations;
+pub(crate) mod files;
 mod friends;
 mod messages;
 pub(crate) mod ops;
@@ -10,6 +11,7 @@ mod users;
 
 pub(crate) use accounts::*;
 pub(crate) use conversations::*;
+pub(crate) use files::*;
 pub(crate) use friends::*;
 pub(crate) use messages::*;
 pub(crate) use search::*;

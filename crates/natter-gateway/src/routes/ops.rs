@@ -36,7 +36,7 @@ pub(crate) async fn openapi() -> impl IntoResponse {
 }
 
 /// Unknown paths get the API's error shape.
-pub(crate) async fn not_found() -> impl IntoResponse {
+pub(crate) fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, axum::Json(ErrorBody::new("not_found", "no such route")))
 }
 

@@ -5,6 +5,7 @@
 
 mod conversations;
 mod effects;
+mod files;
 mod fixtures;
 mod friends;
 mod harness;
@@ -63,4 +64,6 @@ conformance!(
     effects::conversation_effects,
     effects::edit_and_recall,
     effects::reactions,
+    files::files_are_stored_counted_and_deleted,
+    files::file_access_follows_entries_membership_and_avatars,
 );

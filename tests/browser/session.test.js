@@ -1,0 +1,57 @@
+// Staying logged in: short-lived access tokens are refreshed without the person noticing, a
+// reload keeps the session, and logging out ends it on the server too.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startNatter, launchBrowser, newPage, registerViaUi, username, api } from './harness.js';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startNatter();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test('expired access tokens are refreshed; a reload stays logged in; logout ends the session', { timeout: 60_000 }, async () => {
+  const page = await newPage(browser, server);
+  const first = await registerViaUi(page, username('sam'), 'Sam');
+  await page.locator('.conn[data-state=online]').waitFor();
+  // The server refuses the access token from now on (as when it has expired).
+  await page.evaluate(() => { window.natter.api.auth.access_token = 'expired'; });
+
+  // A profile change then: the 401 is answered by one refresh and a retry.
+  await page.getByRole('button', { name: /Profile/ }).click();
+  const dialog = page.getByRole('dialog', { name: 'Profile' });
+  await dialog.getByLabel('About me').fill('still here');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await dialog.waitFor({ state: 'detached' });
+  const rotated = await page.evaluate(() => window.natter.api.auth);
+  assert.notEqual(rotated.refresh_token, first.refresh_token);
+  assert.equal((await api(server, 'GET', '/users/me', rotated.access_token)).bio, 'still here');
+
+  // A reload with a refused access token comes back to the app, not to the login form.
+  await page.evaluate(() => {
+    const auth = JSON.parse(localStorage.getItem('natter.auth'));
+    localStorage.setItem('natter.auth', JSON.stringify({ ...auth, access_token: 'expired', expires_at: 0 }));
+  });
+  await page.reload();
+  await page.locator('.sidebar').waitFor();
+  await page.locator('.conn[data-state=online]').waitFor();
+  assert.equal(await page.locator('.login-form').count(), 0);
+
+  const beforeLogout = await page.evaluate(() => window.natter.api.auth);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.locator('.login-form').waitFor();
+  const refused = await fetch(`${server.url}/api/v1/auth/refresh`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: beforeLogout.refresh_token }),
+  });
+  assert.equal(refused.status, 401);
+  assert.equal(await page.evaluate(() => localStorage.getItem('natter.auth')), null);
+  assert.deepEqual(page.errors.map(String).filter((e) => !e.includes('401')), []);
+});
