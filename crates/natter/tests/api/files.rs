@@ -135,6 +135,12 @@ async fn content_type_comes_from_the_bytes_and_html_is_never_inline() {
 
     let text = app.upload_ok(&alice, "a.txt", "application/octet-stream", "plain words, ünïcödé".into()).await;
     assert_eq!(text.mime, "text/plain");
+
+    let openapi = app.get_root("/openapi.json").await;
+    let paths = openapi.body["paths"].as_object().expect("the document has paths");
+    for path in ["/api/v1/files", "/api/v1/files/{id}", "/api/v1/files/{id}/meta", "/api/v1/files/{id}/thumbnail"] {
+        assert!(paths.contains_key(path), "OpenAPI documents {path}");
+    }
 }
 
 on_both_backends!(only_members_who_saw_the_file_may_read_it, image_messages_carry_size_and_thumbnail);
@@ -222,7 +228,15 @@ async fn voice_messages_have_a_duration_and_kinds_must_match_files() {
     let voice = app.upload_ok(&alice, "memo.wav", "audio/wav", wav(1500)).await;
     assert_eq!(voice.mime, "audio/x-wav");
     assert_eq!(voice.duration_ms, Some(1500));
-    let sent: MessageView = send_file(&app, &alice, &direct, "voice", &voice.id).await.expect(201);
+    let mut alice_ws = app.connect_ws(&alice).await;
+    let frame = json!({ "type": "send", "id": "v-1", "conversation_id": direct, "client_msg_id": client_msg_id(),
+                        "kind": "voice", "file_id": voice.id });
+    alice_ws.send_json(frame).await;
+    let acked = alice_ws.next_of_type("sent").await;
+    assert_eq!(acked["id"], "v-1");
+    let sent: MessageView = serde_json::from_value(acked["message"].clone()).expect("a message view");
+    assert_eq!(sent.kind, "voice");
+    assert_eq!(sent.file.as_ref(), Some(&voice), "sent over the WebSocket, acknowledged with its file");
     assert_eq!(sent.file.as_ref().and_then(|f| f.duration_ms), Some(1500));
     let audio = app.fetch(&bob, &format!("/files/{}", voice.id), &[]).await;
     assert_eq!(audio.header("content-type"), Some("audio/x-wav"));

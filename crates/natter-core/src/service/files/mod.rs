@@ -75,6 +75,7 @@ impl Readable {
     }
 }
 
+#[derive(Clone)]
 pub struct FileService {
     deps: Deps,
     ports: FilePorts,
