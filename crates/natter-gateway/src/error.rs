@@ -108,6 +108,12 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
             ),
+            (
+                DomainError::Blob(natter_core::blob::BlobError::Backend("secret bucket".into())),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+            ),
+            (DomainError::too_large("quota_exceeded", "x"), StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         ];
         for (error, status, code) in cases {
             let (got_status, got_code, message) = ApiError::from(error).parts();

@@ -9,6 +9,7 @@ mod common;
 
 mod auth;
 mod conversations;
+mod files;
 mod friends;
 mod messages;
 mod robustness;

@@ -9,6 +9,7 @@
 //!   helpers returning a [`Resp`]; [`WsClient`] wraps one WebSocket connection.
 
 mod backend;
+mod files;
 mod fixtures;
 mod http;
 mod ws;
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use natter::config::Config;
 
 pub(crate) use backend::Backend;
+pub(crate) use files::{BlobBackend, binary, on_both_blob_stores, png, sha256_hex, wav};
 pub(crate) use fixtures::TestUser;
 pub(crate) use http::Resp;
 pub(crate) use ws::WsClient;
@@ -95,6 +97,11 @@ impl TestApp {
     /// `http://127.0.0.1:PORT/api/v1` + `path`.
     pub(crate) fn api_url(&self, path: &str) -> String {
         format!("http://{}/api/v1{}", self.addr, path)
+    }
+
+    /// The server's data directory (SQLite database, local file blobs).
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
     }
 
     /// The WebSocket URL, without a token.

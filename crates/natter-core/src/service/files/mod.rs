@@ -75,6 +75,7 @@ impl Readable {
     }
 }
 
+#[derive(Clone)]
 pub struct FileService {
     deps: Deps,
     ports: FilePorts,
@@ -130,7 +131,8 @@ impl FileService {
             height: None,
             duration_ms: None,
             thumbnail_id: None,
-            created_at: self.deps.clock.now(),
+            // Stores keep milliseconds: answer what a later read will say.
+            created_at: chrono::SubsecRound::trunc_subsecs(self.deps.clock.now(), 3),
         };
         if let Err(error) = self.inspect(&mut record).await {
             self.discard(&record).await;
