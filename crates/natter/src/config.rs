@@ -361,6 +361,19 @@ mod tests {
     }
 
     #[test]
+    fn search_defaults_to_the_embedded_index_and_postgres_needs_a_url() {
+        let mut config = Config::default();
+        assert_eq!(config.search_path(), config.server.data_dir.join("search"));
+        config.search.backend = "postgres".into();
+        assert!(config.validate().is_err(), "no postgres URL anywhere");
+        config.database.url = "postgres://u@h/db".into();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.search_postgres_url(), "postgres://u@h/db");
+        config.search.backend = "elastic".into();
+        assert!(config.validate().is_err());
+    }
+
+    #[test]
     fn sqlite_in_data_dir_by_default() {
         let config = Config::default();
         assert!(config.database_url().starts_with("sqlite://"));
