@@ -12,5 +12,6 @@ pub mod model;
 pub mod notify;
 pub mod presence;
 pub mod service;
+pub mod speech;
 pub mod store;
 pub mod wire;

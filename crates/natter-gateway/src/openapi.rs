@@ -15,6 +15,7 @@ use crate::routes::*;
         list, create, get, update, dissolve, members, add_members, update_member, remove_member,
         send, history, mark_read, edit, recall, add_reaction, remove_reaction,
         crate::ws::upgrade,
+        crate::routes::speech::transcribe,
     ),
     components(schemas(natter_proto::ClientFrame, natter_proto::ServerFrame)),
     modifiers(&BearerAuth),

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod error;
 pub mod friends;
 pub mod messages;
+pub mod speech;
 pub mod users;
 pub mod ws;
 
@@ -17,6 +18,7 @@ pub use conversations::*;
 pub use error::*;
 pub use friends::*;
 pub use messages::*;
+pub use speech::*;
 pub use users::*;
 pub use ws::*;
 

@@ -25,8 +25,12 @@ const SQLITE_READER_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
+    (4, "transcripts", include_str!("../migrations/sqlite/0004_transcripts.sql")),
 ];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+    (3, "transcripts", include_str!("../migrations/postgres/0003_transcripts.sql")),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {

@@ -42,6 +42,7 @@ pub(crate) const MESSAGE: &[&str] = &[
     "edited_at",
     "recalled",
     "created_at",
+    "transcript",
 ];
 
 /// `alias.col AS prefixcol, …` for a select list.
@@ -192,6 +193,7 @@ pub(crate) fn message(cols: Cols<'_>) -> StoreResult<Message> {
         system,
         edited_at: cols.get::<Option<i64>>("edited_at")?.map(time_from_millis).transpose()?,
         recalled: cols.flag("recalled")?,
+        transcript: cols.optional("transcript")?,
         reactions: Vec::new(),
         created_at: cols.time("created_at")?,
     })

@@ -5,6 +5,7 @@
 
 pub mod config;
 mod secret;
+pub mod speech;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,7 +54,8 @@ impl Application {
             login_max_failures: config.auth.login_max_failures,
             login_window: Duration::from_secs(config.auth.login_window_secs),
         };
-        let services = Arc::new(Services::new(deps, auth));
+        let speech = speech::build(&config.speech, &config.server.data_dir)?;
+        let services = Arc::new(Services::new(deps, auth).with_speech(speech));
         let settings = GatewaySettings {
             max_body_bytes: config.limits.max_body_bytes,
             ws_queue_frames: config.limits.ws_queue_frames,

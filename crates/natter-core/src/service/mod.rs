@@ -9,7 +9,9 @@ pub mod friends;
 pub mod messages;
 pub mod order;
 pub mod rules;
+pub mod speech;
 pub mod throttle;
+pub mod transcripts;
 pub mod users;
 
 use std::sync::Arc;
@@ -84,6 +86,7 @@ pub struct Services {
     pub friends: friends::FriendService,
     pub conversations: conversations::ConversationService,
     pub messages: messages::MessageService,
+    pub speech: speech::SpeechService,
 }
 
 impl Services {
@@ -94,8 +97,17 @@ impl Services {
             friends: friends::FriendService::new(deps.clone()),
             conversations: conversations::ConversationService::new(deps.clone()),
             messages: messages::MessageService::new(deps.clone()),
+            speech: speech::SpeechService::unavailable(),
             deps,
         }
+    }
+}
+
+impl Services {
+    /// Replaces the (unavailable) speech service with a running one.
+    pub fn with_speech(mut self, speech: speech::SpeechService) -> Self {
+        self.speech = speech;
+        self
     }
 }
 

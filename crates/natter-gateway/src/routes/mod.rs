@@ -5,6 +5,7 @@ mod conversations;
 mod friends;
 mod messages;
 pub(crate) mod ops;
+pub(crate) mod speech;
 mod users;
 
 pub(crate) use accounts::*;
@@ -54,6 +55,11 @@ pub(crate) fn api() -> Router<AppState> {
         .route(
             "/conversations/{id}/messages/{seq}/reactions/{emoji}",
             put(messages::add_reaction).delete(messages::remove_reaction),
+        )
+        .route(
+            "/speech/transcriptions",
+            // The handler enforces the audio size cap itself while reading the form.
+            post(speech::transcribe).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/ws", get(crate::ws::upgrade))
 }

@@ -12,5 +12,6 @@ mod conversations;
 mod friends;
 mod messages;
 mod robustness;
+mod speech;
 mod sync;
 mod users;
