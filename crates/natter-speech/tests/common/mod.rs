@@ -54,7 +54,7 @@ fn run(program: &str, args: &[&str]) {
 /// given (sox).
 pub fn speech_wav(dir: &Path, seconds: Option<f32>) -> PathBuf {
     let raw = dir.join("speech-raw.wav");
-    run("espeak-ng", &["-v", "en-us", "-s", "140", "-w", path(&raw), SENTENCE]);
+    run("espeak-ng", &["-v", "en-us+m3", "-s", "140", "-g", "5", "-w", path(&raw), SENTENCE]);
     let Some(seconds) = seconds else { return raw };
     let padded = dir.join("speech.wav");
     let length = format!("{seconds}");

@@ -57,7 +57,7 @@ fn p(path: &Path) -> &str {
 /// espeak-ng's WAV of `SENTENCE`, and the same as Ogg/Opus at 48 kHz (as recorded by browsers).
 fn synthesize(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let wav = dir.join("speech.wav");
-    run("espeak-ng", &["-v", "en-us", "-s", "140", "-w", p(&wav), SENTENCE]);
+    run("espeak-ng", &["-v", "en-us+m3", "-s", "140", "-g", "5", "-w", p(&wav), SENTENCE]);
     let wav48 = dir.join("speech48.wav");
     run("sox", &[p(&wav), "-r", "48000", p(&wav48)]);
     let ogg = dir.join("speech.ogg");
