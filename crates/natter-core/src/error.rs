@@ -27,6 +27,9 @@ pub enum DomainError {
     /// A size limit was exceeded.
     #[error("{message}")]
     TooLarge { code: &'static str, message: String },
+    /// A part the request needs is not configured or is overloaded (HTTP 503).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// Too many attempts; try again after the given time.
     #[error("too many attempts")]
     RateLimited { retry_after: Duration },
@@ -53,6 +56,9 @@ impl DomainError {
     }
     pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unauthenticated { code, message: message.into() }
+    }
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unavailable { code, message: message.into() }
     }
     pub fn not_found(what: &'static str) -> Self {
         Self::NotFound { what }

@@ -16,5 +16,6 @@ pub mod notify;
 pub mod presence;
 pub mod search;
 pub mod service;
+pub mod speech;
 pub mod store;
 pub mod wire;

@@ -55,6 +55,7 @@ string_enum!(
         Recall => "recall",
         Reaction => "reaction",
         System => "system",
+        Transcript => "transcript",
     }
 );
 
@@ -178,6 +179,8 @@ pub struct Message {
     pub system: Option<SystemEvent>,
     pub edited_at: Option<Time>,
     pub recalled: bool,
+    /// For voice messages: the speech-to-text transcript, once a `transcript` entry set it.
+    pub transcript: Option<String>,
     /// (emoji, user) pairs, in the order they were added. Filled by reads, empty on append.
     pub reactions: Vec<(String, UserId)>,
     /// The file `file_id` names, filled by reads (and by a send) so views can describe it.

@@ -104,6 +104,11 @@ pub enum Effect {
         target_seq: Seq,
         emoji: String,
     },
+    /// Sets the target's `transcript` (unless it was recalled).
+    Transcript {
+        target_seq: Seq,
+        text: String,
+    },
 }
 
 /// The other member of a direct conversation, as a send needs to know them.
@@ -318,6 +323,7 @@ pub fn blank_message(
         system: None,
         edited_at: None,
         recalled: false,
+        transcript: None,
         reactions: Vec::new(),
         file: None,
         created_at,

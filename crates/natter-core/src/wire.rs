@@ -65,6 +65,7 @@ pub fn message_view(message: &Message) -> proto::MessageView {
         }),
         edited_at: message.edited_at,
         recalled: message.recalled,
+        transcript: message.transcript.clone(),
         reactions,
         created_at: message.created_at,
     }

@@ -50,6 +50,7 @@ fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
         DomainError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
         DomainError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
         DomainError::TooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone()),
+        DomainError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message.clone()),
         DomainError::RateLimited { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -93,6 +94,11 @@ mod tests {
             (DomainError::unauthenticated("unauthorized", "x"), StatusCode::UNAUTHORIZED, "unauthorized"),
             (DomainError::forbidden("forbidden", "x"), StatusCode::FORBIDDEN, "forbidden"),
             (DomainError::conflict("username_taken", "x"), StatusCode::CONFLICT, "username_taken"),
+            (
+                DomainError::unavailable("speech_unavailable", "x"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "speech_unavailable",
+            ),
             (
                 DomainError::TooLarge { code: "text_too_long", message: "x".into() },
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -17,6 +17,7 @@ use crate::routes::*;
         upload, download, meta, thumbnail,
         search_messages,
         crate::ws::upgrade,
+        crate::routes::speech::transcribe,
     ),
     components(schemas(natter_proto::ClientFrame, natter_proto::ServerFrame)),
     modifiers(&BearerAuth),

@@ -11,6 +11,7 @@ pub mod files;
 pub mod friends;
 pub mod messages;
 pub mod search;
+pub mod speech;
 pub mod users;
 pub mod ws;
 
@@ -21,6 +22,7 @@ pub use files::*;
 pub use friends::*;
 pub use messages::*;
 pub use search::*;
+pub use speech::*;
 pub use users::*;
 pub use ws::*;
 

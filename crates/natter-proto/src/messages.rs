@@ -30,7 +30,7 @@ pub struct MessageView {
     pub conversation_id: String,
     pub seq: i64,
     pub sender_id: String,
-    /// `text` | `image` | `file` | `voice` | `edit` | `recall` | `reaction` | `system`
+    /// `text` | `image` | `file` | `voice` | `edit` | `recall` | `reaction` | `system` | `transcript`
     pub kind: String,
     pub client_msg_id: Option<String>,
     pub text: Option<String>,
@@ -40,7 +40,7 @@ pub struct MessageView {
     pub file: Option<crate::files::FileView>,
     pub reply_to: Option<i64>,
     pub mentions: Vec<String>,
-    /// For `edit`, `recall` and `reaction`: the `seq` of the entry they change.
+    /// For `edit`, `recall`, `reaction` and `transcript`: the `seq` of the entry they change.
     pub target_seq: Option<i64>,
     /// For `reaction`: the emoji.
     pub emoji: Option<String>,
@@ -54,6 +54,10 @@ pub struct MessageView {
     pub recalled: bool,
     pub reactions: Vec<ReactionSummary>,
     pub created_at: DateTime<Utc>,
+    /// For `voice`: the speech-to-text transcript, once a `transcript` entry (whose `text` it
+    /// is) has been appended. Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -26,10 +26,12 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
     (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
     (3, "files", include_str!("../migrations/sqlite/0003_files.sql")),
+    (4, "transcripts", include_str!("../migrations/sqlite/0004_transcripts.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
     (2, "files", include_str!("../migrations/postgres/0002_files.sql")),
+    (3, "transcripts", include_str!("../migrations/postgres/0003_transcripts.sql")),
     (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
 ];
 

@@ -66,10 +66,20 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
         }
         Effect::Recall { target_seq } => {
             let query = sqlx::query(
-                "UPDATE messages SET recalled = 1, text = NULL, file_id = NULL WHERE conversation_id = $1 AND seq = $2",
+                "UPDATE messages SET recalled = 1, text = NULL, file_id = NULL, transcript = NULL \
+                 WHERE conversation_id = $1 AND seq = $2",
             )
             .bind(conversation)
             .bind(*target_seq);
+            run(tx, query).await
+        }
+        Effect::Transcript { target_seq, text } => {
+            let query = sqlx::query(
+                "UPDATE messages SET transcript = $3 WHERE conversation_id = $1 AND seq = $2 AND recalled = 0",
+            )
+            .bind(conversation)
+            .bind(*target_seq)
+            .bind(text.as_str());
             run(tx, query).await
         }
         Effect::AddReaction { target_seq, emoji } => {

@@ -42,6 +42,7 @@ pub(crate) const MESSAGE: &[&str] = &[
     "edited_at",
     "recalled",
     "created_at",
+    "transcript",
 ];
 
 pub(crate) const FILE: &[&str] = &[
@@ -207,6 +208,7 @@ pub(crate) fn message(cols: Cols<'_>) -> StoreResult<Message> {
         system,
         edited_at: cols.get::<Option<i64>>("edited_at")?.map(time_from_millis).transpose()?,
         recalled: cols.flag("recalled")?,
+        transcript: cols.optional("transcript")?,
         reactions: Vec::new(),
         file: None,
         created_at: cols.time("created_at")?,

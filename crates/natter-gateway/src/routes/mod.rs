@@ -7,6 +7,7 @@ mod friends;
 mod messages;
 pub(crate) mod ops;
 mod search;
+pub(crate) mod speech;
 mod users;
 
 pub(crate) use accounts::*;
@@ -60,5 +61,10 @@ pub(crate) fn api() -> Router<AppState> {
             put(messages::add_reaction).delete(messages::remove_reaction),
         )
         .route("/search/messages", get(search::search_messages))
+        .route(
+            "/speech/transcriptions",
+            // The handler enforces the audio size cap itself while reading the form.
+            post(speech::transcribe).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/ws", get(crate::ws::upgrade))
 }

@@ -15,5 +15,6 @@ mod messages;
 mod robustness;
 mod search;
 mod search_reindex;
+mod speech;
 mod sync;
 mod users;

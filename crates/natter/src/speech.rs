@@ -1,0 +1,123 @@
+//! The `[speech]` configuration section and building the speech service from it (the composition
+//! of natter-speech's adapters behind natter-core's ports).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use natter_core::service::speech::{SpeechService, SpeechSettings};
+use natter_speech::{OpenAiEngine, SymphoniaDecoder, WhisperEngine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpeechConfig {
+    /// `auto` (whisper if the model is in the data dir, else none), `none`, `whisper`, `openai`.
+    pub engine: String,
+    /// Model name under `<data_dir>/models/` (`natter models fetch NAME`).
+    pub model: String,
+    /// A model directory elsewhere; overrides `model` when set.
+    pub model_dir: String,
+    /// CTranslate2 threads per transcription (0: its default).
+    pub threads: usize,
+    /// ISO 639-1 language hint for multilingual models; empty: detect.
+    pub language: String,
+    /// Transcriptions running at once.
+    pub workers: usize,
+    /// Transcriptions waiting; beyond it requests get 503 `speech_busy`.
+    pub queue: usize,
+    pub max_audio_bytes: usize,
+    pub max_audio_secs: u64,
+    pub openai_base_url: String,
+    pub openai_model: String,
+    pub openai_api_key: String,
+    pub openai_timeout_secs: u64,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        Self {
+            engine: "auto".into(),
+            model: "tiny.en".into(),
+            model_dir: String::new(),
+            threads: 0,
+            language: String::new(),
+            workers: 1,
+            queue: 32,
+            max_audio_bytes: 25 * 1024 * 1024,
+            max_audio_secs: 600,
+            openai_base_url: String::new(),
+            openai_model: "whisper-1".into(),
+            openai_api_key: String::new(),
+            openai_timeout_secs: 60,
+        }
+    }
+}
+
+impl SpeechConfig {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.engine.as_str(), "auto" | "none" | "whisper" | "openai") {
+            bail!("speech.engine must be `auto`, `none`, `whisper` or `openai`, not `{}`", self.engine);
+        }
+        if self.engine == "openai" && self.openai_base_url.is_empty() {
+            bail!("speech.engine = \"openai\" needs speech.openai_base_url");
+        }
+        if self.workers == 0 || self.queue == 0 || self.max_audio_bytes == 0 || self.max_audio_secs == 0 {
+            bail!("speech.workers, queue, max_audio_bytes and max_audio_secs must be positive");
+        }
+        Ok(())
+    }
+
+    /// The Whisper model directory in force.
+    pub fn model_path(&self, data_dir: &Path) -> PathBuf {
+        if self.model_dir.is_empty() { models_dir(data_dir).join(&self.model) } else { PathBuf::from(&self.model_dir) }
+    }
+
+    fn settings(&self) -> SpeechSettings {
+        SpeechSettings {
+            max_audio_bytes: self.max_audio_bytes,
+            max_audio_ms: self.max_audio_secs * 1000,
+            workers: self.workers,
+            queue: self.queue,
+            language: (!self.language.is_empty()).then(|| self.language.clone()),
+        }
+    }
+}
+
+/// Where `natter models fetch` puts models.
+pub fn models_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("models")
+}
+
+/// Builds the speech service the configuration asks for (loading a Whisper model takes ~1 s).
+pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechService> {
+    let decoder = Arc::new(SymphoniaDecoder);
+    let model = config.model_path(data_dir);
+    let engine = match config.engine.as_str() {
+        "auto" if natter_speech::models::is_model_dir(&model) => "whisper",
+        "auto" => "none",
+        other => other,
+    };
+    let service = match engine {
+        "whisper" => {
+            let whisper = WhisperEngine::load(&model, config.threads)
+                .with_context(|| format!("speech.engine = whisper: no usable model in {}", model.display()))?;
+            SpeechService::start(decoder, Arc::new(whisper), config.settings())
+        }
+        "openai" => {
+            let key = (!config.openai_api_key.is_empty()).then(|| config.openai_api_key.clone());
+            let timeout = Duration::from_secs(config.openai_timeout_secs);
+            let engine = OpenAiEngine::new(&config.openai_base_url, &config.openai_model, key, timeout)?;
+            SpeechService::start(decoder, Arc::new(engine), config.settings())
+        }
+        _ => SpeechService::unavailable(),
+    };
+    match service.describe() {
+        Some(engine) => tracing::info!(%engine, "speech-to-text is on"),
+        None => {
+            tracing::info!(model = %model.display(), "speech-to-text is off (no model; `natter models fetch tiny.en`)")
+        }
+    }
+    Ok(service)
+}
