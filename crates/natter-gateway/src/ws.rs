@@ -212,7 +212,7 @@ async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Opt
                 reply_to: message.reply_to,
                 mentions: message.mentions.into_iter().map(UserId).collect(),
             };
-            match state.services.messages.send(me, &ConversationId(conversation_id), input).await {
+            match state.services.send_message(me, &ConversationId(conversation_id), input).await {
                 Ok(sent) => {
                     if sent.created {
                         state.metrics.messages_sent.inc();

@@ -62,7 +62,10 @@ impl Application {
         };
         let file_ports = FilePorts {
             blobs: open_blobs(&config).await?,
-            media: Arc::new(natter_media::Media { max_pixels: config.files.max_image_pixels, ..Default::default() }),
+            media: Arc::new(speech::MediaWithAudio(natter_media::Media {
+                max_pixels: config.files.max_image_pixels,
+                ..Default::default()
+            })),
             limits: FileLimits {
                 max_upload_bytes: config.files.max_upload_bytes,
                 quota_bytes: config.files.quota_bytes,

@@ -121,3 +121,17 @@ pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechSer
     }
     Ok(service)
 }
+
+/// natter-media's inspector with natter-speech's decoder for the audio formats natter-media
+/// does not read itself (Ogg/Opus, WebM/Opus, ...), so every voice message gets a duration.
+pub struct MediaWithAudio(pub natter_media::Media);
+
+impl natter_core::media::MediaInspector for MediaWithAudio {
+    fn inspect_image(&self, bytes: &[u8]) -> Result<natter_core::media::ImageInfo, natter_core::media::MediaError> {
+        self.0.inspect_image(bytes)
+    }
+
+    fn audio_duration_ms(&self, mime: &str, bytes: &[u8]) -> Option<u64> {
+        self.0.audio_duration_ms(mime, bytes).or_else(|| natter_speech::audio_duration_ms(bytes).ok())
+    }
+}

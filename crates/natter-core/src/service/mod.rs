@@ -22,7 +22,7 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, UserId};
-use crate::model::{Conversation, ConversationKind, Member};
+use crate::model::{Conversation, ConversationKind, Member, Message};
 use crate::notify::Notifier;
 use crate::presence::Presence;
 use crate::search::SearchIndex;
@@ -124,6 +124,38 @@ impl Services {
     pub fn with_speech(mut self, speech: speech::SpeechService) -> Self {
         self.speech = speech;
         self
+    }
+
+    /// Sends a message (see [`messages::MessageService::send`]). A newly stored `voice` message
+    /// is then queued for transcription; the ack never waits for it, and the transcript arrives
+    /// later as a `transcript` entry.
+    pub async fn send_message(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        input: messages::SendInput,
+    ) -> DomainResult<messages::Sent> {
+        let sent = self.messages.send(me, conversation_id, input).await?;
+        if sent.created && sent.message.kind == crate::model::MessageKind::Voice {
+            self.queue_transcript(&sent.message);
+        }
+        Ok(sent)
+    }
+
+    fn queue_transcript(&self, voice: &Message) {
+        let Some(file_id) = voice.file_id.clone() else { return };
+        if !self.speech.is_available() {
+            return;
+        }
+        let files = self.files.clone();
+        // The sender uploaded the file (a send checks it), so reading it as them always works.
+        let sender = voice.sender_id.clone();
+        let max_bytes = self.speech.max_audio_bytes() as u64;
+        let load: speech::AudioLoader = Box::pin(async move {
+            let readable = files.readable(&sender, &crate::ids::FileId(file_id)).await?;
+            Ok(files.read_all(&readable, max_bytes).await?.to_vec())
+        });
+        self.speech.queue_voice(&self.deps, voice, load);
     }
 }
 

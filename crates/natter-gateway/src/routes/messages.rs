@@ -35,7 +35,7 @@ pub(crate) async fn send(
         reply_to: body.reply_to,
         mentions: body.mentions.into_iter().map(UserId).collect(),
     };
-    let sent = state.services.messages.send(&me.user_id, &ConversationId(id), input).await?;
+    let sent = state.services.send_message(&me.user_id, &ConversationId(id), input).await?;
     let status = if sent.created {
         state.metrics.messages_sent.inc();
         state.metrics.send_latency.observe(started.elapsed().as_secs_f64());

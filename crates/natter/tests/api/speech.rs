@@ -124,7 +124,9 @@ async fn bad_uploads_get_specific_errors() {
     let no_file = Form::new().text("language", "en");
     upload(&app, token, no_file).await.expect_error(400, "missing_file");
     let json_body = app.api(Method::POST, "/speech/transcriptions").bearer_auth(token).json(&json!({"audio": "x"}));
-    app.send(json_body).await.expect_error(415, "unsupported_media_type");
+    app.send(json_body).await.expect_error(400, "validation_failed");
+    let text_body = app.api(Method::POST, "/speech/transcriptions").bearer_auth(token).body("hello");
+    app.send(text_body.header("content-type", "text/plain")).await.expect_error(415, "unsupported_media_type");
     let anonymous =
         app.api(Method::POST, "/speech/transcriptions").multipart(form(vec![1, 2, 3], "a.wav", "audio/wav"));
     app.send(anonymous).await.expect_error(401, "unauthorized");
@@ -151,4 +153,48 @@ async fn without_a_model_transcription_is_unavailable_and_sends_still_work() {
     let pushed = bob_ws.next_message().await;
     assert_eq!(pushed.seq, sent.seq);
     assert_eq!(pushed.text.as_deref(), Some("no model, no problem"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voice_message_gets_its_transcript_over_the_websocket_and_in_history() {
+    let Some(model) = model_or_skip("a_voice_message_gets_its_transcript_over_the_websocket_and_in_history") else {
+        return;
+    };
+    let app = spawn_with_model(&model).await;
+    let (alice, bob, carol) = (app.register("alice").await, app.register("bob").await, app.register("carol").await);
+    let direct = app.make_friends(&alice, &bob).await;
+    let dir = temp_dir();
+    let (_, ogg) = synthesize(&dir);
+    let _ = std::fs::remove_dir_all(dir);
+
+    // Ogg/Opus gets its duration from natter-speech's decoder (natter-media reads only WAV).
+    let voice = app.upload_ok(&alice, "memo.ogg", "audio/ogg", ogg).await;
+    assert!(voice.duration_ms.is_some_and(|ms| (1500..6000).contains(&ms)), "duration of {voice:?}");
+    let mut bob_ws = app.connect_ws(&bob).await;
+    let body = json!({ "client_msg_id": crate::common::client_msg_id(), "kind": "voice", "file_id": voice.id });
+    let sent: natter_proto::MessageView = app.send_message(&alice, &direct, body).await.expect(201);
+    assert_eq!(sent.transcript, None, "the ack does not wait for the transcript");
+
+    let pushed = bob_ws.next_message().await;
+    assert_eq!((pushed.seq, pushed.kind.as_str()), (sent.seq, "voice"));
+    let transcript = bob_ws.next_message().await;
+    assert_eq!(transcript.kind, "transcript");
+    assert_eq!(transcript.seq, sent.seq + 1, "the transcript is the next entry of the log");
+    assert_eq!(transcript.target_seq, Some(sent.seq));
+    assert_eq!(transcript.sender_id, alice.id);
+    assert_heard(transcript.text.as_deref().unwrap_or_default());
+
+    let history = app.history_since(&bob, &direct, 0).await;
+    let stored = history.iter().find(|m| m.seq == sent.seq).expect("the voice message in history");
+    assert_eq!(stored.transcript, transcript.text, "history shows the voice message with its transcript");
+
+    // The JSON form transcribes a file the caller may read; others learn nothing of it.
+    let request = |user: &crate::common::TestUser| {
+        app.api(Method::POST, "/speech/transcriptions")
+            .bearer_auth(&user.access_token)
+            .json(&json!({"file_id": voice.id}))
+    };
+    let answer: TranscriptionResponse = app.send(request(&bob)).await.expect(200);
+    assert_heard(&answer.text);
+    app.send(request(&carol)).await.expect_error(404, "not_found");
 }
