@@ -2,7 +2,7 @@
 // data directory, launches Debian's headless Chromium through playwright-core, and offers a few
 // helpers that act like a person (fill the forms, click the buttons) plus API calls for seeding.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,12 +61,25 @@ export async function startNatter(extraEnv = {}) {
   };
 }
 
-export function launchBrowser() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'],
-  });
+/** Headless Chromium; `fakeAudio` (a WAV file) is what its fake microphone hears (else a beep). */
+export function launchBrowser({ fakeAudio } = {}) {
+  const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
+  if (fakeAudio) args.push(`--use-file-for-fake-audio-capture=${fakeAudio}`);
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+}
+
+/**
+ * With NATTER_TEST_WHISPER_MODEL (scripts/test.sh sets it): natter's settings for the embedded
+ * Whisper, and a WAV of `sentence` spoken by espeak-ng for the fake microphone. Else nothing.
+ */
+export function speechSetup(sentence) {
+  const model = process.env.NATTER_TEST_WHISPER_MODEL;
+  if (!model) return { env: {}, fakeAudio: undefined };
+  const dir = mkdtempSync(join(tmpdir(), 'natter-browser-voice-'));
+  const wav = join(dir, 'speech.wav');
+  const made = spawnSync('espeak-ng', ['-v', 'en-us+m3', '-s', '140', '-g', '5', '-w', wav, sentence]);
+  if (made.status !== 0) throw new Error(`espeak-ng failed: ${made.stderr}`);
+  return { env: { NATTER_SPEECH__ENGINE: 'whisper', NATTER_SPEECH__MODEL_DIR: model }, fakeAudio: wav };
 }
 
 export const PHONE = { viewport: { width: 390, height: 780 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
