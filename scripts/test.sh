@@ -402,7 +402,10 @@ search_bench_tiny() {
 SPEECH_MODEL_DIR=$ROOT/target/models/tiny.en
 fetch_speech_model() {
     if [[ ! -f $SPEECH_MODEL_DIR/model.bin || ! -f $SPEECH_MODEL_DIR/preprocessor_config.json ]]; then
-        cargo run --color "$COLOR" -q -p natter -- models fetch tiny.en --dest "$SPEECH_MODEL_DIR"
+        # natter refuses unknown NATTER_* variables, and this script exports NATTER_TEST_*.
+        local unset_natter=()
+        mapfile -t unset_natter < <(compgen -e | grep '^NATTER_' | sed 's/^/--unset=/')
+        env "${unset_natter[@]}" cargo run --color "$COLOR" -q -p natter -- models fetch tiny.en --dest "$SPEECH_MODEL_DIR"
     fi
     export NATTER_TEST_WHISPER_MODEL=$SPEECH_MODEL_DIR
     echo "Whisper tiny.en for tests: $NATTER_TEST_WHISPER_MODEL"
