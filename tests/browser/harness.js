@@ -3,6 +3,7 @@
 // helpers that act like a person (fill the forms, click the buttons) plus API calls for seeding.
 
 import { spawn, spawnSync } from 'node:child_process';
+import { before, after } from 'node:test';
 import { mkdtempSync, mkdirSync, rmSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -79,7 +80,24 @@ export function speechSetup(sentence) {
   const wav = join(dir, 'speech.wav');
   const made = spawnSync('espeak-ng', ['-v', 'en-us+m3', '-s', '140', '-g', '5', '-w', wav, sentence]);
   if (made.status !== 0) throw new Error(`espeak-ng failed: ${made.stderr}`);
-  return { env: { NATTER_SPEECH__ENGINE: 'whisper', NATTER_SPEECH__MODEL_DIR: model }, fakeAudio: wav };
+  return { env: { NATTER_SPEECH__ENGINE: 'whisper', NATTER_SPEECH__MODEL_DIR: model, NATTER_SPEECH__THREADS: '1' }, fakeAudio: wav };
+}
+
+/**
+ * A natter and a Chromium of this test file's own: started before its tests, stopped after them.
+ * Read `server` and `browser` from the returned object inside the tests.
+ */
+export function natterAndBrowser() {
+  const shared = { server: undefined, browser: undefined };
+  before(async () => {
+    shared.server = await startNatter();
+    shared.browser = await launchBrowser();
+  });
+  after(async () => {
+    await shared.browser?.close();
+    await shared.server?.stop();
+  });
+  return shared;
 }
 
 export const PHONE = { viewport: { width: 390, height: 780 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };

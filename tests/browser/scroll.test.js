@@ -1,30 +1,19 @@
 // A conversation of 10,000 messages: the list renders only what is near the viewport, loads
 // history on the way up, and scrolls from end to end without blank screens.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNatter, launchBrowser, newPage, username, api, shot, recordMetric } from './harness.js';
+import { natterAndBrowser, newPage, username, api, shot, recordMetric } from './harness.js';
 
 const COUNT = Number(process.env.NATTER_BROWSER_SCROLL_MESSAGES || 10_000);
-let server;
-let browser;
-
-before(async () => {
-  server = await startNatter();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = natterAndBrowser();
 
 async function seed() {
-  const register = (name) => api(server, 'POST', '/auth/register', null, { username: name, password: 'correct horse battery', nickname: name });
+  const register = (name) => api(env.server, 'POST', '/auth/register', null, { username: name, password: 'correct horse battery', nickname: name });
   const reader = await register(username('reader'));
   const writer = await register(username('writer'));
-  const request = await api(server, 'POST', '/friend-requests', writer.access_token, { user_id: reader.user.id });
-  const { conversation } = await api(server, 'POST', `/friend-requests/${request.id}/accept`, reader.access_token);
+  const request = await api(env.server, 'POST', '/friend-requests', writer.access_token, { user_id: reader.user.id });
+  const { conversation } = await api(env.server, 'POST', `/friend-requests/${request.id}/accept`, reader.access_token);
   const started = Date.now();
   let next = 1;
   const worker = async () => {
@@ -33,7 +22,7 @@ async function seed() {
       next += 1;
       const author = n % 7 === 0 ? reader : writer;
       const text = n % 11 === 0 ? `message ${n}\n${'a longer line of text that wraps on narrow screens. '.repeat(3)}` : `message ${n}`;
-      await api(server, 'POST', `/conversations/${conversation.id}/messages`, author.access_token, { client_msg_id: `seed-${n}`, kind: 'text', text });
+      await api(env.server, 'POST', `/conversations/${conversation.id}/messages`, author.access_token, { client_msg_id: `seed-${n}`, kind: 'text', text });
     }
   };
   await Promise.all(Array.from({ length: 12 }, worker));
@@ -43,11 +32,11 @@ async function seed() {
 
 test(`a ${COUNT}-message conversation renders a small window and scrolls end to end`, { timeout: 400_000 }, async () => {
   const { reader, conversation } = await seed();
-  const page = await newPage(browser, server);
+  const page = await newPage(env.browser, env.server);
   await page.evaluate((auth) => localStorage.setItem('natter.auth', JSON.stringify(auth)), {
     access_token: reader.access_token, refresh_token: reader.refresh_token, expires_at: Date.now() + 600_000, user: reader.user,
   });
-  await page.goto(`${server.url}/c/${conversation.id}`);
+  await page.goto(`${env.server.url}/c/${conversation.id}`);
   await page.locator('.messages .row.msg', { hasText: `message ${COUNT}` }).waitFor();
 
   // Opening loads only the newest page; scrolling to the top loads older pages, keeping the place.

@@ -1,25 +1,14 @@
 // How natter serves the web client: caching, compression, the Content-Security-Policy, the
 // client-route fallback that never shadows the API, and the size of the first load.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNatter, launchBrowser, registerViaUi, username, recordMetric } from './harness.js';
+import { natterAndBrowser, registerViaUi, username, recordMetric } from './harness.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startNatter();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = natterAndBrowser();
 
 test('index.html is revalidated, assets are immutable and versioned, both gzip-compressed', async () => {
-  const index = await fetch(`${server.url}/`, { headers: { 'Accept-Encoding': 'gzip' } });
+  const index = await fetch(`${env.server.url}/`, { headers: { 'Accept-Encoding': 'gzip' } });
   assert.equal(index.status, 200);
   assert.match(index.headers.get('content-type'), /^text\/html/);
   assert.equal(index.headers.get('cache-control'), 'no-cache');
@@ -30,28 +19,28 @@ test('index.html is revalidated, assets are immutable and versioned, both gzip-c
   assert.ok(script, html);
   assert.doesNotMatch(html, /<script(?![^>]*\ssrc=)/, 'no inline scripts');
 
-  const again = await fetch(`${server.url}/`, { headers: { 'If-None-Match': etag } });
+  const again = await fetch(`${env.server.url}/`, { headers: { 'If-None-Match': etag } });
   assert.equal(again.status, 304);
 
   // fetch() decodes gzip itself; ask without decoding through a raw request size comparison.
-  const js = await fetch(`${server.url}${script[1]}`, { headers: { 'Accept-Encoding': 'gzip' } });
+  const js = await fetch(`${env.server.url}${script[1]}`, { headers: { 'Accept-Encoding': 'gzip' } });
   assert.equal(js.status, 200);
   assert.match(js.headers.get('content-type'), /javascript/);
   assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
   assert.equal(js.headers.get('content-encoding'), 'gzip');
-  const plain = await fetch(`${server.url}${script[1]}`, { headers: { 'Accept-Encoding': 'identity' } });
+  const plain = await fetch(`${env.server.url}${script[1]}`, { headers: { 'Accept-Encoding': 'identity' } });
   assert.equal(plain.headers.get('content-encoding'), null);
 
   // An asset under an old version is served, but must be revalidated.
-  const stale = await fetch(`${server.url}/assets/000000000000/js/main.js`);
+  const stale = await fetch(`${env.server.url}/assets/000000000000/js/main.js`);
   assert.equal(stale.status, 200);
   assert.equal(stale.headers.get('cache-control'), 'no-cache');
-  assert.equal((await fetch(`${server.url}/assets/000000000000/js/nope.js`)).status, 404);
+  assert.equal((await fetch(`${env.server.url}/assets/000000000000/js/nope.js`)).status, 404);
 });
 
 test('every page answer carries a strict Content-Security-Policy', async () => {
   for (const path of ['/', '/c/some-conversation', '/favicon.svg']) {
-    const response = await fetch(`${server.url}${path}`);
+    const response = await fetch(`${env.server.url}${path}`);
     assert.equal(response.status, 200, path);
     const csp = response.headers.get('content-security-policy');
     for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "img-src 'self' blob: data:", "media-src 'self' blob:", "frame-ancestors 'none'"]) {
@@ -62,22 +51,22 @@ test('every page answer carries a strict Content-Security-Policy', async () => {
 });
 
 test('client routes get the app; the API and operational endpoints are never shadowed', async () => {
-  const route = await fetch(`${server.url}/c/abc`);
+  const route = await fetch(`${env.server.url}/c/abc`);
   assert.match(route.headers.get('content-type'), /^text\/html/);
   for (const path of ['/api/v1/nope', '/api', '/missing.png', '/assets/x']) {
-    const response = await fetch(`${server.url}${path}`);
+    const response = await fetch(`${env.server.url}${path}`);
     assert.equal(response.status, 404, path);
     assert.deepEqual((await response.json()).error.code, 'not_found');
   }
-  assert.equal((await (await fetch(`${server.url}/healthz`)).json()).status, 'ok');
-  assert.ok((await fetch(`${server.url}/openapi.json`)).headers.get('content-type').includes('json'));
-  assert.equal((await fetch(`${server.url}/api/v1/users/me`)).status, 401);
-  assert.equal((await fetch(`${server.url}/`, { method: 'POST' })).status, 404);
+  assert.equal((await (await fetch(`${env.server.url}/healthz`)).json()).status, 'ok');
+  assert.ok((await fetch(`${env.server.url}/openapi.json`)).headers.get('content-type').includes('json'));
+  assert.equal((await fetch(`${env.server.url}/api/v1/users/me`)).status, 401);
+  assert.equal((await fetch(`${env.server.url}/`, { method: 'POST' })).status, 404);
 });
 
 test('first load is at most 300 KB compressed and breaks no CSP rule', { timeout: 60_000 }, async () => {
   // A fresh context has an empty cache: this is what a first visit costs.
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   await context.addInitScript(() => {
     window.cspViolations = [];
     document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
@@ -85,7 +74,7 @@ test('first load is at most 300 KB compressed and breaks no CSP rule', { timeout
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (error) => page.errors.push(error));
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   await page.locator('.login-form').waitFor();
   const bytes = await page.evaluate(() => {
     const entries = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')];

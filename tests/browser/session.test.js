@@ -1,25 +1,14 @@
 // Staying logged in: short-lived access tokens are refreshed without the person noticing, a
 // reload keeps the session, and logging out ends it on the server too.
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNatter, launchBrowser, newPage, registerViaUi, username, api } from './harness.js';
+import { natterAndBrowser, newPage, registerViaUi, username, api } from './harness.js';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await startNatter();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+const env = natterAndBrowser();
 
 test('expired access tokens are refreshed; a reload stays logged in; logout ends the session', { timeout: 60_000 }, async () => {
-  const page = await newPage(browser, server);
+  const page = await newPage(env.browser, env.server);
   const first = await registerViaUi(page, username('sam'), 'Sam');
   await page.locator('.conn[data-state=online]').waitFor();
   // The server refuses the access token from now on (as when it has expired).
@@ -33,7 +22,7 @@ test('expired access tokens are refreshed; a reload stays logged in; logout ends
   await dialog.waitFor({ state: 'detached' });
   const rotated = await page.evaluate(() => window.natter.api.auth);
   assert.notEqual(rotated.refresh_token, first.refresh_token);
-  assert.equal((await api(server, 'GET', '/users/me', rotated.access_token)).bio, 'still here');
+  assert.equal((await api(env.server, 'GET', '/users/me', rotated.access_token)).bio, 'still here');
 
   // A reload with a refused access token comes back to the app, not to the login form.
   await page.evaluate(() => {
@@ -48,7 +37,7 @@ test('expired access tokens are refreshed; a reload stays logged in; logout ends
   const beforeLogout = await page.evaluate(() => window.natter.api.auth);
   await page.getByRole('button', { name: 'Log out' }).click();
   await page.locator('.login-form').waitFor();
-  const refused = await fetch(`${server.url}/api/v1/auth/refresh`, {
+  const refused = await fetch(`${env.server.url}/api/v1/auth/refresh`, {
     method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ refresh_token: beforeLogout.refresh_token }),
   });
   assert.equal(refused.status, 401);

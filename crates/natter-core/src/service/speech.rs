@@ -96,6 +96,11 @@ impl SpeechService {
         self.engine.is_some()
     }
 
+    /// `speech_unavailable` (503) when no engine is configured.
+    pub fn check_available(&self) -> DomainResult<()> {
+        if self.is_available() { Ok(()) } else { Err(unavailable()) }
+    }
+
     /// What runs the transcriptions, for logs; `None` when unavailable.
     pub fn describe(&self) -> Option<String> {
         self.engine.as_ref().map(|e| e.transcriber.describe())

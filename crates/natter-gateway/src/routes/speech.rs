@@ -31,6 +31,8 @@ pub(crate) async fn transcribe(
     if content_type.starts_with("application/json") {
         let crate::extract::Json(body) =
             crate::extract::Json::<TranscriptionRequest>::from_request(request, &state).await?;
+        // No engine: say so before reading the file for nothing.
+        speech.check_available()?;
         let files = &state.services.files;
         let file = files.readable(&me.user_id, &FileId(body.file_id)).await?;
         if file.record().size > max as i64 {

@@ -33,6 +33,8 @@ async fn spawn_with_model(model: &str) -> TestApp {
     spawn_app_with(move |config| {
         config.speech.engine = "whisper".into();
         config.speech.model_dir = model;
+        // One CTranslate2 thread: the same transcript on a busy machine as on a quiet one.
+        config.speech.threads = 1;
         config.speech.max_audio_bytes = 2 * 1024 * 1024;
         config.speech.max_audio_secs = 20;
     })
