@@ -36,7 +36,8 @@ export async function startNatter(extraEnv = {}) {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'natter-browser-'));
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' };
-  for (const key of Object.keys(env)) if (key.startsWith('NATTER_') && key !== 'NATTER_BIN') delete env[key];
+  // natter refuses unknown NATTER_* keys, NATTER_BIN (which binary to test) included.
+  for (const key of Object.keys(env)) if (key.startsWith('NATTER_')) delete env[key];
   Object.assign(env, extraEnv);
   const child = spawn(BINARY, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';

@@ -44,3 +44,33 @@ test('expired access tokens are refreshed; a reload stays logged in; logout ends
   assert.equal(await page.evaluate(() => localStorage.getItem('natter.auth')), null);
   assert.deepEqual(page.errors.map(String).filter((e) => !e.includes('401')), []);
 });
+
+test('logging out with a conversation open ends everything; Back does not bring the app back', { timeout: 60_000 }, async () => {
+  const page = await newPage(env.browser, env.server);
+  const sockets = [];
+  page.on('websocket', (ws) => sockets.push(ws));
+  const me = await registerViaUi(page, username('lena'), 'Lena');
+  const other = await api(env.server, 'POST', '/auth/register', null, { username: username('max'), password: 'correct horse battery', nickname: 'Max' });
+  const request = await api(env.server, 'POST', '/friend-requests', other.access_token, { user_id: me.user.id });
+  await api(env.server, 'POST', `/friend-requests/${request.id}/accept`, me.access_token);
+  await page.locator('.convs .conv', { hasText: 'Max' }).click();
+  await page.locator('.chat-title', { hasText: 'Max' }).waitFor();
+  await page.locator('.conn[data-state=online]').waitFor();
+  await page.locator('.composer-input').fill('a draft');
+
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.locator('.login-form').waitFor();
+  assert.equal(await page.locator('.chat, .sidebar, .composer-input').count(), 0);
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.deepEqual(await page.evaluate(() => [window.natter.store, window.natter.chat, window.natter.sidebar]), [null, null, null]);
+  // Every socket the app opened is closed.
+  assert.ok(sockets.length > 0);
+  for (const ws of sockets) if (!ws.isClosed()) await ws.waitForEvent('close');
+
+  // Back goes to the chat's address, but without a session it shows the login form, at /.
+  await page.goBack();
+  await page.locator('.login-form').waitFor();
+  assert.equal(await page.locator('.sidebar, .chat').count(), 0);
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.deepEqual(page.errors.map(String), []);
+});

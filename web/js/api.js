@@ -112,7 +112,12 @@ export class Api {
       if (await this.refresh()) return this.call(method, path, body, authed, false);
     }
     const text = await response.text();
-    const json = text ? JSON.parse(text) : null;
+    let json = null;
+    try {
+      json = text ? JSON.parse(text) : null;
+    } catch {
+      // Not JSON (a proxy's error page, say): the status still says what happened.
+    }
     if (!response.ok) throw new ApiError(response.status, json?.error?.code ?? 'http_' + response.status, json?.error?.message);
     return json;
   }

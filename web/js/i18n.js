@@ -37,6 +37,12 @@ const en = {
   jumpToLatest: 'Jump to latest', error: 'Something went wrong: {msg}', menu: 'Menu',
   chatWith: 'Conversation with {name}', messages: 'Messages', dissolvedNote: 'This group was dissolved',
   micDenied: 'Microphone not available',
+  queued: 'Waiting for the connection…',
+  offlineNotice: 'You are offline. Messages you send now go out when the connection is back.',
+  removedNote: 'You were removed from this group', leftNote: 'You left this group',
+  removedComposer: 'You were removed from this group, so you cannot send messages here.',
+  dissolvedComposer: 'This group was dissolved, so no messages can be sent here.',
+  leftComposer: 'You left this group, so you cannot send messages here.',
 };
 
 const zh = {
@@ -76,6 +82,12 @@ const zh = {
   jumpToLatest: '回到最新消息', error: '出错了：{msg}', menu: '菜单',
   chatWith: '与 {name} 的会话', messages: '消息', dissolvedNote: '该群聊已解散',
   micDenied: '无法使用麦克风',
+  queued: '等待网络连接…',
+  offlineNotice: '当前处于离线状态。现在发送的消息会在网络恢复后自动发出。',
+  removedNote: '你已被移出该群聊', leftNote: '你已退出该群聊',
+  removedComposer: '你已被移出该群聊，无法在此发送消息。',
+  dissolvedComposer: '该群聊已解散，无法在此发送消息。',
+  leftComposer: '你已退出该群聊，无法在此发送消息。',
 };
 
 const dictionaries = { en, 'zh-CN': zh };

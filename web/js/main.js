@@ -39,17 +39,31 @@ class App {
   }
 
   showLogin(mode = 'login') {
-    this.store?.stop();
-    this.store = null;
-    this.chat?.destroy();
-    this.chat = null;
+    this.teardown();
+    // Whatever the address was, the login screen lives at / (Back then never lands on a chat route).
+    if (location.pathname !== '/') history.replaceState(null, '', '/');
     document.body.dataset.view = 'login';
     replace(this.root, loginView(this, mode));
     document.title = `${t('login')} · natter`;
   }
 
-  async enter() {
+  /**
+   * Ends the signed-in app: every view lets go of the store (views first, as they unsubscribe
+   * from it), dialogs and pickers close, the socket closes and the state is dropped.
+   */
+  teardown() {
+    this.closeChat();
+    this.sidebar?.destroy();
+    this.sidebar = null;
+    this.main = null;
     this.store?.stop();
+    this.store = null;
+    for (const el of document.querySelectorAll('dialog, .emoji-picker')) el.remove();
+    this.toasts.replaceChildren();
+  }
+
+  async enter() {
+    this.teardown();
     this.store = new Store(this.api);
     await this.store.start();
     this.store.addEventListener('incoming', (e) => this.notify(e.detail));
@@ -57,8 +71,13 @@ class App {
     this.main = h('main', { class: 'main' });
     this.sidebar = new Sidebar(this);
     document.body.dataset.view = 'app';
-    replace(this.root, h('div', { class: 'shell' }, this.sidebar.el, this.main));
+    this.mountShell();
     await this.route();
+  }
+
+  /** The app screen: its one h1 (for screen readers and the outline; the design needs no title). */
+  mountShell() {
+    replace(this.root, h('div', { class: 'shell' }, h('h1', { class: 'visually-hidden' }, 'natter'), this.sidebar.el, this.main));
   }
 
   navigate(path, seq) {
@@ -67,7 +86,11 @@ class App {
   }
 
   async route(seq) {
-    if (!this.store) return;
+    if (!this.store) {
+      // Logged out (Back after logging out, say): no chat route shows without a session.
+      if (location.pathname !== '/') history.replaceState(null, '', '/');
+      return;
+    }
     const match = /^\/c\/([^/]+)$/.exec(location.pathname);
     const id = match ? decodeURIComponent(match[1]) : null;
     const conversation = id && this.store.conversations.get(id);
@@ -98,6 +121,8 @@ class App {
     if (this.store) this.store.openId = null;
   }
 
+
+
   leftConversation(id) {
     this.store.conversations.delete(id);
     this.store.emit('conversations');
@@ -105,9 +130,9 @@ class App {
   }
 
   async logout() {
-    this.store?.stop();
+    // The views go first: nothing may act on the session while it is being ended.
+    this.teardown();
     await this.api.logout();
-    history.replaceState(null, '', '/');
     this.showLogin();
   }
 
@@ -120,7 +145,7 @@ class App {
       this.main = h('main', { class: 'main' });
       this.sidebar.destroy();
       this.sidebar = new Sidebar(this);
-      replace(this.root, h('div', { class: 'shell' }, this.sidebar.el, this.main));
+      this.mountShell();
       history.replaceState(null, '', path);
       this.route();
     } else {

@@ -17,8 +17,10 @@ export class Socket {
     this.pongTimer = null;
     this.stopped = true;
     this.state = 'connecting';
-    window.addEventListener('offline', () => this.drop());
-    window.addEventListener('online', () => this.reconnectNow());
+    this.onOffline = () => this.drop();
+    this.onOnline = () => this.reconnectNow();
+    window.addEventListener('offline', this.onOffline);
+    window.addEventListener('online', this.onOnline);
   }
 
   start() {
@@ -29,6 +31,8 @@ export class Socket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    window.removeEventListener('offline', this.onOffline);
+    window.removeEventListener('online', this.onOnline);
     this.teardown();
   }
 

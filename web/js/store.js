@@ -3,88 +3,12 @@
 // the same entry without it showing twice; a jump in seq or a reconnect triggers a sync.
 
 import { Socket } from './socket.js';
+import { Timeline, CONTENT_KINDS, SHOWN_KINDS } from './timeline.js';
+import { Outbox } from './outbox.js';
 
-export const CONTENT_KINDS = new Set(['text', 'image', 'file', 'voice']);
-const SHOWN_KINDS = new Set([...CONTENT_KINDS, 'system']);
 const PAGE = 50;
 const SYNC_PAGE = 200;
 const TYPING_SHOWN_MS = 5000;
-
-export class Timeline {
-  constructor() {
-    this.bySeq = new Map();
-    this.shown = []; // seqs of entries shown, ascending
-    this.minSeq = Infinity; // lowest loaded seq
-    this.maxSeq = 0; // every seq up to this one is loaded
-    this.hasOlder = true;
-    this.pending = []; // local sends not yet stored, in order
-    this.version = 0;
-  }
-
-  /** Adds an entry; answers whether it was new. Changes to earlier entries are folded in. */
-  ingest(entry) {
-    if (this.bySeq.has(entry.seq)) {
-      // A history page carries the current state of a message: take it.
-      if (SHOWN_KINDS.has(entry.kind)) this.bySeq.set(entry.seq, { ...this.bySeq.get(entry.seq), ...entry, _v: (this.bySeq.get(entry.seq)._v || 0) + 1 });
-      return false;
-    }
-    this.bySeq.set(entry.seq, entry);
-    this.minSeq = Math.min(this.minSeq, entry.seq);
-    while (this.bySeq.has(this.maxSeq + 1)) this.maxSeq += 1;
-    if (SHOWN_KINDS.has(entry.kind)) insertSorted(this.shown, entry.seq);
-    else this.applyChange(entry);
-    if (entry.client_msg_id) this.pending = this.pending.filter((p) => p.client_msg_id !== entry.client_msg_id);
-    this.version += 1;
-    return true;
-  }
-
-  applyChange(entry) {
-    const target = this.bySeq.get(entry.target_seq);
-    if (!target) return; // older than what is loaded: its history page will carry the state
-    const next = { ...target, _v: (target._v || 0) + 1 };
-    if (entry.kind === 'edit') {
-      next.text = entry.text;
-      next.edited_at = entry.created_at;
-    } else if (entry.kind === 'recall') {
-      next.recalled = true;
-      next.text = null;
-      next.file = null;
-    } else if (entry.kind === 'transcript') {
-      next.transcript = entry.text;
-    } else if (entry.kind === 'reaction') {
-      const reactions = (target.reactions || []).map((r) => ({ ...r, user_ids: [...r.user_ids] }));
-      let reaction = reactions.find((r) => r.emoji === entry.emoji);
-      if (entry.op === 'remove') {
-        if (reaction && reaction.user_ids.includes(entry.sender_id)) {
-          reaction.user_ids = reaction.user_ids.filter((id) => id !== entry.sender_id);
-          reaction.count = reaction.user_ids.length;
-        }
-      } else {
-        if (!reaction) reactions.push((reaction = { emoji: entry.emoji, count: 0, user_ids: [] }));
-        if (!reaction.user_ids.includes(entry.sender_id)) {
-          reaction.user_ids.push(entry.sender_id);
-          reaction.count = reaction.user_ids.length;
-        }
-      }
-      next.reactions = reactions.filter((r) => r.count > 0);
-    } else {
-      return;
-    }
-    this.bySeq.set(target.seq, next);
-  }
-}
-
-function insertSorted(list, seq) {
-  if (!list.length || list[list.length - 1] < seq) return list.push(seq);
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid] < seq) lo = mid + 1;
-    else hi = mid;
-  }
-  list.splice(lo, 0, seq);
-}
 
 export class Store extends EventTarget {
   constructor(api) {
@@ -102,6 +26,8 @@ export class Store extends EventTarget {
     this.socket = new Socket(api, (frame) => this.onFrame(frame), (state) => this.onConnection(state));
     this.syncing = new Map();
     this.opening = new Map();
+    this.gone = new Map(); // conversation id -> 'removed' | 'dissolved' | 'left': no longer mine
+    this.outbox = new Outbox(this);
     this.lastTypingSent = 0;
   }
 
@@ -117,6 +43,7 @@ export class Store extends EventTarget {
   }
 
   stop() {
+    this.stopped = true;
     this.socket.stop();
   }
 
@@ -138,16 +65,27 @@ export class Store extends EventTarget {
   }
 
   async loadConversations() {
+    // Only what was known when the request left can be missing from its answer (a group created
+    // meanwhile is not gone).
+    const known = new Set(this.conversations.keys());
     const { conversations } = await this.api.get('/conversations');
     const seen = new Set();
     for (const c of conversations) {
+      // A list that left before my removal still has the conversation: gone stays gone.
+      if (this.gone.has(c.id)) continue;
       seen.add(c.id);
       const old = this.conversations.get(c.id);
       this.conversations.set(c.id, c);
       if (c.peer) this.rememberUser(c.peer);
       if (old && c.id === this.openId && this.visibleAndOpen(c.id)) c.unread_count = 0;
     }
-    for (const id of [...this.conversations.keys()]) if (!seen.has(id)) this.conversations.delete(id);
+    for (const id of [...this.conversations.keys()]) {
+      if (seen.has(id) || !known.has(id)) continue;
+      const old = this.conversations.get(id);
+      this.conversations.delete(id);
+      // Gone from my list while I still had it: removed (or dissolved) while I was not looking.
+      if (!this.gone.has(id)) this.markGone(id, old?.dissolved ? 'dissolved' : 'removed');
+    }
     this.emit('conversations');
   }
 
@@ -253,9 +191,47 @@ export class Store extends EventTarget {
     if (!timeline.ingest(entry)) return false;
     const conversation = this.conversations.get(id);
     if (conversation && SHOWN_KINDS.has(entry.kind) && entry.seq >= (conversation.last_message?.seq ?? 0)) {
-      conversation.last_message = entry;
+      conversation.last_message = timeline.bySeq.get(entry.seq);
+    } else if (conversation) {
+      this.applyToSummary(conversation, entry, timeline);
     }
     return true;
+  }
+
+  /** An edit or recall of a conversation's last message changes its preview. */
+  applyToSummary(conversation, entry, timeline) {
+    if (entry.kind !== 'edit' && entry.kind !== 'recall') return;
+    const last = conversation.last_message;
+    if (last && last.seq === entry.target_seq) {
+      conversation.last_message = timeline?.bySeq.get(entry.target_seq)
+        ?? (entry.kind === 'edit'
+          ? { ...last, text: entry.text, edited_at: entry.created_at }
+          : { ...last, recalled: true, text: null, file: null, file_id: null });
+    }
+  }
+
+  /**
+   * A live recall of a message I had not read takes it off the unread count (only live: a sync
+   * after a reconnect comes after the list's fresh count, which already says what is unread).
+   */
+  uncountRecalled(conversation, entry, timeline) {
+    if (entry.kind !== 'recall' || entry.target_seq <= (conversation.read_seq || 0) || !(conversation.unread_count > 0)) return;
+    const last = conversation.last_message;
+    const target = timeline?.bySeq.get(entry.target_seq) ?? (last?.seq === entry.target_seq ? last : null);
+    const author = target?.sender_id ?? entry.sender_id;
+    if (author !== this.me.id && (!target || CONTENT_KINDS.has(target.kind))) conversation.unread_count -= 1;
+  }
+
+  /** I am no longer a member: the list drops the conversation, an open chat says why. */
+  markGone(id, reason) {
+    this.gone.set(id, reason);
+    for (const pending of this.timelines.get(id)?.pending ?? []) {
+      if (pending.state !== 'sending' && pending.state !== 'uploading') {
+        pending.state = 'failed';
+        pending.error = reason === 'dissolved' ? 'dissolved' : 'not_member';
+      }
+    }
+    this.emit('gone', id);
   }
 
   // ---- live frames -----------------------------------------------------------------------
@@ -273,6 +249,7 @@ export class Store extends EventTarget {
     } catch (error) {
       console.warn('catch-up failed', error);
     }
+    this.outbox.flushAll();
   }
 
   onFrame(frame) {
@@ -302,6 +279,8 @@ export class Store extends EventTarget {
     const timeline = this.timelines.get(id);
     const fresh = timeline ? this.accept(id, timeline, entry) : entry.seq > conversation.last_seq;
     if (!fresh) return undefined;
+    if (!timeline) this.applyToSummary(conversation, entry, null);
+    this.uncountRecalled(conversation, entry, timeline);
     conversation.last_seq = Math.max(conversation.last_seq, entry.seq);
     if (SHOWN_KINDS.has(entry.kind)) {
       conversation.last_message = entry;
@@ -314,7 +293,12 @@ export class Store extends EventTarget {
       else conversation.unread_count = (conversation.unread_count || 0) + 1;
       this.emit('incoming', { conversation, entry });
     }
-    if (entry.kind === 'system') this.loadConversations().catch(() => {});
+    if (entry.kind === 'system') {
+      const event = entry.system?.event;
+      if (event === 'member_removed' && entry.system.user_ids?.includes(this.me.id)) this.markGone(id, 'removed');
+      else if (event === 'dissolved') this.markGone(id, 'dissolved');
+      this.loadConversations().catch(() => {});
+    }
     if (timeline && entry.seq > timeline.maxSeq) this.sync(id); // a gap: repair it from storage
     this.emit('conversations');
     if (timeline) this.emit('timeline', { id, entry });
@@ -348,11 +332,15 @@ export class Store extends EventTarget {
   }
 
   onConversation({ event, conversation }) {
-    if (['left', 'dissolved'].includes(event) || (event === 'member_removed' && !conversation.member_count)) {
-      if (event === 'dissolved') {
-        this.conversations.set(conversation.id, { ...conversation, dissolved: true });
-      }
+    // `member_removed` goes to the removed member too, with a stale summary: whether it was me
+    // shows in the system entry (see onMessage) or in the list reloaded here.
+    if (event === 'created') this.gone.delete(conversation.id); // added (again)
+    if (event === 'dissolved' || event === 'left') {
+      this.markGone(conversation.id, event);
       return this.loadConversations().catch(() => {});
+    }
+    if (event === 'member_removed' || this.gone.has(conversation.id)) {
+      return this.loadConversations().then(() => this.emit('members', conversation.id)).catch(() => {});
     }
     const old = this.conversations.get(conversation.id);
     this.conversations.set(conversation.id, { ...old, ...conversation, unread_count: old ? old.unread_count : conversation.unread_count });
@@ -386,56 +374,14 @@ export class Store extends EventTarget {
     this.socket.send({ type: 'typing', conversation_id: id });
   }
 
-  // ---- sending ---------------------------------------------------------------------------
+  // ---- sending (see outbox.js) -----------------------------------------------------------
 
   /** Queues a send; `draft` = {kind, text?, file?, reply_to?, mentions?}. */
   send(id, draft) {
-    const timeline = this.timelines.get(id);
-    const pending = { ...draft, client_msg_id: crypto.randomUUID(), state: 'sending', progress: 0, created_at: new Date().toISOString() };
-    timeline.pending.push(pending);
-    this.deliver(id, pending);
+    this.outbox.send(id, draft);
   }
 
   retry(id, clientMsgId) {
-    const pending = this.timelines.get(id)?.pending.find((p) => p.client_msg_id === clientMsgId);
-    if (pending) this.deliver(id, pending);
-  }
-
-  async deliver(id, pending) {
-    const timeline = this.timelines.get(id);
-    pending.state = pending.file && !pending.file_id ? 'uploading' : 'sending';
-    this.emit('timeline', { id });
-    try {
-      if (pending.file && !pending.file_id) {
-        const stored = await this.api.upload(pending.file, (p) => {
-          pending.progress = p;
-          this.emit('timeline', { id, pending });
-        });
-        pending.file_id = stored.id;
-        pending.state = 'sending';
-      }
-      // The same client_msg_id on every try: the server answers a resend with the original entry.
-      const entry = await this.api.post(`/conversations/${id}/messages`, {
-        client_msg_id: pending.client_msg_id,
-        kind: pending.kind,
-        text: pending.text || undefined,
-        file_id: pending.file_id,
-        reply_to: pending.reply_to ?? undefined,
-        mentions: pending.mentions?.length ? pending.mentions : undefined,
-      });
-      timeline.pending = timeline.pending.filter((p) => p !== pending);
-      this.accept(id, timeline, entry);
-      const conversation = this.conversations.get(id);
-      if (conversation) {
-        conversation.last_seq = Math.max(conversation.last_seq, entry.seq);
-        conversation.read_seq = Math.max(conversation.read_seq, entry.seq);
-      }
-      if (entry.seq > timeline.maxSeq) this.sync(id);
-      this.emit('conversations');
-    } catch (error) {
-      pending.state = 'failed';
-      pending.error = error.code || String(error);
-    }
-    this.emit('timeline', { id });
+    this.outbox.retry(id, clientMsgId);
   }
 }

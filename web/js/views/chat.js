@@ -8,6 +8,7 @@ import { renderRow, EMOJIS } from './message.js';
 import { Composer } from './composer.js';
 import { groupDialog } from './dialogs.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 
@@ -61,6 +62,14 @@ export class ChatView {
     this.on('friends', () => this.header());
     this.on('conversations', () => this.header());
     this.on('members', (e) => e.detail === conversation.id && this.loadMembers());
+    this.on('connection', () => this.composer.update());
+    this.on('gone', (e) => {
+      if (e.detail !== conversation.id) return;
+      this.header();
+      this.composer.update();
+      this.refresh();
+    });
+    this.composer.update();
     this.header();
     this.loadMembers();
   }
@@ -72,7 +81,10 @@ export class ChatView {
 
   destroy() {
     for (const [type, fn] of this.listeners) this.app.store.removeEventListener(type, fn);
+    this.listeners = [];
     this.app.store.atBottom = undefined;
+    this.composer.destroy();
+    document.querySelector('.emoji-picker')?.remove();
   }
 
   async load() {
@@ -100,8 +112,9 @@ export class ChatView {
     this.conversation = c;
     this.title.textContent = c.name;
     const typers = this.app.store.typers(c.id);
+    const gone = this.app.store.gone.get(c.id);
     let sub;
-    if (c.dissolved) sub = t('dissolvedNote');
+    if (gone) sub = t(gone === 'removed' ? 'removedNote' : gone === 'left' ? 'leftNote' : 'dissolvedNote');
     else if (typers.length === 1) sub = t('typing', { name: this.app.store.name(typers[0]) });
     else if (typers.length > 1) sub = t('typingMany');
     else if (c.kind === 'group') sub = t('membersCount', { n: c.member_count });
@@ -131,11 +144,14 @@ export class ChatView {
       }
       const cont = Boolean(prev && prev.kind !== 'system' && msg.kind !== 'system' && prev.sender_id === msg.sender_id
         && new Date(msg.created_at) - new Date(prev.created_at) < GROUP_GAP_MS);
-      items.push({ type: 'msg', key: `s-${seq}`, msg, cont, version: `${msg._v || 0}:${cont}:${msg.transcript != null}` });
+      // A reply shows its quote: an edit or recall of the quoted message redraws the reply too.
+      const quoted = msg.reply_to ? tl.bySeq.get(msg.reply_to) : null;
+      const quote = quoted ? `${quoted._v || 0}:${quoted.recalled ? 'r' : ''}` : '';
+      items.push({ type: 'msg', key: `s-${seq}`, msg, cont, version: `${msg._v || 0}:${cont}:${msg.transcript != null}:${quote}` });
       prev = msg;
     }
     for (const p of tl.pending) {
-      items.push({ type: 'pending', key: `p-${p.client_msg_id}`, pending: p, version: `${p.state}:${Math.round(p.progress * 20)}` });
+      items.push({ type: 'pending', key: `p-${p.client_msg_id}`, pending: p, version: `${p.state}:${p.error}:${Math.round(p.progress * 20)}` });
     }
     this.list.setItems(items);
     this.onScroll();
@@ -200,13 +216,28 @@ export class ChatView {
     try {
       await (add ? this.app.api.put(path) : this.app.api.del(path));
     } catch (error) {
-      this.app.toast(t('error', { msg: error.message }));
+      this.app.toast(errorText(error));
     }
   }
 
   pickReaction(m, anchor) {
     document.querySelector('.emoji-picker')?.remove();
-    const close = () => { picker.remove(); anchor.focus(); };
+    // The row keeps its actions shown while the picker is open: focus can then go back to the
+    // button that opened it (a hidden button cannot take focus, which dropped it to the body).
+    const row = anchor.closest('.row.msg');
+    row?.classList.add('picking');
+    const close = () => {
+      picker.remove();
+      // The row may have been redrawn meanwhile: its new React button stands in for the old one.
+      const target = anchor.isConnected ? anchor
+        : this.scroller.querySelector(`.row.msg[data-seq="${m.seq}"] .actions button[data-action="react"]`);
+      const targetRow = target?.closest('.row.msg');
+      targetRow?.classList.add('picking');
+      target?.focus();
+      // Focused, the row shows its actions by itself (:focus-within).
+      row?.classList.remove('picking');
+      targetRow?.classList.remove('picking');
+    };
     const picker = h('div', { class: 'emoji-picker', role: 'menu', 'aria-label': t('react') },
       EMOJIS.map((emoji) => h('button', {
         type: 'button', role: 'menuitem', 'aria-label': emoji,
@@ -225,7 +256,11 @@ export class ChatView {
     picker.style.left = `${Math.max(8, Math.min(window.innerWidth - 280, rect.left - 120))}px`;
     document.body.append(picker);
     picker.querySelector('button').focus();
-    setTimeout(() => document.addEventListener('click', (e) => !picker.contains(e.target) && picker.remove(), { once: true }));
+    setTimeout(() => document.addEventListener('click', (e) => {
+      if (picker.contains(e.target)) return;
+      picker.remove();
+      row?.classList.remove('picking');
+    }, { once: true }));
   }
 
   async recall(m) {
@@ -233,7 +268,7 @@ export class ChatView {
     try {
       await this.app.api.del(`/conversations/${this.conversation.id}/messages/${m.seq}`);
     } catch (error) {
-      this.app.toast(t('error', { msg: error.message }));
+      this.app.toast(errorText(error));
     }
   }
 

@@ -6,6 +6,7 @@ import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { summary } from './message.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 export class Composer {
   constructor(app, chat) {
@@ -23,8 +24,10 @@ export class Composer {
     });
     this.fileInput = h('input', { type: 'file', hidden: true, 'aria-hidden': 'true', tabindex: '-1' });
     this.recordButton = h('button', { type: 'button', class: 'icon', 'aria-label': t('record'), title: t('record'), onclick: () => this.toggleRecording() }, icon('mic'));
+    // Said near where one types: offline (sends wait in the outbox), or no longer a member.
+    this.notice = h('p', { class: 'composer-notice', role: 'status', hidden: true });
     this.el = h('form', { class: 'composer', onsubmit: (e) => { e.preventDefault(); this.submit(); } },
-      this.banner, this.popup,
+      this.notice, this.banner, this.popup,
       h('div', { class: 'composer-row' },
         h('button', { type: 'button', class: 'icon', 'aria-label': t('attach'), title: t('attach'), onclick: () => this.pick('') }, icon('attach')),
         h('button', { type: 'button', class: 'icon', 'aria-label': t('image'), title: t('image'), onclick: () => this.pick('image/*') }, icon('image')),
@@ -38,6 +41,37 @@ export class Composer {
 
   get conversation() {
     return this.chat.conversation;
+  }
+
+  /** Shows the offline notice, or closes the composer for good when I am not a member any more. */
+  update() {
+    const store = this.app.store;
+    const gone = store.gone.get(this.conversation.id);
+    let notice = null;
+    if (gone) notice = t(`${gone}Composer`);
+    else if (store.connection === 'offline') notice = t('offlineNotice');
+    this.notice.hidden = !notice;
+    this.notice.textContent = notice ?? '';
+    this.notice.classList.toggle('gone', Boolean(gone));
+    if (gone && !this.closed) {
+      this.closed = true;
+      if (this.recorder) this.recorder.stop();
+      this.reset();
+      this.closeSuggestions();
+      this.input.value = '';
+      for (const control of this.el.querySelectorAll('button, textarea, input')) control.disabled = true;
+    }
+  }
+
+  /** The view is going away: a recording in progress is dropped, not sent. */
+  destroy() {
+    if (this.recorder) {
+      this.recorder.onstop = null;
+      this.recorder.stream?.getTracks().forEach((track) => track.stop());
+      this.recorder.stop();
+      this.recorder = null;
+    }
+    clearInterval(this.recordTimer);
   }
 
   onKey(e) {
@@ -158,7 +192,7 @@ export class Composer {
 
   async submit() {
     const text = this.input.value.trim();
-    if (!text) return;
+    if (!text || this.closed) return;
     const id = this.conversation.id;
     if (this.editing) {
       const seq = this.editing.seq;
@@ -167,7 +201,7 @@ export class Composer {
       try {
         await this.app.api.patch(`/conversations/${id}/messages/${seq}`, { text });
       } catch (error) {
-        this.app.toast(t('error', { msg: error.message }));
+        this.app.toast(errorText(error));
       }
       return;
     }
@@ -190,6 +224,7 @@ export class Composer {
   }
 
   sendFile(file, kind) {
+    if (this.closed) return;
     const chosen = kind || (file.type.startsWith('image/') ? 'image' : 'file');
     this.app.store.send(this.conversation.id, { kind: chosen, file, reply_to: this.replyTo?.seq });
     this.reset();

@@ -4,6 +4,7 @@ import { h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { userAvatar } from './avatar.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 export function modal(title, body, { onClose } = {}) {
   const heading = h('h2', { id: `dlg-${Date.now()}` }, title);
@@ -33,7 +34,7 @@ export function profileDialog(app) {
       avatarId = stored.id;
       replace(avatarBox, userAvatar(app, { ...me, avatar: stored.id }, 72));
     } catch (error) {
-      app.toast(t('error', { msg: error.message }));
+      app.toast(errorText(error));
     }
   });
   const form = h('form', { class: 'form' },
@@ -53,7 +54,7 @@ export function profileDialog(app) {
       app.store.emit('users');
       dialog.close();
     } catch (error) {
-      app.toast(t('error', { msg: error.message }));
+      app.toast(errorText(error));
     }
   });
 }
@@ -85,7 +86,7 @@ export function newGroupDialog(app) {
       dialog.close();
       app.navigate(`/c/${conversation.id}`);
     } catch (error) {
-      app.toast(t('error', { msg: error.message }));
+      app.toast(errorText(error));
     }
   });
 }
@@ -99,7 +100,7 @@ export async function groupDialog(app, id) {
     const myRole = conversation.role;
     const manage = myRole === 'owner' || myRole === 'admin';
     const act = (fn) => async () => {
-      try { await fn(); await draw(); } catch (error) { app.toast(t('error', { msg: error.message })); }
+      try { await fn(); await draw(); } catch (error) { app.toast(errorText(error)); }
     };
     const name = h('input', { id: 'gi-name', value: conversation.name, maxlength: '64', disabled: !manage });
     const memberRows = members.map((m) => {
@@ -125,17 +126,17 @@ export async function groupDialog(app, id) {
       h('div', { class: 'buttons' },
         myRole !== 'owner' ? h('button', { type: 'button', class: 'danger', onclick: async () => {
           if (!confirm(t('confirmLeave'))) return;
-          try { await app.api.del(`/conversations/${id}/members/${app.store.me.id}`); dialog.close(); app.leftConversation(id); } catch (error) { app.toast(t('error', { msg: error.message })); }
+          try { await app.api.del(`/conversations/${id}/members/${app.store.me.id}`); dialog.close(); app.leftConversation(id); } catch (error) { app.toast(errorText(error)); }
         } }, t('leave')) : null,
         myRole === 'owner' ? h('button', { type: 'button', class: 'danger', onclick: async () => {
           if (!confirm(t('confirmDissolve'))) return;
-          try { await app.api.del(`/conversations/${id}`); dialog.close(); app.leftConversation(id); } catch (error) { app.toast(t('error', { msg: error.message })); }
+          try { await app.api.del(`/conversations/${id}`); dialog.close(); app.leftConversation(id); } catch (error) { app.toast(errorText(error)); }
         } }, t('dissolve')) : null));
   };
   try {
     await draw();
   } catch (error) {
-    app.toast(t('error', { msg: error.message }));
+    app.toast(errorText(error));
     dialog.close();
   }
 }

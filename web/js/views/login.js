@@ -3,6 +3,7 @@
 import { h } from '../dom.js';
 import { t, languages, lang } from '../i18n.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 export function loginView(app, mode = 'login') {
   const registering = mode === 'register';
@@ -31,7 +32,7 @@ export function loginView(app, mode = 'login') {
       else await app.api.login(username.value.trim(), password.value);
       await app.enter();
     } catch (err) {
-      error.textContent = t('error', { msg: err.message });
+      error.textContent = errorText(err);
     } finally {
       submit.disabled = false;
     }

@@ -5,6 +5,7 @@ import { h, formatBytes } from '../dom.js';
 import { t, formatTime } from '../i18n.js';
 import { avatar } from './avatar.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 export const EMOJIS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const MAX_MEDIA = 240;
@@ -166,20 +167,26 @@ function reactions(m, ctx) {
 function actions(m, own, ctx) {
   const bar = h('div', { class: 'actions' },
     h('button', { type: 'button', 'aria-label': t('reply'), title: t('reply'), onclick: () => ctx.reply(m) }, icon('reply', 18)),
-    h('button', { type: 'button', 'aria-label': t('react'), title: t('react'), onclick: (e) => ctx.pickReaction(m, e.currentTarget) }, icon('smile', 18)),
+    h('button', { type: 'button', 'aria-label': t('react'), title: t('react'), dataset: { action: 'react' }, onclick: (e) => ctx.pickReaction(m, e.currentTarget) }, icon('smile', 18)),
     own && m.kind === 'text' ? h('button', { type: 'button', 'aria-label': t('edit'), title: t('edit'), onclick: () => ctx.edit(m) }, icon('edit', 18)) : null,
     own ? h('button', { type: 'button', 'aria-label': t('recall'), title: t('recall'), onclick: () => ctx.recall(m) }, icon('recall', 18)) : null);
   return bar;
 }
 
 function renderPending(p, ctx) {
-  const status = p.state === 'failed'
-    ? h('span', { class: 'failed' }, t('failed'), ' ',
-      h('button', { type: 'button', class: 'link', onclick: () => ctx.retry(p) }, t('retry')))
-    : p.state === 'uploading'
-      ? h('span', null, t('uploading', { p: Math.round(p.progress * 100) }),
-        h('progress', { max: '100', value: String(Math.round(p.progress * 100)), 'aria-label': t('uploading', { p: Math.round(p.progress * 100) }) }))
-      : h('span', null, t('sending'));
+  let status;
+  if (p.state === 'failed') {
+    const permanent = p.error === 'not_member' || p.error === 'dissolved';
+    status = h('span', { class: 'failed' }, t('failed'), ': ', errorText(p.error), ' ',
+      permanent ? null : h('button', { type: 'button', class: 'link', onclick: () => ctx.retry(p) }, t('retry')));
+  } else if (p.state === 'queued') {
+    status = h('span', { class: 'queued' }, t('queued'));
+  } else if (p.state === 'uploading') {
+    status = h('span', null, t('uploading', { p: Math.round(p.progress * 100) }),
+      h('progress', { max: '100', value: String(Math.round(p.progress * 100)), 'aria-label': t('uploading', { p: Math.round(p.progress * 100) }) }));
+  } else {
+    status = h('span', null, t('sending'));
+  }
   const what = p.kind === 'text' ? p.text : `[${t(p.kind === 'image' ? 'photo' : p.kind)}] ${p.file?.name || ''}`;
   return h('div', { class: `row msg own pending ${p.state}`, dataset: { cmid: p.client_msg_id } },
     h('span', { class: 'avatar-gap' }),

@@ -8,6 +8,7 @@ import { userAvatar, avatar } from './avatar.js';
 import { summary, systemText } from './message.js';
 import { profileDialog, newGroupDialog } from './dialogs.js';
 import { icon } from '../icons.js';
+import { errorText } from '../errors.js';
 
 export class Sidebar {
   constructor(app) {
@@ -169,7 +170,7 @@ export class Sidebar {
       await Promise.all([this.app.store.loadRequests(), this.app.store.loadFriends(), this.app.store.loadConversations()]);
       if (action === 'accept' && answer?.conversation) this.app.navigate(`/c/${answer.conversation.id}`);
     } catch (error) {
-      this.app.toast(t('error', { msg: error.message }));
+      this.app.toast(errorText(error));
     }
   }
 
@@ -193,7 +194,7 @@ export class Sidebar {
             button.textContent = t('requested');
             store.loadRequests();
           } catch (error) {
-            this.app.toast(t('error', { msg: error.message }));
+            this.app.toast(errorText(error));
           }
         },
       }, pendingIds.has(u.id) ? t('requested') : t('addFriend')))));
@@ -209,7 +210,7 @@ export class Sidebar {
       const answer = await this.app.api.get(`/search/messages?q=${encodeURIComponent(query)}`);
       hits = answer.hits ?? answer.results ?? answer.messages ?? [];
     } catch (error) {
-      return replace(this.searchResults, h('li', { class: 'empty' }, t('error', { msg: error.message })));
+      return replace(this.searchResults, h('li', { class: 'empty' }, errorText(error)));
     }
     const store = this.app.store;
     replace(this.searchResults, hits.length ? hits.map((hit) => {
