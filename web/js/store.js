@@ -295,6 +295,14 @@ export class Store extends EventTarget {
     }
     if (entry.kind === 'system') {
       const event = entry.system?.event;
+      // Someone who is not a member any more is not typing either.
+      if (event === 'member_removed' || event === 'member_left') {
+        for (const user of [...(entry.system.user_ids ?? []), entry.system.actor_id]) {
+          if (event === 'member_removed' && user === entry.system.actor_id) continue;
+          this.typing.get(id)?.delete(user);
+        }
+        this.emit('typing', id);
+      }
       if (event === 'member_removed' && entry.system.user_ids?.includes(this.me.id)) this.markGone(id, 'removed');
       else if (event === 'dissolved') this.markGone(id, 'dissolved');
       this.loadConversations().catch(() => {});

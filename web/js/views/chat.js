@@ -96,7 +96,7 @@ export class ChatView {
   }
 
   async loadMembers() {
-    if (this.conversation.kind !== 'group') return;
+    if (this.conversation.kind !== 'group' || this.app.store.gone.has(this.conversation.id)) return;
     try {
       const { members } = await this.app.api.get(`/conversations/${this.conversation.id}/members`);
       this.members = members;
