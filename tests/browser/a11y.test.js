@@ -152,3 +152,50 @@ test('Escape in the reaction picker gives focus back to the React button', { tim
   assert.equal(await page.evaluate(() => document.activeElement.closest('.row.msg')?.textContent.includes('react to me')), true);
   assert.deepEqual(page.errors.map(String), []);
 });
+
+test('every visible text on the chat list, a chat and the contacts reaches WCAG AA, light and dark', { timeout: 60_000 }, async () => {
+  const a = await registerApi('Ann');
+  const b = await registerApi('Bo');
+  const request = await api(env.server, 'POST', '/friend-requests', b.token, { user_id: a.id });
+  const { conversation } = await api(env.server, 'POST', `/friend-requests/${request.id}/accept`, a.token);
+  const say = (who, text) => api(env.server, 'POST', `/conversations/${conversation.id}/messages`, who.token, { client_msg_id: randomUUID(), kind: 'text', text });
+  await say(b, 'hi');
+  await say(a, 'mine');
+  await say(b, 'unread one');
+  await api(env.server, 'POST', '/conversations', a.token, { kind: 'group', name: 'G', member_ids: [b.id] });
+  for (const scheme of ['light', 'dark']) {
+    const page = await newPage(env.browser, env.server, { colorScheme: scheme });
+    await page.evaluate((auth) => localStorage.setItem('natter.auth', JSON.stringify({ ...auth, expires_at: Date.now() + 600_000 })), a.auth);
+    await page.goto(env.server.url);
+    await page.locator('.conn[data-state=online]').waitFor();
+    // Text (direct text nodes) against the first opaque background behind it; 3:1 for large text.
+    const scan = () => page.evaluate(() => {
+      const rgba = (t) => (t.match(/[\d.]+/g) || []).map(Number);
+      const lum = ([r, g, b]) => { const l = (c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * l(r) + 0.7152 * l(g) + 0.0722 * l(b); };
+      const out = [];
+      for (const el of document.querySelectorAll('body *')) {
+        if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+        const cs = getComputedStyle(el);
+        if (cs.visibility === 'hidden' || cs.display === 'none' || el.closest('.visually-hidden')) continue;
+        let node = el; let bg = null;
+        while (node && node.nodeType === 1) { const c = rgba(getComputedStyle(node).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] === 1)) { bg = c.slice(0, 3); break; } node = node.parentElement; }
+        bg ??= rgba(getComputedStyle(document.documentElement).backgroundColor).slice(0, 3);
+        if (bg.length < 3) bg = [255, 255, 255];
+        let fg = rgba(cs.color); const alpha = (fg[3] ?? 1) * Number(cs.opacity);
+        fg = fg.slice(0, 3).map((c, i) => c * alpha + bg[i] * (1 - alpha));
+        const [x, y] = [lum(fg), lum(bg)].sort((p, q) => q - p);
+        const ratio = (x + 0.05) / (y + 0.05);
+        const large = parseFloat(cs.fontSize) >= 24 || (parseFloat(cs.fontSize) >= 18.66 && Number(cs.fontWeight) >= 700);
+        if (ratio < (large ? 3 : 4.5)) out.push(`${ratio.toFixed(2)} ${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 30)}" fg=${cs.color} bg=${bg}`);
+      }
+      return out;
+    });
+    assert.deepEqual(await scan(), [], `chat list (${scheme})`);
+    await page.locator('.convs .conv', { hasText: 'Bo' }).click();
+    await page.locator('.row.msg', { hasText: 'mine' }).hover();
+    assert.deepEqual(await scan(), [], `chat (${scheme})`);
+    await page.getByRole('tab', { name: 'Contacts' }).click();
+    assert.deepEqual(await scan(), [], `contacts (${scheme})`);
+    await page.context().close();
+  }
+});

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { natterAndBrowser, newPage, username, api } from './harness.js';
+import { natterAndBrowser, newPage, username, api, shot } from './harness.js';
 
 const env = natterAndBrowser();
 const people = {};
@@ -121,6 +121,8 @@ test('someone removed from a group with its chat open is told so and cannot send
   await carol.page.locator('.composer-notice', { hasText: 'You were removed from this group' }).waitFor();
   assert.ok(await carol.page.locator('.composer-input').isDisabled());
   assert.ok(await carol.page.locator('.composer button.send').isDisabled());
+  assert.ok(await carol.page.getByRole('button', { name: 'Group info' }).isDisabled());
+  await shot(carol.page, 'desktop-en-removed');
   await conv(carol.page, 'Book club').waitFor({ state: 'detached' });
   // The history stays readable; the others see one member fewer.
   await carol.page.locator('.row.system', { hasText: 'removed' }).waitFor();

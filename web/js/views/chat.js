@@ -18,6 +18,7 @@ export class ChatView {
     this.conversation = conversation;
     this.members = [];
     this.timeline = null;
+    this.infoButton = null;
     this.listeners = [];
     this.title = h('h2', { class: 'chat-title', id: 'chat-title' });
     this.subtitle = h('div', { class: 'chat-subtitle', 'aria-live': 'polite' });
@@ -29,7 +30,7 @@ export class ChatView {
         h('button', { type: 'button', class: 'icon back', 'aria-label': t('back'), onclick: () => app.navigate('/') }, icon('back')),
         h('div', { class: 'chat-heading' }, this.title, this.subtitle),
         conversation.kind === 'group'
-          ? h('button', { type: 'button', class: 'icon', 'aria-label': t('groupInfo'), title: t('groupInfo'), onclick: () => groupDialog(app, this.conversation.id) }, icon('info'))
+          ? (this.infoButton = h('button', { type: 'button', class: 'icon', 'aria-label': t('groupInfo'), title: t('groupInfo'), onclick: () => groupDialog(app, this.conversation.id) }, icon('info')))
           : null),
       h('div', { class: 'messages-wrap' }, this.scroller, this.latest),
       this.composer.el);
@@ -123,6 +124,8 @@ export class ChatView {
       sub = friend?.online ? t('online') : t('offline');
     }
     this.subtitle.textContent = sub;
+    // Not a member: the group's info is not mine to see any more.
+    if (this.infoButton) this.infoButton.disabled = Boolean(gone);
     this.subtitle.classList.toggle('typing', typers.length > 0);
   }
 
