@@ -9,17 +9,22 @@
 //! +---------+---------------+--------------------+---------------+----------------------+-----------+
 //! ```
 //!
-//! Version 1 (still read) had no position section. The frame is carried untouched so that it is
+//! Version 3 is version 2 followed by one more section before the frame: the session revocation
+//! (`u32` length, JSON `{"session":"id"}` or `{"all_but":null|"id"}`). It is written only for
+//! revocations, so ordinary events stay version 2 and a node that does not know version 3 still
+//! reads them. Version 1 (still read) had no position section. The frame is carried untouched so that it is
 //! encoded once, by the publisher, and written to every socket as is. The version byte lets a
 //! later encoding be rolled out while old and new nodes share a subject: a node skips (and logs)
 //! what it cannot read.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use natter_core::bus::{Event, LogPosition};
+use natter_core::bus::{Event, LogPosition, SessionEnd};
 use natter_core::ids::{ConversationId, Seq, UserId};
 
-/// The encoding written.
+/// The encoding written for every event but a session revocation.
 pub const VERSION: u8 = 2;
+/// The encoding of a session revocation: version 2 plus the revocation's section.
+pub const VERSION_3: u8 = 3;
 /// The encoding before positions; still decoded.
 const VERSION_1: u8 = 1;
 
@@ -33,6 +38,8 @@ pub enum DecodeError {
     BadRecipients(String),
     /// The position is neither null nor `[string, integer]`.
     BadPosition(String),
+    /// The revocation section is not a session revocation.
+    BadRevocation(String),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -42,6 +49,7 @@ impl std::fmt::Display for DecodeError {
             Self::UnknownVersion(version) => write!(f, "unknown encoding version {version}"),
             Self::BadRecipients(cause) => write!(f, "recipients are not a JSON string array: {cause}"),
             Self::BadPosition(cause) => write!(f, "position is not [conversation, seq] or null: {cause}"),
+            Self::BadRevocation(cause) => write!(f, "revocation is not a session revocation: {cause}"),
         }
     }
 }
@@ -54,13 +62,19 @@ pub fn encode_event(event: &Event) -> Bytes {
     let recipients = serde_json::to_vec(&event.recipients).unwrap_or_else(|_| b"[]".to_vec());
     let position = event.position.as_ref().map(|p| (p.conversation.as_str(), p.seq));
     let position = serde_json::to_vec(&position).unwrap_or_else(|_| b"null".to_vec());
-    let mut out = BytesMut::with_capacity(1 + 4 + recipients.len() + 4 + position.len() + event.frame.len());
-    out.put_u8(VERSION);
+    let revocation = event.ends.as_ref().map(|ends| serde_json::to_vec(ends).unwrap_or_else(|_| b"null".to_vec()));
+    let extra = revocation.as_ref().map_or(0, |r| 4 + r.len());
+    let mut out = BytesMut::with_capacity(1 + 4 + recipients.len() + 4 + position.len() + extra + event.frame.len());
+    out.put_u8(if revocation.is_some() { VERSION_3 } else { VERSION });
     // Recipients of one event are bounded by a group's size, far below 4 GiB.
     out.put_u32(u32::try_from(recipients.len()).unwrap_or(u32::MAX));
     out.put_slice(&recipients);
     out.put_u32(u32::try_from(position.len()).unwrap_or(u32::MAX));
     out.put_slice(&position);
+    if let Some(revocation) = &revocation {
+        out.put_u32(u32::try_from(revocation.len()).unwrap_or(u32::MAX));
+        out.put_slice(revocation);
+    }
     out.put_slice(&event.frame);
     out.freeze()
 }
@@ -71,21 +85,29 @@ pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
     let Some(&version) = payload.first() else {
         return Err(DecodeError::Truncated);
     };
-    if version != VERSION && version != VERSION_1 {
+    if version != VERSION && version != VERSION_1 && version != VERSION_3 {
         return Err(DecodeError::UnknownVersion(version));
     }
     let (recipients, mut offset) = section(payload, 1)?;
     let recipients: Vec<UserId> =
         serde_json::from_slice(recipients).map_err(|error| DecodeError::BadRecipients(error.to_string()))?;
     let mut position = None;
-    if version == VERSION {
+    if version >= VERSION {
         let (encoded, next) = section(payload, offset)?;
         let decoded: Option<(String, Seq)> =
             serde_json::from_slice(encoded).map_err(|error| DecodeError::BadPosition(error.to_string()))?;
         position = decoded.map(|(conversation, seq)| LogPosition { conversation: ConversationId(conversation), seq });
         offset = next;
     }
-    Ok(Event { recipients, frame: payload.slice(offset..), position })
+    let mut ends = None;
+    if version == VERSION_3 {
+        let (encoded, next) = section(payload, offset)?;
+        let decoded: SessionEnd =
+            serde_json::from_slice(encoded).map_err(|error| DecodeError::BadRevocation(error.to_string()))?;
+        ends = Some(decoded);
+        offset = next;
+    }
+    Ok(Event { recipients, frame: payload.slice(offset..), position, ends })
 }
 
 /// The length-prefixed section at `offset`, and the offset after it.
@@ -160,9 +182,35 @@ mod tests {
     }
 
     #[test]
+    fn round_trips_session_revocations_as_version_3() {
+        use natter_core::ids::SessionId;
+        for ends in [
+            SessionEnd::Session(SessionId::from("s1")),
+            SessionEnd::AllBut(Some(SessionId::from("s2"))),
+            SessionEnd::AllBut(None),
+        ] {
+            let original = Event::end_sessions(UserId::from("u1"), ends);
+            let encoded = encode_event(&original);
+            assert_eq!(encoded[0], VERSION_3);
+            assert_eq!(decode_event(&encoded).expect("decodes"), original);
+        }
+        let one = Event::end_sessions(UserId::from("u"), SessionEnd::Session(SessionId::from("s")));
+        assert_eq!(
+            &encode_event(&one)[..],
+            b"\x03\x00\x00\x00\x05[\"u\"]\x00\x00\x00\x04null\x00\x00\x00\x0f{\"session\":\"s\"}"
+        );
+    }
+
+    #[test]
+    fn rejects_a_malformed_revocation() {
+        let payload = Bytes::from_static(b"\x03\x00\x00\x00\x02[]\x00\x00\x00\x04null\x00\x00\x00\x02[]");
+        assert!(matches!(decode_event(&payload), Err(DecodeError::BadRevocation(_))));
+    }
+
+    #[test]
     fn rejects_unknown_versions() {
-        let payload = Bytes::from_static(b"\x03\x00\x00\x00\x02[]");
-        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(3)));
+        let payload = Bytes::from_static(b"\x04\x00\x00\x00\x02[]");
+        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(4)));
     }
 
     #[test]

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
-use crate::ids::{ConversationId, Seq, UserId};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ConversationId, Seq, SessionId, UserId};
 
 /// One notification: an already-encoded server frame and the users whose devices should get it.
 ///
@@ -21,6 +23,29 @@ pub struct Event {
     /// entries to sockets in `seq` order even when they reach it out of order (from two
     /// processes appending to one conversation). `None` for everything else (presence, typing…).
     pub position: Option<LogPosition>,
+    /// Set on a session revocation: every gateway closes the sockets of `recipients` that belong
+    /// to the sessions it names (their frame is empty and not written).
+    pub ends: Option<SessionEnd>,
+}
+
+/// Which sessions of a user a revocation ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// One session (logout, a revoked device, a reused refresh token).
+    Session(SessionId),
+    /// Every session but the one given (a password change keeps the caller's own).
+    AllBut(Option<SessionId>),
+}
+
+impl SessionEnd {
+    /// Whether a socket of `session` is ended by this revocation.
+    pub fn covers(&self, session: &SessionId) -> bool {
+        match self {
+            Self::Session(ended) => ended == session,
+            Self::AllBut(keep) => keep.as_ref() != Some(session),
+        }
+    }
 }
 
 /// A log entry's place: its conversation and `seq`.
@@ -33,7 +58,12 @@ pub struct LogPosition {
 impl Event {
     /// An event that is not a log entry.
     pub fn new(recipients: Vec<UserId>, frame: Bytes) -> Self {
-        Self { recipients, frame, position: None }
+        Self { recipients, frame, position: None, ends: None }
+    }
+
+    /// A revocation: `user`'s sockets of the sessions in `ends` are closed on every gateway.
+    pub fn end_sessions(user: UserId, ends: SessionEnd) -> Self {
+        Self { recipients: vec![user], frame: Bytes::new(), position: None, ends: Some(ends) }
     }
 }
 

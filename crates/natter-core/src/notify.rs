@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use natter_proto::ServerFrame;
 
-use crate::bus::{Bus, Event, LogPosition};
+use crate::bus::{Bus, Event, LogPosition, SessionEnd};
 use crate::ids::UserId;
 
 #[derive(Clone)]
@@ -39,8 +39,16 @@ impl Notifier {
                 return;
             }
         };
-        if let Err(error) = self.bus.publish(Event { recipients, frame, position }).await {
+        if let Err(error) = self.bus.publish(Event { recipients, frame, position, ends: None }).await {
             tracing::warn!(%error, "bus publish failed; clients will catch up by sync");
+        }
+    }
+
+    /// Closes `user`'s sockets of the ended sessions on every gateway. A lost event is bounded by
+    /// the access token's lifetime: a socket also closes when its token expires.
+    pub async fn end_sessions(&self, user: UserId, ends: SessionEnd) {
+        if let Err(error) = self.bus.publish(Event::end_sessions(user, ends)).await {
+            tracing::warn!(%error, "bus publish of a session revocation failed; sockets close at token expiry");
         }
     }
 }

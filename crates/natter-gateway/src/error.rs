@@ -54,7 +54,7 @@ fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
         DomainError::RateLimited { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
-            format!("too many failed attempts; retry in {} s", retry_after.as_secs().max(1)),
+            format!("too many attempts; retry in {} s", retry_after.as_secs().max(1)),
         ),
         DomainError::Store(_) | DomainError::Bus(_) | DomainError::Blob(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error".to_owned())

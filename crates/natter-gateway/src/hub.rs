@@ -1,6 +1,9 @@
 //! The local end of delivery: which sockets of which users this process holds, and the task that
 //! moves bus events onto them.
 //!
+//! A session revocation (an event with `ends`) closes the matching sockets instead of writing to
+//! them, on every gateway that holds one.
+//!
 //! Each socket has a bounded queue. Delivery never waits: a socket whose queue is full is told to
 //! close (its client will reconnect and sync), so one slow client cannot hold up anyone else.
 
@@ -11,9 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use natter_core::bus::Event;
-use natter_core::ids::UserId;
-use parking_lot::RwLock;
+use natter_core::bus::{Event, SessionEnd};
+use natter_core::ids::{SessionId, UserId};
+use parking_lot::{Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
@@ -23,16 +27,54 @@ use crate::sequencer::Sequencer;
 /// One registered socket, as the hub sees it.
 struct Socket {
     id: u64,
+    session: SessionId,
     queue: mpsc::Sender<Bytes>,
     control: Arc<SocketControl>,
 }
 
-/// Signals from the hub to one socket's task.
+/// Why the hub dropped a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// The client fell behind.
+    TooSlow,
+    /// The socket's session was revoked.
+    SessionEnded,
+}
+
+/// Signals from the hub to one socket's task. The hub records why before it unregisters the
+/// socket (which also closes its queue), so the task reads the same reason whichever of the two
+/// it notices first.
 #[derive(Default)]
 pub struct SocketControl {
-    /// Set when the client fell behind; the socket should close.
-    pub too_slow: Notify,
+    dropped: Mutex<Option<Dropped>>,
+    notify: Notify,
 }
+
+impl SocketControl {
+    fn drop_socket(&self, why: Dropped) {
+        self.dropped.lock().get_or_insert(why);
+        self.notify.notify_one();
+    }
+
+    /// Waits until the hub drops the socket; returns why.
+    pub async fn dropped(&self) -> Dropped {
+        loop {
+            if let Some(why) = self.reason() {
+                return why;
+            }
+            self.notify.notified().await;
+        }
+    }
+
+    /// Why the hub dropped the socket, if it did.
+    pub fn reason(&self) -> Option<Dropped> {
+        *self.dropped.lock()
+    }
+}
+
+/// How long a revocation is remembered for sockets that authenticated just before it and
+/// register just after (see [`Hub::revoked_since`]). Far longer than an upgrade takes.
+const REVOCATION_MEMORY: Duration = Duration::from_secs(60);
 
 /// What a socket task gets back when it registers.
 pub struct Registration {
@@ -47,6 +89,8 @@ pub struct Hub {
     queue_frames: usize,
     metrics: Arc<Metrics>,
     shutdown: watch::Sender<bool>,
+    /// When each user last had sessions revoked (pruned after [`REVOCATION_MEMORY`]).
+    revocations: Mutex<HashMap<UserId, Instant>>,
 }
 
 impl Hub {
@@ -57,14 +101,16 @@ impl Hub {
             queue_frames,
             metrics,
             shutdown: watch::Sender::new(false),
+            revocations: Mutex::default(),
         }
     }
 
-    pub fn register(&self, user: &UserId) -> Registration {
+    pub fn register(&self, user: &UserId, session: &SessionId) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel(self.queue_frames);
         let control = Arc::new(SocketControl::default());
-        self.sockets.write().entry(user.clone()).or_default().push(Socket { id, queue, control: control.clone() });
+        let socket = Socket { id, session: session.clone(), queue, control: control.clone() };
+        self.sockets.write().entry(user.clone()).or_default().push(socket);
         self.metrics.ws_connections.inc();
         Registration { id, queue: receiver, control }
     }
@@ -83,8 +129,41 @@ impl Hub {
         }
     }
 
+    /// Whether `user` had sessions revoked at or after `since`. A socket authenticated before a
+    /// revocation and registered after it missed the close; it checks this once registered.
+    pub fn revoked_since(&self, user: &UserId, since: Instant) -> bool {
+        self.revocations.lock().get(user).is_some_and(|at| *at >= since)
+    }
+
+    /// Closes the local sockets of `user` whose sessions `ends` covers.
+    fn end_sessions(&self, user: &UserId, ends: &SessionEnd) {
+        let now = Instant::now();
+        {
+            let mut revocations = self.revocations.lock();
+            revocations.retain(|_, at| now.duration_since(*at) < REVOCATION_MEMORY);
+            revocations.insert(user.clone(), now);
+        }
+        let ended: Vec<(u64, Arc<SocketControl>)> = self
+            .sockets
+            .read()
+            .get(user)
+            .map(|list| list.iter().filter(|s| ends.covers(&s.session)).map(|s| (s.id, s.control.clone())).collect())
+            .unwrap_or_default();
+        for (id, control) in ended {
+            tracing::info!(user = %user, socket = id, "closing a WebSocket whose session ended");
+            control.drop_socket(Dropped::SessionEnded);
+            self.unregister(user, id);
+        }
+    }
+
     /// Queues an event on every local socket of its recipients.
     pub fn deliver(&self, event: &Event) {
+        if let Some(ends) = &event.ends {
+            for user in &event.recipients {
+                self.end_sessions(user, ends);
+            }
+            return;
+        }
         let mut too_slow = Vec::new();
         {
             let sockets = self.sockets.read();
@@ -107,8 +186,8 @@ impl Hub {
         for (user, id, control) in too_slow {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose client fell behind");
             self.metrics.ws_slow_disconnects.inc();
+            control.drop_socket(Dropped::TooSlow);
             self.unregister(&user, id);
-            control.too_slow.notify_one();
         }
     }
 

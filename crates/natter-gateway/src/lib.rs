@@ -4,6 +4,7 @@
 //! the WebSocket protocol and the local socket hub. Calls services only; must not depend on a
 //! store or bus adapter (it sees the ports, never sqlx or NATS).
 
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod hub;

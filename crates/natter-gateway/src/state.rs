@@ -17,6 +17,8 @@ pub struct GatewaySettings {
     pub ws_ping_interval: Duration,
     pub ws_idle_timeout: Duration,
     pub ws_max_frame_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` / `X-Real-IP` name the client (see `client_addr`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Clone)]

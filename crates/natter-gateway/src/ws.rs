@@ -1,7 +1,11 @@
 //! The WebSocket endpoint: one task per socket that reads client frames, writes queued server
-//! frames, pings, and closes on idleness, slowness or shutdown with a proper close frame.
+//! frames, pings, and closes with a proper close frame on idleness, slowness, an oversized
+//! frame, shutdown, the end of its session (logout, revocation, password change: on every
+//! gateway, through the bus) or the expiry of the access token it was opened with.
 
-use std::time::Instant;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -19,11 +23,20 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::extract::bearer_token;
+use crate::hub::Dropped;
 use crate::state::AppState;
 
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+/// The socket's session was ended (logout, revoked, password changed): log in again.
+const CLOSE_SESSION_ENDED: u16 = 4001;
+/// The access token the socket was opened with expired: refresh it and reconnect.
+const CLOSE_TOKEN_EXPIRED: u16 = 4002;
+/// How long a closing socket waits for the client's close frame (the closing handshake) before
+/// dropping the connection: a client still sending is not cut off with a reset.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 /// `GET /api/v1/ws` — authenticate (header or `?token=`), then upgrade.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
@@ -39,6 +52,7 @@ pub async fn upgrade(
     let token = bearer_token(&headers).map(str::to_owned).or_else(|| query_token(uri.query()));
     let token =
         token.ok_or_else(|| ApiError::request(StatusCode::UNAUTHORIZED, "unauthorized", "missing access token"))?;
+    let authenticated_at = Instant::now();
     let context = state.services.accounts.authenticate(&token).await?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::request(StatusCode::BAD_REQUEST, "websocket_upgrade_required", rejection.body_text())
@@ -49,7 +63,7 @@ pub async fn upgrade(
         .write_buffer_size(4096)
         .max_message_size(settings.ws_max_frame_bytes)
         .max_frame_size(settings.ws_max_frame_bytes)
-        .on_upgrade(move |socket| run_socket(state, socket, context)))
+        .on_upgrade(move |socket| run_socket(state, socket, Authenticated { context, token, at: authenticated_at })))
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
@@ -59,9 +73,22 @@ fn query_token(query: Option<&str>) -> Option<String> {
     })
 }
 
-async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
+/// What the upgrade established: who, with which token, checked when.
+struct Authenticated {
+    context: AuthContext,
+    token: String,
+    at: Instant,
+}
+
+async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
+    let Authenticated { context, token, at: authenticated_at } = auth;
     let user = context.user_id.clone();
-    let mut registration = state.hub.register(&user);
+    let mut registration = state.hub.register(&user, &context.session_id);
+    // A revocation that reached this gateway between the token check and the registration found
+    // no socket to close: check again.
+    let revoked =
+        state.hub.revoked_since(&user, authenticated_at) && state.services.accounts.authenticate(&token).await.is_err();
+    let expiry = token_expiry(&context);
     if state.services.deps.presence.connect(&user) {
         announce_presence(&state, &user, true).await;
     }
@@ -75,12 +102,26 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
     ping.tick().await;
     let mut last_heard = Instant::now();
     let mut shutdown = state.hub.shutdown_signal();
-    let mut close: Option<(u16, &'static str)> = None;
-    if send_frame(&mut sender, &hello).await.is_ok() {
+    let mut close: Option<(u16, String)> = None;
+    if revoked {
+        close = Some((CLOSE_SESSION_ENDED, "session ended; log in again".into()));
+    } else if send_frame(&mut sender, &hello).await.is_ok() {
+        let expired = tokio::time::sleep_until(expiry);
+        tokio::pin!(expired);
         loop {
             tokio::select! {
                 incoming = receiver.next() => {
-                    let Some(Ok(message)) = incoming else { break };
+                    let message = match incoming {
+                        Some(Ok(message)) => message,
+                        Some(Err(error)) => {
+                            if is_too_big(error) {
+                                let limit = state.settings.ws_max_frame_bytes;
+                                close = Some((CLOSE_TOO_BIG, format!("frame larger than {limit} bytes")));
+                            }
+                            break;
+                        }
+                        None => break,
+                    };
                     last_heard = Instant::now();
                     let reply = match message {
                         Message::Text(text) => {
@@ -101,7 +142,10 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
                                     }
                                 }
                             };
-                            if closed { break }
+                            if closed {
+                                close = registration.control.reason().map(dropped_close);
+                                break;
+                            }
                             reply
                         }
                         Message::Binary(_) => Some(error_frame(None, "unsupported_frame", "send JSON in text frames")),
@@ -115,22 +159,30 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
                     }
                 }
                 queued = registration.queue.recv() => {
-                    let Some(frame) = queued else { break };
+                    // A closed queue means the hub dropped the socket.
+                    let Some(frame) = queued else {
+                        close = registration.control.reason().map(dropped_close);
+                        break;
+                    };
                     if write_queued(&mut sender, frame, &mut registration.queue).await.is_err() { break }
                 }
-                () = registration.control.too_slow.notified() => {
-                    close = Some((CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect and sync"));
+                why = registration.control.dropped() => {
+                    close = Some(dropped_close(why));
+                    break;
+                }
+                () = &mut expired => {
+                    close = Some((CLOSE_TOKEN_EXPIRED, "access token expired; refresh it and reconnect".into()));
                     break;
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() > state.settings.ws_idle_timeout {
-                        close = Some((CLOSE_POLICY, "idle timeout"));
+                        close = Some((CLOSE_POLICY, "idle timeout".into()));
                         break;
                     }
                     if sender.send(Message::Ping(Default::default())).await.is_err() { break }
                 }
                 _ = shutdown.changed() => {
-                    close = Some((CLOSE_GOING_AWAY, "server shutting down"));
+                    close = Some((CLOSE_GOING_AWAY, "server shutting down".into()));
                     break;
                 }
             }
@@ -138,13 +190,45 @@ async fn run_socket(state: AppState, socket: WebSocket, context: AuthContext) {
     }
     if let Some((code, reason)) = close {
         let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
-        let _ = sender.send(Message::Close(Some(frame))).await;
+        if sender.send(Message::Close(Some(frame))).await.is_ok() {
+            // Read until the client answers the close (or goes away) so that whatever it was
+            // still sending is consumed rather than answered with a TCP reset.
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, async {
+                while let Some(Ok(message)) = receiver.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
     let _ = sender.close().await;
     state.hub.unregister(&user, registration.id);
     if state.services.deps.presence.disconnect(&user) {
         announce_presence(&state, &user, false).await;
     }
+}
+
+fn dropped_close(why: Dropped) -> (u16, String) {
+    match why {
+        Dropped::TooSlow => (CLOSE_TRY_AGAIN_LATER, "client too slow; reconnect and sync".into()),
+        Dropped::SessionEnded => (CLOSE_SESSION_ENDED, "session ended; log in again".into()),
+    }
+}
+
+/// When the socket's access token expires (by this server's clock: no leeway for skew is needed).
+fn token_expiry(context: &AuthContext) -> Instant {
+    let left = (context.expires_at - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+/// Whether a read failed because the client's frame or message exceeded the size limit.
+fn is_too_big(error: axum::Error) -> bool {
+    error
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .is_ok_and(|error| matches!(*error, tungstenite::Error::Capacity(_)))
 }
 
 /// Most queued frames written before one flush.

@@ -35,6 +35,41 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Seconds to let requests finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` / `X-Real-IP` headers name
+    /// the client, e.g. `["127.0.0.1", "10.0.0.0/8"]` behind nginx. Empty: the TCP peer is the
+    /// client and forwarding headers are ignored. In the environment: a comma-separated list.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ServerConfig {
+    /// `trusted_proxies` parsed; a bare address is a /32 (/128) network.
+    pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("server.trusted_proxies: {entry:?} is not an address or CIDR network"))
+            })
+            .collect()
+    }
+}
+
+/// A list from TOML, or a comma-separated string (how one environment variable spells a list).
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(deserializer)? {
+        ListOrCsv::List(list) => list,
+        ListOrCsv::Csv(csv) => csv.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+    })
 }
 
 impl Default for ServerConfig {
@@ -43,6 +78,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./natter-data"),
             shutdown_grace_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -91,9 +127,18 @@ pub struct AuthConfig {
     pub argon2_memory_kib: u32,
     /// argon2id iterations.
     pub argon2_iterations: u32,
-    /// Failed logins allowed per account, and per client address, within the window.
+    /// Password hashes computed at once (each holds `argon2_memory_kib`); 0: one per core.
+    pub hash_workers: usize,
+    /// Failed logins allowed per (account, client address) within the window.
     pub login_max_failures: u32,
+    /// Failed logins allowed per account from all addresses together within the window.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins allowed per client address over all accounts within the window.
+    pub login_max_failures_per_address: u32,
     pub login_window_secs: u64,
+    /// Registrations allowed per client address within `register_window_secs` (0: no limit).
+    pub register_max_per_address: u32,
+    pub register_window_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -104,8 +149,13 @@ impl Default for AuthConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            hash_workers: 0,
             login_max_failures: 5,
+            login_max_failures_per_account: 50,
+            login_max_failures_per_address: 100,
             login_window_secs: 300,
+            register_max_per_address: 20,
+            register_window_secs: 3600,
         }
     }
 }
@@ -216,6 +266,13 @@ impl Config {
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
             bail!("auth token lifetimes must be positive");
         }
+        if argon2::Params::new(self.auth.argon2_memory_kib, self.auth.argon2_iterations, 1, None).is_err() {
+            bail!("auth.argon2_memory_kib must be at least 8 and auth.argon2_iterations at least 1");
+        }
+        if self.auth.login_window_secs == 0 || self.auth.register_window_secs == 0 {
+            bail!("auth.login_window_secs and auth.register_window_secs must be positive");
+        }
+        self.server.trusted_proxy_nets()?;
         if self.limits.max_group_members < 2 {
             bail!("limits.max_group_members must be at least 2");
         }
@@ -275,6 +332,10 @@ listen = "127.0.0.1:8080"
 data_dir = "./natter-data"
 # Seconds given to open requests and sockets to finish on shutdown.
 shutdown_grace_secs = 10
+# Proxies (addresses or CIDR networks) whose X-Forwarded-For / X-Real-IP name the client, e.g.
+# ["127.0.0.1", "10.0.0.0/8"] behind nginx. Empty: the TCP peer is the client. In the
+# environment: a comma-separated list (NATTER_SERVER__TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8).
+trusted_proxies = []
 
 [database]
 # Empty: SQLite at <data_dir>/natter.db. Or sqlite://PATH, or postgres://user:pass@host:5432/db.
@@ -298,9 +359,17 @@ refresh_token_ttl_secs = 2592000
 # argon2id cost: memory in KiB and iterations.
 argon2_memory_kib = 19456
 argon2_iterations = 2
-# Failed logins allowed per account and per client address within the window (then 429).
+# Password hashes computed at once, each holding argon2_memory_kib (0: one per core); more wait.
+hash_workers = 0
+# Failed logins allowed within the window (then 429 rate_limited): per account and client
+# address together, per account from all addresses, and per address over all accounts.
 login_max_failures = 5
+login_max_failures_per_account = 50
+login_max_failures_per_address = 100
 login_window_secs = 300
+# Registrations allowed per client address within the window (0: no limit; then 429).
+register_max_per_address = 20
+register_window_secs = 3600
 
 [limits]
 # Largest message text in UTF-8 bytes (beyond it: 413 text_too_long).

@@ -57,8 +57,13 @@ impl Application {
             refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
             argon2_memory_kib: config.auth.argon2_memory_kib,
             argon2_iterations: config.auth.argon2_iterations,
+            hash_workers: config.auth.hash_workers,
             login_max_failures: config.auth.login_max_failures,
+            login_max_failures_per_account: config.auth.login_max_failures_per_account,
+            login_max_failures_per_address: config.auth.login_max_failures_per_address,
             login_window: Duration::from_secs(config.auth.login_window_secs),
+            register_max_per_address: config.auth.register_max_per_address,
+            register_window: Duration::from_secs(config.auth.register_window_secs),
         };
         let file_ports = FilePorts {
             blobs: open_blobs(&config).await?,
@@ -80,6 +85,7 @@ impl Application {
             ws_ping_interval: Duration::from_secs(config.limits.ws_ping_interval_secs),
             ws_idle_timeout: Duration::from_secs(config.limits.ws_idle_timeout_secs),
             ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
+            trusted_proxies: config.server.trusted_proxy_nets()?,
         };
         let state = natter_gateway::build_state(services, bus.clone(), settings);
         // Subscribe before serving so that no event published after start-up is missed.

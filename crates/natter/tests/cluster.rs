@@ -1,6 +1,7 @@
 //! Scale-out: two real `natter serve` processes share one PostgreSQL database and one NATS server.
 //! A message sent on one node reaches a socket on the other live, and what a disconnected device
-//! missed is all there, in order, when it syncs from the other node.
+//! missed is all there, in order, when it syncs from the other node. A session ended on one node
+//! closes its sockets on the other.
 //!
 //! Needs `NATTER_TEST_POSTGRES_URL` (an admin URL) and `NATTER_TEST_NATS_URL`; scripts/test.sh
 //! starts both. Without them the test skips, unless `CI` is set: there it fails.
@@ -108,6 +109,54 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
     connection.close().await.ok();
 
     alice_ws.close(None).await.ok();
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// Logging a session out on one node closes that session's socket on the other node at once
+/// (the revocation crosses NATS), and leaves the account's other sockets open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
+    let Some(env) = ClusterEnv::from_env() else {
+        return;
+    };
+    let database = Database::create(&env.postgres_url).await;
+    let cluster = Cluster::start(&database.url, &env.nats_url);
+    cluster.wait_ready().await;
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+
+    let laptop = register(&http, node1, "alice").await;
+    let login = json!({ "username": "alice", "password": "correct horse battery staple" });
+    let response =
+        http.post(format!("{}/api/v1/auth/login", node1.base_url)).json(&login).send().await.expect("log in");
+    assert_eq!(response.status(), StatusCode::OK);
+    let phone: AuthResponse = response.json().await.expect("an auth response");
+
+    let mut phone_ws = connect_ws(node2, &phone).await;
+    let mut laptop_ws = connect_ws(node2, &laptop).await;
+    let logout = http
+        .post(format!("{}/api/v1/auth/logout", node1.base_url))
+        .bearer_auth(&phone.access_token)
+        .send()
+        .await
+        .expect("log out");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+
+    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
+    let code = loop {
+        match tokio::time::timeout_at(deadline, phone_ws.next()).await {
+            Err(_) => panic!("the logged-out session's socket on node 2 stayed open"),
+            Ok(Some(Ok(Message::Close(Some(frame))))) => break u16::from(frame.code),
+            Ok(Some(Ok(_))) => continue,
+            Ok(other) => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, 4001, "closed as session ended");
+    // The other session's socket on the same node is untouched.
+    laptop_ws.send(Message::text(json!({ "type": "ping", "id": "p" }).to_string())).await.expect("ping");
+    next_frame(&mut laptop_ws, "pong", |frame| frame["id"] == "p").await;
+
     drop(cluster);
     database.drop_database().await;
 }

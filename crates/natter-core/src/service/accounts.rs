@@ -4,18 +4,18 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Deps;
+use super::password::PasswordHasher;
 use super::rules;
-use super::throttle::LoginThrottle;
+use super::throttle::{Limit, LoginThrottle};
+use crate::bus::SessionEnd;
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{SessionId, UserId};
-use crate::model::{Session, User, UserRole};
+use crate::model::{Session, Time, User, UserRole};
 use crate::store::{NewUser, RefreshOutcome};
 
 #[derive(Debug, Clone)]
@@ -25,8 +25,19 @@ pub struct AuthSettings {
     pub refresh_token_ttl: Duration,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Password hashes computed at once (0: one per core).
+    pub hash_workers: usize,
+    /// Failed logins allowed per (account, client address) within the window.
     pub login_max_failures: u32,
+    /// Failed logins allowed per account from all addresses together (looser, so that guessing
+    /// from elsewhere does not lock the owner out).
+    pub login_max_failures_per_account: u32,
+    /// Failed logins allowed per client address over all accounts.
+    pub login_max_failures_per_address: u32,
     pub login_window: Duration,
+    /// Registrations allowed per client address within `register_window` (0: no limit).
+    pub register_max_per_address: u32,
+    pub register_window: Duration,
 }
 
 /// Who is calling: established from a valid access token of a live session.
@@ -35,6 +46,8 @@ pub struct AuthContext {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub role: UserRole,
+    /// When the access token expires; a WebSocket opened with it closes then.
+    pub expires_at: Time,
 }
 
 /// What register, login and refresh hand back.
@@ -61,18 +74,25 @@ pub struct AccountService {
     settings: AuthSettings,
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
+    passwords: PasswordHasher,
     throttle: LoginThrottle,
+    registrations: LoginThrottle,
 }
 
 impl AccountService {
     pub fn new(deps: Deps, settings: AuthSettings) -> Self {
-        let throttle = LoginThrottle::new(settings.login_max_failures, settings.login_window);
         Self {
             encoding_key: EncodingKey::from_secret(&settings.jwt_secret),
             decoding_key: DecodingKey::from_secret(&settings.jwt_secret),
+            passwords: PasswordHasher::new(
+                settings.argon2_memory_kib,
+                settings.argon2_iterations,
+                settings.hash_workers,
+            ),
+            throttle: LoginThrottle::new(settings.login_window),
+            registrations: LoginThrottle::new(settings.register_window),
             deps,
             settings,
-            throttle,
         }
     }
 
@@ -82,7 +102,17 @@ impl AccountService {
         password: &str,
         nickname: Option<&str>,
         device_name: Option<&str>,
+        client: Option<IpAddr>,
     ) -> DomainResult<Tokens> {
+        // Every attempt counts, valid or not: the limit is on accounts made from one address.
+        let limit = match client {
+            Some(client) if self.settings.register_max_per_address > 0 => {
+                vec![Limit::new(format!("addr:{client}"), self.settings.register_max_per_address)]
+            }
+            _ => Vec::new(),
+        };
+        self.registrations.check(&limit).map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+        self.registrations.record(&limit);
         rules::check_username(username)?;
         rules::check_password(password, username)?;
         let nickname = match nickname {
@@ -90,7 +120,7 @@ impl AccountService {
             None => username.to_owned(),
         };
         let device_name = rules::check_device_name(device_name)?;
-        let password_hash = self.hash_password(password).await?;
+        let password_hash = self.passwords.hash(password).await?;
         let now = self.deps.clock.now();
         let user = User {
             id: UserId::generate(),
@@ -116,32 +146,38 @@ impl AccountService {
         device_name: Option<&str>,
         client: Option<IpAddr>,
     ) -> DomainResult<Tokens> {
-        let account_key = format!("user:{}", username.to_lowercase());
-        let mut keys = vec![account_key.clone()];
-        if let Some(client) = client {
-            keys.push(format!("addr:{client}"));
+        let account = username.to_lowercase();
+        let address = client.map_or_else(|| "-".to_owned(), |client| client.to_string());
+        let pair_key = format!("pair:{account}|{address}");
+        let settings = &self.settings;
+        let mut keys = vec![
+            Limit::new(pair_key.clone(), settings.login_max_failures),
+            Limit::new(format!("user:{account}"), settings.login_max_failures_per_account),
+        ];
+        if client.is_some() {
+            keys.push(Limit::new(format!("addr:{address}"), settings.login_max_failures_per_address));
         }
         self.throttle.check(&keys).map_err(|retry_after| DomainError::RateLimited { retry_after })?;
         let device_name = rules::check_device_name(device_name)?;
         let found = self.deps.store.user_by_username(username).await?;
         let verified = match &found {
-            Some((_, hash)) => self.verify_password(password, hash).await?,
+            Some((_, hash)) => self.passwords.verify(password, hash).await?,
             None => {
                 // Spend the same time as a real check so that timing does not reveal accounts.
-                let _ = self.hash_password(password).await;
+                let _ = self.passwords.hash(password).await?;
                 false
             }
         };
         match found {
             Some((user, _)) if verified && !user.disabled => {
-                self.throttle.record_success(&account_key);
+                self.throttle.clear(&pair_key);
                 self.start_session(user, device_name).await
             }
             Some((user, _)) if verified && user.disabled => {
                 Err(DomainError::forbidden("account_disabled", "this account is disabled"))
             }
             _ => {
-                self.throttle.record_failure(&keys);
+                self.throttle.record(&keys);
                 Err(DomainError::unauthenticated("invalid_credentials", "wrong username or password"))
             }
         }
@@ -158,6 +194,9 @@ impl AccountService {
             RefreshOutcome::Rotated(session) => session,
             RefreshOutcome::Reused(session_id) => {
                 tracing::warn!(session = %session_id, "refresh token reused; session revoked");
+                if let Some(session) = self.deps.store.session(&session_id).await? {
+                    self.deps.notifier.end_sessions(session.user_id, SessionEnd::Session(session_id)).await;
+                }
                 return Err(DomainError::unauthenticated(
                     "refresh_token_reused",
                     "this refresh token was already used; the session has been ended",
@@ -194,6 +233,7 @@ impl AccountService {
                     user_id: session.user_id,
                     session_id,
                     role: UserRole::parse(&claims.role).unwrap_or(UserRole::User),
+                    expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
                 })
             }
             _ => Err(DomainError::unauthenticated("unauthorized", "this session has ended")),
@@ -203,6 +243,7 @@ impl AccountService {
     /// Ends the caller's session (or the session of the given refresh token, if it is theirs).
     pub async fn logout(&self, ctx: &AuthContext) -> DomainResult<()> {
         self.deps.store.revoke_session(&ctx.user_id, &ctx.session_id).await?;
+        self.deps.notifier.end_sessions(ctx.user_id.clone(), SessionEnd::Session(ctx.session_id.clone())).await;
         Ok(())
     }
 
@@ -212,6 +253,7 @@ impl AccountService {
 
     pub async fn revoke_session(&self, ctx: &AuthContext, id: &SessionId) -> DomainResult<()> {
         if self.deps.store.revoke_session(&ctx.user_id, id).await? {
+            self.deps.notifier.end_sessions(ctx.user_id.clone(), SessionEnd::Session(id.clone())).await;
             Ok(())
         } else {
             Err(DomainError::not_found("session"))
@@ -222,13 +264,14 @@ impl AccountService {
     pub async fn change_password(&self, ctx: &AuthContext, old: &str, new: &str) -> DomainResult<()> {
         let user = self.live_user(&ctx.user_id).await?;
         let hash = self.deps.store.password_hash(&ctx.user_id).await?.ok_or(DomainError::not_found("user"))?;
-        if !self.verify_password(old, &hash).await? {
+        if !self.passwords.verify(old, &hash).await? {
             return Err(DomainError::forbidden("invalid_credentials", "the current password is wrong"));
         }
         rules::check_password(new, &user.username)?;
-        let new_hash = self.hash_password(new).await?;
+        let new_hash = self.passwords.hash(new).await?;
         self.deps.store.set_password_hash(&ctx.user_id, &new_hash).await?;
         self.deps.store.revoke_other_sessions(&ctx.user_id, Some(&ctx.session_id)).await?;
+        self.deps.notifier.end_sessions(ctx.user_id.clone(), SessionEnd::AllBut(Some(ctx.session_id.clone()))).await;
         Ok(())
     }
 
@@ -275,41 +318,6 @@ impl AccountService {
         jsonwebtoken::encode(&Header::default(), &claims, &self.encoding_key)
             .map_err(|error| DomainError::Store(crate::store::StoreError::Backend(format!("jwt: {error}"))))
     }
-
-    fn argon2(&self) -> Argon2<'static> {
-        let params =
-            Params::new(self.settings.argon2_memory_kib, self.settings.argon2_iterations, 1, None).unwrap_or_default();
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-    }
-
-    /// argon2 is deliberately slow: run it off the async workers.
-    async fn hash_password(&self, password: &str) -> DomainResult<String> {
-        let argon2 = self.argon2();
-        let password = password.to_owned();
-        let salt = SaltString::generate(&mut rand::rngs::OsRng);
-        tokio::task::spawn_blocking(move || {
-            argon2.hash_password(password.as_bytes(), &salt).map(|hash| hash.to_string())
-        })
-        .await
-        .map_err(|error| internal(format!("hashing task: {error}")))?
-        .map_err(|error| internal(format!("argon2: {error}")))
-    }
-
-    async fn verify_password(&self, password: &str, hash: &str) -> DomainResult<bool> {
-        let argon2 = self.argon2();
-        let password = password.to_owned();
-        let hash = hash.to_owned();
-        tokio::task::spawn_blocking(move || match PasswordHash::new(&hash) {
-            Ok(parsed) => argon2.verify_password(password.as_bytes(), &parsed).is_ok(),
-            Err(_) => false,
-        })
-        .await
-        .map_err(|error| internal(format!("verify task: {error}")))
-    }
-}
-
-fn internal(message: String) -> DomainError {
-    DomainError::Store(crate::store::StoreError::Backend(message))
 }
 
 fn random_token() -> String {

@@ -1,7 +1,12 @@
 //! The message log: send (idempotent by `client_msg_id`), history, read markers, edits,
 //! recalls, reactions and typing.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use natter_proto::ServerFrame;
+use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::conversations::require_role;
 use super::files::owned_file;
@@ -15,8 +20,14 @@ use crate::wire;
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
 
+/// At most one `typing` relay per user and conversation within this time. Clients repeat
+/// "typing" every few seconds while the user types (the web client every 3 s), so nothing is
+/// lost; a client that floods typing frames costs one map lookup per frame and reaches no one.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
 pub struct MessageService {
     deps: Deps,
+    typing_relayed: Mutex<HashMap<(UserId, ConversationId), Instant>>,
 }
 
 /// A send as asked by a client.
@@ -48,7 +59,7 @@ pub struct Sent {
 
 impl MessageService {
     pub fn new(deps: Deps) -> Self {
-        Self { deps }
+        Self { deps, typing_relayed: Mutex::default() }
     }
 
     pub async fn send(&self, me: &UserId, conversation_id: &ConversationId, input: SendInput) -> DomainResult<Sent> {
@@ -157,11 +168,15 @@ impl MessageService {
         let (read_seq, unread) =
             self.deps.store.mark_read(conversation_id, me, seq).await?.ok_or(DomainError::not_found("conversation"))?;
         // Other devices of the reader always hear of it; in a direct chat the peer does too (read
-        // receipts). Groups do not broadcast every member's marker to everyone.
+        // receipts), unless one of the pair blocked the other. Groups do not broadcast every
+        // member's marker to everyone.
         let recipients = if is_group(&conversation) {
             vec![me.clone()]
         } else {
-            self.deps.store.member_ids(conversation_id).await?
+            match self.deps.store.direct_peer(conversation_id, me).await? {
+                Some(peer) if !peer.blocked => vec![me.clone(), peer.user],
+                _ => vec![me.clone()],
+            }
         };
         let frame =
             ServerFrame::Read { conversation_id: conversation_id.0.clone(), user_id: me.0.clone(), seq: read_seq };
@@ -177,9 +192,12 @@ impl MessageService {
         seq: Seq,
         text: &str,
     ) -> DomainResult<Message> {
-        let (_, _, target) = self.target(me, conversation_id, seq).await?;
+        let (conversation, _, target) = self.target(me, conversation_id, seq).await?;
         if &target.sender_id != me {
             return Err(DomainError::forbidden("forbidden", "you can only edit your own messages"));
+        }
+        if !is_group(&conversation) {
+            self.check_direct_allowed(me, &conversation).await?;
         }
         if target.kind != MessageKind::Text {
             return Err(DomainError::invalid("not_editable", "only text messages can be edited"));
@@ -216,7 +234,10 @@ impl MessageService {
         add: bool,
     ) -> DomainResult<Message> {
         rules::check_emoji(emoji)?;
-        let (_, _, target) = self.target(me, conversation_id, seq).await?;
+        let (conversation, _, target) = self.target(me, conversation_id, seq).await?;
+        if !is_group(&conversation) {
+            self.check_direct_allowed(me, &conversation).await?;
+        }
         let present = target.reactions.iter().any(|(e, u)| e == emoji && u == me);
         if present == add {
             return Ok(target);
@@ -234,14 +255,43 @@ impl MessageService {
         self.append_event(entry, effect).await
     }
 
-    /// Relays "typing" to the other members' online devices. Nothing is stored.
+    /// Relays "typing" to the other members' online devices, at most once per
+    /// [`TYPING_INTERVAL`] per user and conversation. Nothing is stored. In a direct chat of a
+    /// blocked (or no longer befriended) pair it reaches no one.
     pub async fn typing(&self, me: &UserId, conversation_id: &ConversationId) -> DomainResult<()> {
-        self.deps.membership(me, conversation_id).await?;
-        let others: Vec<UserId> =
-            self.deps.store.member_ids(conversation_id).await?.into_iter().filter(|u| u != me).collect();
+        if !self.typing_due(me, conversation_id) {
+            return Ok(());
+        }
+        let (conversation, _) = self.deps.membership(me, conversation_id).await?;
+        let others: Vec<UserId> = if is_group(&conversation) {
+            self.deps.store.member_ids(conversation_id).await?.into_iter().filter(|u| u != me).collect()
+        } else {
+            match self.check_direct_allowed(me, &conversation).await {
+                Ok(peer) => vec![peer],
+                Err(_) => return Ok(()),
+            }
+        };
         let frame = ServerFrame::Typing { conversation_id: conversation_id.0.clone(), user_id: me.0.clone() };
         self.deps.notifier.publish(others, &frame).await;
         Ok(())
+    }
+
+    /// Whether a typing relay for this pair is due, recording it when it is.
+    fn typing_due(&self, me: &UserId, conversation_id: &ConversationId) -> bool {
+        let now = Instant::now();
+        let mut relayed = self.typing_relayed.lock();
+        // Bound the map: forget relays older than the interval once it grows.
+        if relayed.len() > 10_000 {
+            relayed.retain(|_, at| now.duration_since(*at) < TYPING_INTERVAL);
+        }
+        let key = (me.clone(), conversation_id.clone());
+        match relayed.get(&key) {
+            Some(at) if now.duration_since(*at) < TYPING_INTERVAL => false,
+            _ => {
+                relayed.insert(key, now);
+                true
+            }
+        }
     }
 
     /// The conversation, the caller's membership and a live (not recalled) content entry.

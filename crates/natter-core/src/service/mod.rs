@@ -9,6 +9,7 @@ pub mod files;
 pub mod friends;
 pub mod messages;
 pub mod order;
+pub mod password;
 pub mod rules;
 pub mod search;
 pub mod speech;

@@ -1,14 +1,13 @@
 //! `/auth/*`: register, login, refresh, logout, sessions.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use natter_core::ids::SessionId;
 use natter_core::service::accounts::Tokens;
 use natter_core::wire;
 use natter_proto::{AuthResponse, ErrorBody, LoginRequest, RefreshRequest, RegisterRequest, SessionList};
 
+use crate::client_addr::ClientIp;
 use crate::error::ApiError;
 use crate::extract::{Auth, Json, Path};
 use crate::state::AppState;
@@ -24,15 +23,17 @@ fn auth_response(tokens: Tokens) -> AuthResponse {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, body = AuthResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AuthResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+               (status = 429, body = ErrorBody, description = "too many registrations from this address")))]
 pub(crate) async fn register(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<AuthResponse>), ApiError> {
     let tokens = state
         .services
         .accounts
-        .register(&body.username, &body.password, body.nickname.as_deref(), body.device_name.as_deref())
+        .register(&body.username, &body.password, body.nickname.as_deref(), body.device_name.as_deref(), client)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(auth_response(tokens))))
 }
@@ -41,14 +42,11 @@ pub(crate) async fn register(
     responses((status = 200, body = AuthResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> Result<axum::Json<AuthResponse>, ApiError> {
-    let tokens = state
-        .services
-        .accounts
-        .login(&body.username, &body.password, body.device_name.as_deref(), Some(peer.ip()))
-        .await?;
+    let tokens =
+        state.services.accounts.login(&body.username, &body.password, body.device_name.as_deref(), client).await?;
     Ok(axum::Json(auth_response(tokens)))
 }
 

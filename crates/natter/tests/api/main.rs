@@ -7,7 +7,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
 mod auth;
+mod blocking;
 mod conversations;
 mod files;
 mod friends;
@@ -15,6 +17,7 @@ mod messages;
 mod robustness;
 mod search;
 mod search_reindex;
+mod sessions_live;
 mod speech;
 mod sync;
 mod users;

@@ -170,6 +170,32 @@ impl WsClient {
         assert_eq!(pong["type"], "pong", "ping is answered by pong: {pong}");
     }
 
+    /// Reads until the server closes the socket (skipping frames) within `within`; returns the
+    /// close code and reason. A reset or a close without a code fails the test.
+    pub(crate) async fn expect_close(&mut self, within: Duration) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("the server did not close the socket within {within:?}"));
+            match message {
+                Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), frame.reason.to_string()),
+                Some(Ok(Message::Close(None))) => panic!("the server closed the socket without a code"),
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => panic!("the socket failed instead of closing cleanly: {error}"),
+                None => panic!("the socket ended without a close frame"),
+            }
+        }
+    }
+
+    /// Writes many text frames with one flush (a flood, as a hostile client sends it).
+    pub(crate) async fn flood(&mut self, frames: impl IntoIterator<Item = String>) {
+        for frame in frames {
+            self.stream.feed(Message::text(frame)).await.expect("queue a WebSocket frame");
+        }
+        self.stream.flush().await.expect("flush the flood");
+    }
+
     pub(crate) async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }

@@ -1,0 +1,147 @@
+//! Limits against hostile and careless clients: registration per address, password hashing
+//! under a burst, login throttling that does not lock the owner out (behind a trusted proxy too),
+//! typing floods and oversized WebSocket frames.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{PASSWORD, TestApp, spawn_app, spawn_app_with};
+
+const CLOSE_TOO_BIG: u16 = 1009;
+
+async fn login_from(app: &TestApp, username: &str, password: &str, forwarded_for: &str) -> crate::common::Resp {
+    let body = json!({ "username": username, "password": password });
+    app.send(app.api(Method::POST, "/auth/login").header("x-forwarded-for", forwarded_for).json(&body)).await
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let app = spawn_app_with(|config| config.auth.register_max_per_address = 3).await;
+    for name in ["ann", "ben", "cat"] {
+        app.register(name).await;
+    }
+    let refused = app.post_anonymous("/auth/register", json!({ "username": "dan", "password": PASSWORD })).await;
+    refused.expect_error(429, "too_many_attempts");
+    // Invalid attempts count too: a script cannot probe for free.
+    let app = spawn_app_with(|config| config.auth.register_max_per_address = 2).await;
+    for _ in 0..2 {
+        app.post_anonymous("/auth/register", json!({ "username": "x", "password": "short" })).await.expect_status(400);
+    }
+    app.post_anonymous("/auth/register", json!({ "username": "eve", "password": PASSWORD }))
+        .await
+        .expect_error(429, "too_many_attempts");
+}
+
+/// RSS of this process (the server runs in it) in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_registrations_holds_hashing_memory_to_one_buffer_per_worker() {
+    // Real argon2 cost (19 MiB per hash): 40 at once used to hold 40 buffers.
+    let app = spawn_app_with(|config| {
+        config.auth.argon2_memory_kib = 19 * 1024;
+        config.auth.argon2_iterations = 2;
+        config.auth.hash_workers = 2;
+    })
+    .await;
+    app.register("warmup").await;
+    let before = rss_kib();
+    let burst = (0..40).map(|i| {
+        let app = &app;
+        async move {
+            let body = json!({ "username": format!("burst{i}"), "password": PASSWORD });
+            app.post_anonymous("/auth/register", body).await.expect_status(201);
+        }
+    });
+    futures_util::future::join_all(burst).await;
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    // nextest runs each test in its own process, so only this test's server is measured; under
+    // `cargo test` other tests share the process and the figure means nothing.
+    if std::env::var_os("NEXTEST").is_some() {
+        assert!(
+            grown_mib < 160,
+            "40 concurrent registrations grew RSS by {grown_mib} MiB (2 workers × 19 MiB expected)"
+        );
+    }
+    eprintln!("RSS grew by {grown_mib} MiB over 40 concurrent registrations");
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_do_not_lock_the_owner_out_elsewhere() {
+    let app = spawn_app_with(|config| config.server.trusted_proxies = vec!["127.0.0.1".into()]).await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    for _ in 0..5 {
+        login_from(&app, "alice", "wrong password!", "203.0.113.66").await.expect_error(401, "invalid_credentials");
+    }
+    // The guesser is throttled, on the right password too.
+    login_from(&app, "alice", &alice.password, "203.0.113.66").await.expect_error(429, "too_many_attempts");
+    // The owner, from their own address, is not.
+    login_from(&app, "alice", &alice.password, "198.51.100.20").await.expect_status(200);
+    // Another account from the guesser's address is not throttled either.
+    login_from(&app, "bob", &bob.password, "203.0.113.66").await.expect_status(200);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_unless_the_proxy_is_trusted() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    // Without a trusted proxy every attempt is from 127.0.0.1, whatever the header says.
+    for i in 0..5 {
+        login_from(&app, "alice", "wrong password!", &format!("203.0.113.{i}")).await.expect_status(401);
+    }
+    login_from(&app, "alice", &alice.password, "198.51.100.20").await.expect_error(429, "too_many_attempts");
+}
+
+#[tokio::test]
+async fn guessing_one_account_from_many_addresses_hits_the_account_limit() {
+    let app = spawn_app_with(|config| {
+        config.server.trusted_proxies = vec!["127.0.0.1".into()];
+        config.auth.login_max_failures_per_account = 8;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    for i in 0..8 {
+        login_from(&app, "alice", "wrong password!", &format!("203.0.113.{i}")).await.expect_status(401);
+    }
+    login_from(&app, "alice", &alice.password, "198.51.100.20").await.expect_error(429, "too_many_attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood_reaches_no_one_and_closes_no_socket() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let conversation = app.make_friends(&alice, &bob).await;
+    let mut alice_ws = app.connect_ws(&alice).await;
+    let mut bob_ws = app.connect_ws(&bob).await;
+    let typing = json!({ "type": "typing", "conversation_id": conversation }).to_string();
+    // Far more than a socket's queue (1,024 frames) holds.
+    alice_ws.flood(std::iter::repeat_n(typing, 5_000)).await;
+    alice_ws.ping("after-flood").await;
+    app.send_text(&alice, &conversation, "sentinel").await;
+    let frames = bob_ws.frames_until(|frame| frame["type"] == "message").await;
+    let relayed = frames.iter().filter(|frame| frame["type"] == "typing").count();
+    assert!((1..=3).contains(&relayed), "typing is relayed at most once per 2 s, got {relayed}");
+    assert_eq!(frames.last().map(|f| f["message"]["text"].clone()), Some(Value::from("sentinel")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_frame_is_closed_with_1009() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let mut socket = app.connect_ws(&alice).await;
+    let huge = format!(r#"{{"type":"ping","id":"{}"}}"#, "x".repeat(1024 * 1024));
+    socket.send_text(&huge).await;
+    let (code, reason) = socket.expect_close(Duration::from_secs(5)).await;
+    assert_eq!(code, CLOSE_TOO_BIG, "closed as too big: {reason}");
+}
