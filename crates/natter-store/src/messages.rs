@@ -33,7 +33,7 @@ static BEFORE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 const UNREAD: &str = "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND seq > $2 AND sender_id <> $3 \
-     AND kind IN ('text', 'image', 'file', 'voice')";
+     AND kind IN ('text', 'image', 'file', 'voice') AND recalled = 0";
 
 const ENTRY_COLUMNS: &str = "conversation_id, seq, id, sender_id, kind, client_msg_id, text, file_id, reply_to, \
      mentions, target_seq, emoji, op, system, edited_at, recalled, created_at";

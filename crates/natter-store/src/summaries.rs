@@ -27,7 +27,7 @@ static SELECT: LazyLock<String> = LazyLock::new(|| {
         "SELECT {conversation}, {member}, {last}, {peer}, \
          (SELECT COUNT(*) FROM members mc WHERE mc.conversation_id = c.id) AS member_count, \
          (SELECT COUNT(*) FROM messages x WHERE x.conversation_id = c.id AND x.seq > m.read_seq \
-          AND x.sender_id <> m.user_id AND x.kind IN ('text', 'image', 'file', 'voice')) AS unread_count \
+          AND x.sender_id <> m.user_id AND x.kind IN ('text', 'image', 'file', 'voice') AND x.recalled = 0) AS unread_count \
          FROM members m \
          JOIN conversations c ON c.id = m.conversation_id \
          LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = {LAST_VISIBLE_SEQ} \

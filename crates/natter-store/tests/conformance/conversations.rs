@@ -105,6 +105,13 @@ pub(crate) async fn conversations_of_orders_counts_and_shows_last_message(db: &T
     let last = one.last_message.as_ref().expect("last");
     assert_eq!((last.seq, last.text.as_deref(), last.edited_at), (b2.seq, Some("b2!"), Some(at(70))));
 
+    // A recalled message is no longer unread.
+    event(store, &g1.id, &b, MessageKind::Recall, Some(b2.seq), Effect::Recall { target_seq: b2.seq }, at(75)).await;
+    let list = store.conversations_of(&a.id).await.expect("list");
+    assert_eq!(find(&list, &g1.id).unread_count, 1);
+    let (_, unread) = store.mark_read(&g1.id, &a.id, 0).await.expect("mark read").expect("a member");
+    assert_eq!(unread, 1, "mark_read's unread count leaves the recalled message out too");
+
     // A member who joins later sees the entry that added them as the last message.
     let joined = system(
         store,
