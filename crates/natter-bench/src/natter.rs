@@ -366,6 +366,8 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
         .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "64")
         .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
         .env("NATTER_AUTH__ACCESS_TOKEN_TTL_SECS", "86400")
+        // Every simulated user registers from 127.0.0.1.
+        .env("NATTER_AUTH__REGISTER_MAX_PER_ADDRESS", "0")
         .env("NATTER_LIMITS__MAX_GROUP_MEMBERS", "20000")
         .env("NATTER_LIMITS__MAX_BODY_BYTES", "4194304")
         // Warnings, and the gateway's notes on sockets it closes (slow clients).
