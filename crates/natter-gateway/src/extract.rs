@@ -41,7 +41,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
         let is_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
         match serde_json::from_slice::<T>(&body) {
             Ok(value) if is_object => Ok(Self(value)),
-            Ok(_) => Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", "the body must be a JSON object")),
+            Ok(_) => {
+                Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", "the body must be a JSON object"))
+            }
             Err(error) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => {
                 Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", format!("invalid body: {error}")))
             }

@@ -73,7 +73,10 @@ mod tests {
     fn token_values_are_masked_and_the_rest_kept() {
         assert_eq!(redact("/api/v1/ws?token=SECRET"), "/api/v1/ws?token=[redacted]");
         assert_eq!(redact("/api/v1/ws?a=1&token=SECRET&b=2"), "/api/v1/ws?a=1&token=[redacted]&b=2");
-        assert_eq!(redact("/x?access_token=S1&Refresh_Token=S2"), "/x?access_token=[redacted]&Refresh_Token=[redacted]");
+        assert_eq!(
+            redact("/x?access_token=S1&Refresh_Token=S2"),
+            "/x?access_token=[redacted]&Refresh_Token=[redacted]"
+        );
         assert_eq!(redact("/x?%74oken=SECRET"), "/x?%74oken=[redacted]");
         assert_eq!(redact("/x?token"), "/x?token=[redacted]");
         assert_eq!(redact("/x?token=a&token=b"), "/x?token=[redacted]&token=[redacted]");

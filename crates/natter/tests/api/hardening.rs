@@ -220,10 +220,12 @@ async fn names_refuse_bidi_controls_and_invisible_only_values() {
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     app.make_friends(&alice, &bob).await;
-    let tricky = ["\u{202E}gnp.exe", "ad\u{2066}min\u{2069}", "x\u{200F}", "\u{200B}", "\u{200B}\u{200D}\u{FEFF}", " \u{2060} "];
+    let tricky =
+        ["\u{202E}gnp.exe", "ad\u{2066}min\u{2069}", "x\u{200F}", "\u{200B}", "\u{200B}\u{200D}\u{FEFF}", " \u{2060} "];
     for (i, name) in tricky.into_iter().enumerate() {
         app.patch(&alice, "/users/me", json!({ "nickname": name })).await.expect_error(400, "invalid_nickname");
-        let register = json!({ "username": format!("carol{i}"), "password": "correct-horse-battery-7", "nickname": name });
+        let register =
+            json!({ "username": format!("carol{i}"), "password": "correct-horse-battery-7", "nickname": name });
         app.post_anonymous("/auth/register", register).await.expect_error(400, "invalid_nickname");
         let group = json!({ "kind": "group", "name": name, "member_ids": [bob.id] });
         app.post(&alice, "/conversations", group).await.expect_error(400, "invalid_name");

@@ -61,7 +61,8 @@ async fn common_errors_are_documented_on_every_operation() {
             let Some(operation) = item.get(method) else { continue };
             let what = format!("{} {path}", method.to_uppercase());
             let security = operation.get("security").and_then(Value::as_array).unwrap_or(&global_security);
-            let authenticated = !security.is_empty() && security.iter().all(|r| r.as_object().is_some_and(|r| !r.is_empty()));
+            let authenticated =
+                !security.is_empty() && security.iter().all(|r| r.as_object().is_some_and(|r| !r.is_empty()));
             let responses = operation["responses"].as_object().expect("responses");
             let mut expect = |status: &str, why: &str| {
                 if !responses.contains_key(status) {
@@ -105,6 +106,7 @@ async fn schemas_carry_the_servers_limits() {
     };
     let n = |value: usize| Some(value as u64);
 
+    assert!(schemas["RegisterRequest"].is_object(), "RegisterRequest is a component: {schemas}");
     let username = property("RegisterRequest", "username");
     assert_eq!(limits("RegisterRequest", "username"), (n(rules::USERNAME_MIN), n(rules::USERNAME_MAX)));
     let pattern = username["pattern"].as_str().expect("a username pattern");
