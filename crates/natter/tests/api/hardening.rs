@@ -163,10 +163,10 @@ async fn upload_then_read(app: &TestApp, token: Option<&str>, size: usize) -> st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upload_is_answered_not_reset() {
-    let app = spawn_app_with(|config| config.files.max_upload_bytes = 8 * 1024 * 1024).await;
+    let app = spawn_app_with(|config| config.files.max_upload_bytes = 24 * 1024 * 1024).await;
     let alice = app.register("alice").await;
-    let within = 7 * 1024 * 1024;
-    let beyond = 14 * 1024 * 1024;
+    let within = 20 * 1024 * 1024;
+    let beyond = 40 * 1024 * 1024;
     let cases = [
         ("a made-up token", Some("not.a.token"), within, 401, "unauthorized"),
         ("no token", None, within, 401, "unauthorized"),
