@@ -36,8 +36,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
                 ApiError::request(StatusCode::BAD_REQUEST, "invalid_body", rejection.body_text())
             }
         })?;
+        // Every request body is an object; serde would also fill a struct from an array of its
+        // fields in order (`["Nick"]` as a profile change), which no client means.
+        let is_object = body.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
         match serde_json::from_slice::<T>(&body) {
-            Ok(value) => Ok(Self(value)),
+            Ok(value) if is_object => Ok(Self(value)),
+            Ok(_) => {
+                Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", "the body must be a JSON object"))
+            }
             Err(error) if serde_json::from_slice::<IgnoredAny>(&body).is_ok() => {
                 Err(ApiError::request(StatusCode::BAD_REQUEST, "validation_failed", format!("invalid body: {error}")))
             }

@@ -5,6 +5,7 @@
 //! store or bus adapter (it sees the ports, never sqlx or NATS).
 
 pub mod client_addr;
+mod drain;
 pub mod error;
 pub mod extract;
 pub mod hub;
@@ -13,6 +14,7 @@ pub mod openapi;
 mod routes;
 pub mod sequencer;
 pub mod state;
+pub mod trace;
 pub mod web;
 pub mod ws;
 
@@ -22,7 +24,7 @@ use std::time::Duration;
 pub use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Path;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use natter_core::bus::Bus;
@@ -47,6 +49,11 @@ pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: Gateway
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
     let max_upload = state.services.files.limits().max_upload_bytes;
+    // A refused body is read up to the largest one a route accepts (an upload), for a while.
+    let drain_limits = drain::DrainLimits {
+        max_bytes: max_upload.saturating_add(routes::files::MULTIPART_OVERHEAD as u64),
+        max_time: Duration::from_secs(30),
+    };
     let web = web::WebClient::load();
     let assets = web.clone();
     Router::new()
@@ -67,9 +74,18 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track_http))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(drain_limits, drain::drain_unread_body))
+        .layer(TraceLayer::new_for_http().make_span_with(trace::make_span))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::map_response(no_sniff))
         .with_state(state)
+}
+
+/// Every answer, JSON and errors included, is to be taken for its declared type: a browser must
+/// not guess HTML or script into an API answer.
+async fn no_sniff(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

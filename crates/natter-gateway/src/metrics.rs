@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -85,10 +86,12 @@ impl Metrics {
     }
 }
 
-/// Counts every request by its route template (not the raw path, which would explode the labels).
+/// Counts every request by its route template (not the raw path) and its method, where anything
+/// but a standard method is `other`: both labels come from the client, and a label per made-up
+/// value would let anyone grow the exposition without bound.
 pub async fn track_http(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method()).to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -99,4 +102,35 @@ pub async fn track_http(State(state): State<AppState>, request: Request, next: N
     state.metrics.http_requests.get_or_create(&labels).inc();
     state.metrics.http_duration.observe(started.elapsed().as_secs_f64());
     response
+}
+
+/// The method's name when it is one of RFC 9110's (plus `PATCH`), else `other`.
+pub fn method_label(method: &Method) -> &'static str {
+    static STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::CONNECT,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PATCH,
+    ];
+    STANDARD.iter().find(|standard| *standard == method).map_or("other", Method::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["XXXX", "get", "PROPFIND"] {
+            let method = Method::from_bytes(made_up.as_bytes()).expect("a valid method token");
+            assert_eq!(method_label(&method), "other", "{made_up}");
+        }
+    }
 }

@@ -8,12 +8,19 @@ use crate::UserView;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Letters, digits, `_`, `.`, `-`, starting with a letter or digit.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     pub username: String,
+    /// Not the username.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// Defaults to the username. No control or bidirectional control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub nickname: Option<String>,
     /// Optional label for the device session created by this call.
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub device_name: Option<String>,
 }
 
@@ -22,6 +29,7 @@ pub struct LoginRequest {
     pub username: String,
     pub password: String,
     #[serde(default)]
+    #[schema(max_length = 64)]
     pub device_name: Option<String>,
 }
 

@@ -38,14 +38,22 @@ pub struct ConversationList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreateConversationRequest {
     /// Only `group` can be created this way; direct conversations come from friendship.
+    #[schema(schema_with = group_kind)]
     pub kind: String,
+    /// No control or bidirectional control characters; not only spaces or zero-width ones.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
     #[serde(default)]
     pub member_ids: Vec<String>,
     #[serde(default)]
     pub avatar: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     pub announcement: Option<String>,
+}
+
+fn group_kind() -> utoipa::openapi::Object {
+    crate::string_enum(&["group"])
 }
 
 /// `PATCH /conversations/{id}`: only the fields present change. `muted` is the caller's own setting;
@@ -53,8 +61,10 @@ pub struct CreateConversationRequest {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct UpdateConversationRequest {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 2048)]
     pub announcement: Option<String>,
     #[serde(default)]
     pub avatar: Option<String>,

@@ -10,6 +10,7 @@ use crate::{ConversationView, UserView};
 pub struct CreateFriendRequest {
     pub user_id: String,
     #[serde(default)]
+    #[schema(max_length = 256)]
     pub message: Option<String>,
 }
 

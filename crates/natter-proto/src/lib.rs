@@ -28,3 +28,12 @@ pub use ws::*;
 
 /// Timestamps on the wire.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// A string schema limited to `values`, for fields kept as strings so the server can answer an
+/// unknown value with its own error code (`invalid_kind`) rather than a parse error.
+pub(crate) fn string_enum(values: &[&str]) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .build()
+}

@@ -8,8 +8,10 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SendMessageRequest {
     /// Client-chosen idempotency key (1–64 chars); resending it returns the original entry.
+    #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: String,
     /// `text` | `image` | `file` | `voice`
+    #[schema(schema_with = send_kind)]
     pub kind: String,
     #[serde(default)]
     pub text: Option<String>,
@@ -20,7 +22,12 @@ pub struct SendMessageRequest {
     pub reply_to: Option<i64>,
     /// User ids mentioned.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub mentions: Vec<String>,
+}
+
+fn send_kind() -> utoipa::openapi::Object {
+    crate::string_enum(&["text", "image", "file", "voice"])
 }
 
 /// One entry of a conversation's log, with the current state of the message folded in.

@@ -20,9 +20,12 @@ pub struct UserView {
 /// `PATCH /users/me`: only the fields present change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct UpdateProfileRequest {
+    /// No control or bidirectional control characters; not only spaces or zero-width ones.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub nickname: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 512)]
     pub bio: Option<String>,
     /// A file id; `""` clears the avatar.
     #[serde(default)]
@@ -32,6 +35,8 @@ pub struct UpdateProfileRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub old_password: String,
+    /// Not the username.
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

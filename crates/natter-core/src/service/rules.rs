@@ -9,6 +9,7 @@ pub const PASSWORD_MAX: usize = 128;
 pub const NICKNAME_MAX: usize = 64;
 pub const BIO_MAX: usize = 512;
 pub const GROUP_NAME_MAX: usize = 64;
+pub const DEVICE_NAME_MAX: usize = 64;
 pub const ANNOUNCEMENT_MAX: usize = 2048;
 pub const FRIEND_MESSAGE_MAX: usize = 256;
 pub const CLIENT_MSG_ID_MAX: usize = 64;
@@ -45,14 +46,39 @@ pub fn check_password(password: &str, username: &str) -> DomainResult<()> {
     Ok(())
 }
 
-/// Trims; 1–64 characters, no control characters.
+/// Whether `name` (already trimmed) can stand for someone or something on screen: 1–`max`
+/// characters, no control characters, no bidirectional controls (which can make a name read as
+/// another: `U+202E` reverses what follows), and something visible besides spaces and
+/// zero-width characters.
+fn is_display_name(name: &str, max: usize) -> bool {
+    let length = name.chars().count();
+    (1..=max).contains(&length)
+        && !name.chars().any(|c| c.is_control() || is_bidi_control(c))
+        && name.chars().any(|c| !is_invisible(c))
+}
+
+/// The explicit bidirectional formatting characters (Unicode UAX #9): embeddings, overrides,
+/// isolates and the implicit marks.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// White space and the zero-width characters (space, non-joiner, joiner, word joiner, BOM).
+/// Allowed inside a name (a joiner is part of many emoji), but not as all of it.
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// Trims; 1–64 characters, no control or bidirectional control characters, not only invisible
+/// ones.
 pub fn check_nickname(nickname: &str) -> DomainResult<String> {
     let nickname = nickname.trim();
-    let length = nickname.chars().count();
-    if length == 0 || length > NICKNAME_MAX || nickname.chars().any(char::is_control) {
+    if !is_display_name(nickname, NICKNAME_MAX) {
         return Err(DomainError::invalid(
             "invalid_nickname",
-            format!("a nickname has 1-{NICKNAME_MAX} characters and no control characters"),
+            format!(
+                "a nickname has 1-{NICKNAME_MAX} characters, something visible, and no control or bidirectional control characters"
+            ),
         ));
     }
     Ok(nickname.to_owned())
@@ -68,16 +94,25 @@ pub fn check_bio(bio: &str) -> DomainResult<String> {
 pub fn check_device_name(name: Option<&str>) -> DomainResult<Option<String>> {
     match name.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(name) if name.chars().count() <= 64 && !name.chars().any(char::is_control) => Ok(Some(name.to_owned())),
-        Some(_) => Err(DomainError::invalid("invalid_device_name", "a device name has at most 64 characters")),
+        Some(name) if is_display_name(name, DEVICE_NAME_MAX) => Ok(Some(name.to_owned())),
+        Some(_) => Err(DomainError::invalid(
+            "invalid_device_name",
+            format!(
+                "a device name has at most {DEVICE_NAME_MAX} characters, something visible, and no control or bidirectional control characters"
+            ),
+        )),
     }
 }
 
 pub fn check_group_name(name: &str) -> DomainResult<String> {
     let name = name.trim();
-    let length = name.chars().count();
-    if length == 0 || length > GROUP_NAME_MAX || name.chars().any(char::is_control) {
-        return Err(DomainError::invalid("invalid_name", format!("a group name has 1-{GROUP_NAME_MAX} characters")));
+    if !is_display_name(name, GROUP_NAME_MAX) {
+        return Err(DomainError::invalid(
+            "invalid_name",
+            format!(
+                "a group name has 1-{GROUP_NAME_MAX} characters, something visible, and no control or bidirectional control characters"
+            ),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -167,5 +202,21 @@ mod tests {
         assert!(check_emoji("a b").is_err());
         assert!(check_client_msg_id("abc-123").is_ok());
         assert!(check_client_msg_id("").is_err());
+    }
+
+    #[test]
+    fn names_refuse_bidi_controls_and_invisible_only_values() {
+        let bidi = ["\u{202E}gnp.exe", "a\u{202A}b", "a\u{2066}b\u{2069}", "a\u{200F}", "\u{061C}x", "x\u{200E}"];
+        let invisible = ["\u{200B}", "\u{200B}\u{200C}\u{200D}", " \u{2060} ", "\u{FEFF}", "\u{3000}"];
+        for bad in bidi.iter().chain(&invisible) {
+            assert!(check_nickname(bad).is_err(), "nickname {bad:?}");
+            assert!(check_group_name(bad).is_err(), "group name {bad:?}");
+            assert!(!matches!(check_device_name(Some(bad)), Ok(Some(_))), "device name {bad:?}");
+        }
+        // A zero-width joiner inside an emoji sequence is part of a visible name.
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(check_nickname(family).ok().as_deref(), Some(family));
+        assert!(check_group_name("مرحبا").is_ok(), "right-to-left text itself is fine");
+        assert_eq!(check_device_name(Some("  ")).ok(), Some(None), "a blank device name is no name");
     }
 }

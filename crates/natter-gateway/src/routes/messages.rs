@@ -94,6 +94,7 @@ pub(crate) async fn mark_read(
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}/messages/{seq}", tag = "messages", request_body = EditMessageRequest,
+    params(("id" = String, Path, description = "conversation id"), ("seq" = i64, Path, description = "the message's `seq`")),
     responses((status = 200, body = MessageView, description = "the `edit` entry"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn edit(
     State(state): State<AppState>,
@@ -106,6 +107,7 @@ pub(crate) async fn edit(
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{seq}", tag = "messages",
+    params(("id" = String, Path, description = "conversation id"), ("seq" = i64, Path, description = "the message's `seq`")),
     responses((status = 200, body = MessageView, description = "the `recall` entry"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn recall(
     State(state): State<AppState>,
@@ -117,6 +119,7 @@ pub(crate) async fn recall(
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", tag = "messages",
+    params(("id" = String, Path, description = "conversation id"), ("seq" = i64, Path, description = "the message's `seq`"), ("emoji" = String, Path)),
     responses((status = 200, body = MessageView, description = "the `reaction` entry, or the message itself when nothing changed"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn add_reaction(
     State(state): State<AppState>,
@@ -128,6 +131,7 @@ pub(crate) async fn add_reaction(
 }
 
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/messages/{seq}/reactions/{emoji}", tag = "messages",
+    params(("id" = String, Path, description = "conversation id"), ("seq" = i64, Path, description = "the message's `seq`"), ("emoji" = String, Path)),
     responses((status = 200, body = MessageView, description = "the `reaction` entry, or the message itself when nothing changed"), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove_reaction(
     State(state): State<AppState>,

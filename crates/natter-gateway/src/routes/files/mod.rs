@@ -5,14 +5,13 @@ mod http;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::{StreamExt, TryStreamExt};
 use natter_core::blob::BlobError;
-use natter_core::error::DomainError;
 use natter_core::ids::FileId;
 use natter_core::service::files::{Readable, Upload};
 use natter_core::wire;
@@ -24,7 +23,7 @@ use crate::extract::{Auth, Path};
 use crate::state::AppState;
 
 /// Room for the multipart framing around the file's bytes.
-const MULTIPART_OVERHEAD: usize = 1024 * 1024;
+pub(crate) const MULTIPART_OVERHEAD: usize = 1024 * 1024;
 
 /// The file routes, with a body limit of their own (`max_upload_bytes` plus framing) in place of
 /// the gateway's JSON body limit.
@@ -65,22 +64,11 @@ pub(crate) async fn upload(
         let claimed_mime = field.content_type().map(str::to_owned);
         let data = (&mut field).map_err(|error| BlobError::Aborted(error.body_text())).boxed();
         let result = state.services.files.upload(&me.user_id, Upload { name, claimed_mime, data }).await;
-        return match result {
-            Ok(file) => Ok((StatusCode::CREATED, axum::Json(wire::file_view(&file)))),
-            Err(error) => {
-                if matches!(error, DomainError::TooLarge { .. }) {
-                    drain(&mut field).await;
-                }
-                Err(error.into())
-            }
-        };
+        // What is left of a refused upload is read by the gateway's `drain` middleware, so the
+        // client gets the 413 instead of a reset connection while it is still sending.
+        let file = result?;
+        return Ok((StatusCode::CREATED, axum::Json(wire::file_view(&file))));
     }
-}
-
-/// Reads what is left of a refused upload (bounded by the route's body limit), so the client
-/// gets the 413 instead of a reset connection while it is still sending.
-async fn drain(field: &mut Field<'_>) {
-    while let Ok(Some(_)) = field.chunk().await {}
 }
 
 fn multipart_error(error: MultipartError) -> ApiError {
