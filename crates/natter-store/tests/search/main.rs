@@ -28,3 +28,4 @@ mod postgres {
 }
 
 mod log_scan;
+mod indexer;

@@ -14,6 +14,7 @@ mod friends;
 mod messages;
 mod robustness;
 mod search;
+mod search_catch_up;
 mod search_reindex;
 mod speech;
 mod sync;
