@@ -26,8 +26,8 @@ use natter_core::search::{SearchDocument, SearchHit, SearchIndex, SearchOrder, S
 use natter_core::store::{StoreError, StoreResult};
 use parking_lot::Mutex;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
-use tantivy::query::TermQuery;
 use tantivy::directory::MmapDirectory;
+use tantivy::query::TermQuery;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
     Value,

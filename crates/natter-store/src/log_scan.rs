@@ -23,8 +23,7 @@ static NEXT_PAGE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 // `id > ''` for the first page keeps one statement (and one plan) for both.
-const HEADS: &str =
-    "SELECT id, last_seq FROM conversations WHERE id > $1 AND last_seq > 0 ORDER BY id LIMIT $2";
+const HEADS: &str = "SELECT id, last_seq FROM conversations WHERE id > $1 AND last_seq > 0 ORDER BY id LIMIT $2";
 const MEMBERSHIPS: &str = "SELECT m.conversation_id, m.joined_seq FROM members m \
      JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 AND c.dissolved = 0";
 

@@ -185,7 +185,12 @@ impl SearchIndex for PgSearchIndex {
         // In id order (the BTreeMap's), like upserts: no deadlocks between processes.
         let (conversations, seqs): (Vec<String>, Vec<Seq>) = last.into_iter().map(|(c, s)| (c.0, s)).unzip();
         for (conversations, seqs) in conversations.chunks(2_000).zip(seqs.chunks(2_000)) {
-            sqlx::query(SET_CHECKPOINTS).bind(conversations.to_vec()).bind(seqs.to_vec()).execute(&self.pool).await.map_err(backend)?;
+            sqlx::query(SET_CHECKPOINTS)
+                .bind(conversations.to_vec())
+                .bind(seqs.to_vec())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
         }
         Ok(())
     }

@@ -195,9 +195,10 @@ impl Indexer {
             self.index.flush().await
         }
         .await;
-        match result {
-            Ok(()) => self.committed.extend(moved),
-            Err(_) => self.applied = self.committed.clone(),
+        if result.is_ok() {
+            self.committed.extend(moved);
+        } else {
+            self.applied = self.committed.clone();
         }
         result
     }

@@ -27,5 +27,5 @@ mod postgres {
     natter_core::search_conformance!(super::open_pg);
 }
 
-mod log_scan;
 mod indexer;
+mod log_scan;
