@@ -297,6 +297,13 @@ pub trait Store: Send + Sync + 'static {
     async fn entries_page(&self, after: Option<(&ConversationId, Seq)>, limit: u32) -> StoreResult<Vec<Message>>;
     /// How many log entries exist, in every conversation.
     async fn entry_count(&self) -> StoreResult<u64>;
+    /// Every conversation with at least one entry and its `last_seq`, in id order, starting just
+    /// after `after`, at most `limit` (the search indexer compares them with its checkpoints).
+    async fn conversation_heads(
+        &self,
+        after: Option<&ConversationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ConversationId, Seq)>>;
 }
 
 /// Convenience for building entries: a message of `kind` with every optional part empty.

@@ -6,6 +6,13 @@
 //! positions, so a CJK term is the phrase of its bigrams. The text is indexed, not stored: hits
 //! are read back from the message store. Writes go to one `IndexWriter`; `flush` commits and
 //! reloads the reader.
+//!
+//! Checkpoints (how far each conversation's log is indexed) are documents of the same index, so
+//! that they are committed atomically with the documents they cover: `id` = `@checkpoint:` +
+//! conversation id, `conversation` = [`CHECKPOINTS`], `seq`. No search scope names that
+//! conversation, so they never match; `count` leaves them out. (Tantivy's commit payload would
+//! also be atomic, but it is one string rewritten whole at every commit: too big with many
+//! conversations.)
 
 mod query;
 pub mod tokenizer;
@@ -14,12 +21,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use natter_core::ids::{ConversationId, MessageId};
+use natter_core::ids::{ConversationId, MessageId, Seq};
 use natter_core::search::{SearchDocument, SearchHit, SearchIndex, SearchOrder, SearchPage, SearchRequest};
 use natter_core::store::{StoreError, StoreResult};
 use parking_lot::Mutex;
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
+use tantivy::query::TermQuery;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing, TextOptions,
     Value,
@@ -27,6 +35,9 @@ use tantivy::schema::{
 use tantivy::{DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyError, Term, doc};
 
 use crate::tokenizer::{NatterTokenizer, TOKENIZER};
+
+/// The `conversation` of checkpoint documents: no conversation id looks like it.
+pub const CHECKPOINTS: &str = "@checkpoint";
 
 /// Memory the writer may buffer before it writes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -111,6 +122,14 @@ fn id_term(fields: &Fields, id: &MessageId) -> Term {
     Term::from_field_text(fields.id, id.as_str())
 }
 
+fn checkpoint_id(conversation: &ConversationId) -> String {
+    format!("{CHECKPOINTS}:{}", conversation.as_str())
+}
+
+fn checkpoint_query(fields: &Fields) -> TermQuery {
+    TermQuery::new(Term::from_field_text(fields.conversation, CHECKPOINTS), IndexRecordOption::Basic)
+}
+
 fn hit(searcher: &Searcher, fields: &Fields, address: DocAddress, score: f32) -> StoreResult<SearchHit> {
     let document: TantivyDocument = searcher.doc(address).map_err(backend)?;
     let text = |field| document.get_first(field).and_then(|v| v.as_str()).map(str::to_owned);
@@ -172,8 +191,50 @@ impl SearchIndex for TantivyIndex {
         self.blocking(|inner| inner.writer.lock().delete_all_documents().map(drop).map_err(backend)).await
     }
 
+    async fn set_checkpoints(&self, checkpoints: Vec<(ConversationId, Seq)>) -> StoreResult<()> {
+        // One writer (one process, one indexer) moves them, and only forward: a plain replace.
+        self.blocking(move |inner| {
+            let f = inner.fields;
+            let writer = inner.writer.lock();
+            for (conversation, seq) in checkpoints {
+                let id = checkpoint_id(&conversation);
+                writer.delete_term(Term::from_field_text(f.id, &id));
+                writer.add_document(doc!(f.id => id, f.conversation => CHECKPOINTS, f.seq => seq)).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        self.blocking(|inner| {
+            let f = inner.fields;
+            let searcher = inner.reader.searcher();
+            let addresses = searcher.search(&checkpoint_query(&f), &DocSetCollector).map_err(backend)?;
+            let prefix = format!("{CHECKPOINTS}:");
+            addresses
+                .into_iter()
+                .map(|address| {
+                    let document: TantivyDocument = searcher.doc(address).map_err(backend)?;
+                    let id = document.get_first(f.id).and_then(|v| v.as_str()).and_then(|id| id.strip_prefix(&prefix));
+                    let seq = document.get_first(f.seq).and_then(|v| v.as_i64());
+                    match (id, seq) {
+                        (Some(id), Some(seq)) => Ok((ConversationId(id.to_owned()), seq)),
+                        _ => Err(backend("a checkpoint document lacks a stored field")),
+                    }
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn count(&self) -> StoreResult<u64> {
-        Ok(self.inner.reader.searcher().num_docs())
+        self.blocking(|inner| {
+            let searcher = inner.reader.searcher();
+            let checkpoints = searcher.search(&checkpoint_query(&inner.fields), &Count).map_err(backend)?;
+            Ok(searcher.num_docs().saturating_sub(checkpoints as u64))
+        })
+        .await
     }
 
     async fn search(&self, request: &SearchRequest) -> StoreResult<SearchPage> {

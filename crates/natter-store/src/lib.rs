@@ -299,4 +299,11 @@ impl Store for SqlStore {
     async fn entry_count(&self) -> StoreResult<u64> {
         log_scan::entry_count(&self.db).await
     }
+    async fn conversation_heads(
+        &self,
+        after: Option<&ConversationId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        log_scan::conversation_heads(&self.db, after, limit).await
+    }
 }

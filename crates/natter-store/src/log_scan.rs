@@ -1,5 +1,6 @@
 //! Reads that search needs: a caller's memberships (the scopes of a search) and a scan of the
-//! whole message log in a stable order (rebuilding the index).
+//! whole message log in a stable order (rebuilding the index), and each conversation's last seq
+//! (the indexer's catch-up).
 
 use std::sync::LazyLock;
 
@@ -21,6 +22,8 @@ static NEXT_PAGE: LazyLock<String> = LazyLock::new(|| {
         select_list("m", "", MESSAGE)
     )
 });
+// `id > ''` for the first page keeps one statement (and one plan) for both.
+const HEADS: &str = "SELECT id, last_seq FROM conversations WHERE id > $1 AND last_seq > 0 ORDER BY id LIMIT $2";
 const MEMBERSHIPS: &str = "SELECT m.conversation_id, m.joined_seq FROM members m \
      JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 AND c.dissolved = 0";
 
@@ -54,4 +57,24 @@ pub(crate) async fn entry_count(db: &Db) -> StoreResult<u64> {
     let row = sqlx::query("SELECT COUNT(*) FROM messages").fetch_one(&db.read).await.map_err(backend)?;
     let count: i64 = row.try_get(0).map_err(backend)?;
     Ok(u64::try_from(count).unwrap_or(0))
+}
+
+pub(crate) async fn conversation_heads(
+    db: &Db,
+    after: Option<&ConversationId>,
+    limit: u32,
+) -> StoreResult<Vec<(ConversationId, Seq)>> {
+    let rows = sqlx::query(HEADS)
+        .bind(after.map_or("", ConversationId::as_str).to_owned())
+        .bind(i64::from(limit))
+        .fetch_all(&db.read)
+        .await
+        .map_err(backend)?;
+    rows.iter()
+        .map(|row| {
+            let conversation: String = row.try_get(0).map_err(backend)?;
+            let last_seq: i64 = row.try_get(1).map_err(backend)?;
+            Ok((ConversationId(conversation), last_seq))
+        })
+        .collect()
 }

@@ -6,12 +6,13 @@
 //! and tsquery are written as literals (no text search configuration re-tokenizes them). A word
 //! term is one lexeme (the indexed prefixes make it a prefix match); a CJK term is the phrase
 //! (`<->`) of its bigrams, so it matches exactly the texts containing it. Relevance is
-//! `ts_rank`. Uses a typed PostgreSQL pool (arrays for batches and scopes), not the `Any` pool.
+//! `ts_rank`. Checkpoints (how far each conversation's log is indexed) are rows of
+//! `search_checkpoints` (migration 0005), moved only forward. Uses a typed PostgreSQL pool (arrays for batches and scopes), not the `Any` pool.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use natter_core::ids::{ConversationId, MessageId};
+use natter_core::ids::{ConversationId, MessageId, Seq};
 use natter_core::search::tokens::index_tokens;
 use natter_core::search::{
     ParsedQuery, QueryTerm, SearchDocument, SearchHit, SearchIndex, SearchOrder, SearchPage, SearchRequest,
@@ -35,6 +36,9 @@ const UPSERT: &str = "INSERT INTO search_documents (message_id, conversation_id,
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[]::tsvector[]) \
      ON CONFLICT (message_id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id, seq = EXCLUDED.seq, \
      sender_id = EXCLUDED.sender_id, created_at = EXCLUDED.created_at, tokens = EXCLUDED.tokens";
+const SET_CHECKPOINTS: &str = "INSERT INTO search_checkpoints (conversation_id, seq) \
+     SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+     ON CONFLICT (conversation_id) DO UPDATE SET seq = GREATEST(search_checkpoints.seq, EXCLUDED.seq)";
 const SEARCH: &str = "SELECT d.message_id, d.conversation_id, d.seq, ts_rank(d.tokens, q.query)::float4 AS score \
      FROM search_documents d \
      JOIN UNNEST($2::text[], $3::bigint[]) AS s(conversation_id, min_seq) \
@@ -168,8 +172,37 @@ impl SearchIndex for PgSearchIndex {
     }
 
     async fn clear(&self) -> StoreResult<()> {
-        sqlx::query("TRUNCATE search_documents").execute(&self.pool).await.map_err(backend)?;
+        sqlx::query("TRUNCATE search_documents, search_checkpoints").execute(&self.pool).await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn set_checkpoints(&self, checkpoints: Vec<(ConversationId, Seq)>) -> StoreResult<()> {
+        let mut last: BTreeMap<ConversationId, Seq> = BTreeMap::new();
+        for (conversation, seq) in checkpoints {
+            let slot = last.entry(conversation).or_insert(seq);
+            *slot = (*slot).max(seq);
+        }
+        // In id order (the BTreeMap's), like upserts: no deadlocks between processes.
+        let (conversations, seqs): (Vec<String>, Vec<Seq>) = last.into_iter().map(|(c, s)| (c.0, s)).unzip();
+        for (conversations, seqs) in conversations.chunks(2_000).zip(seqs.chunks(2_000)) {
+            sqlx::query(SET_CHECKPOINTS)
+                .bind(conversations.to_vec())
+                .bind(seqs.to_vec())
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> StoreResult<Vec<(ConversationId, Seq)>> {
+        let rows = sqlx::query("SELECT conversation_id, seq FROM search_checkpoints")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| Ok((ConversationId(row.try_get(0).map_err(backend)?), row.try_get(1).map_err(backend)?)))
+            .collect()
     }
 
     async fn count(&self) -> StoreResult<u64> {

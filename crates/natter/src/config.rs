@@ -217,11 +217,14 @@ pub struct SearchConfig {
     pub path: PathBuf,
     /// Database of the `postgres` index. Empty: `database.url` (which must then be PostgreSQL).
     pub postgres_url: String,
+    /// The indexer makes its changes durable and searchable at most this often (0: after every
+    /// batch of events). Whatever was not committed at a crash is caught up from the log.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { backend: "embedded".into(), path: PathBuf::new(), postgres_url: String::new() }
+        Self { backend: "embedded".into(), path: PathBuf::new(), postgres_url: String::new(), commit_interval_ms: 0 }
     }
 }
 
@@ -399,6 +402,9 @@ backend = "embedded"
 path = ""
 # Database of the postgres index. Empty: database.url (which must then be postgres://…).
 postgres_url = ""
+# Commit indexing at most this often, in milliseconds (0: after every batch). After a crash the
+# index catches up from the message log past its last commit.
+commit_interval_ms = 0
 [speech]
 # "auto" (whisper if the model below is in <data_dir>/models, else none), "none", "whisper"
 # (embedded CTranslate2) or "openai" (an OpenAI-compatible /v1/audio/transcriptions server).

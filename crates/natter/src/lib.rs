@@ -91,7 +91,7 @@ impl Application {
         // Subscribe before serving so that no event published after start-up is missed.
         let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
         tokio::spawn(state.hub.clone().run_dispatcher(events));
-        search::start_indexer(store, search_index, &bus).await?;
+        search::start_indexer(store, search_index, &bus, &config.search).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;

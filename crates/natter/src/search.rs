@@ -1,5 +1,6 @@
 //! Composition of message search: which index adapter the configuration names, the background
-//! indexer that follows the bus, and `natter search reindex`.
+//! indexer (follows the bus, catches up from the log past the index's checkpoints), and `natter
+//! search reindex`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use natter_core::store::Store;
 use natter_search::TantivyIndex;
 use natter_store::search::PgSearchIndex;
 
-use crate::config::Config;
+use crate::config::{Config, SearchConfig};
 
 /// Opens the index named by `[search]`. `threads`: indexing threads of the embedded index.
 pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<dyn SearchIndex>> {
@@ -38,14 +39,17 @@ pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<d
     })
 }
 
-/// Starts the indexer: subscribed before this returns, so no entry committed later is missed.
+/// Starts the indexer: subscribed before this returns, so no entry committed later is missed;
+/// what was committed before (and never indexed) it catches up from the log in the background.
 pub async fn start_indexer(
     store: Arc<dyn Store>,
     index: Arc<dyn SearchIndex>,
     bus: &Arc<dyn Bus>,
+    config: &SearchConfig,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let events = bus.subscribe().await.context("the search indexer cannot subscribe to the bus")?;
-    Ok(tokio::spawn(Indexer::new(store, index).run(events)))
+    let commit_interval = Duration::from_millis(config.commit_interval_ms);
+    Ok(tokio::spawn(Indexer::new(store, index, commit_interval).run(events)))
 }
 
 /// `natter search reindex`: rebuilds the index from the message log with a progress bar.

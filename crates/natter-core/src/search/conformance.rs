@@ -18,7 +18,7 @@ macro_rules! search_conformance {
             cjk_any_substring_of_two_or_more, latin_words_prefixes_and_case, mixed_terms_all_must_match,
             upsert_replaces_by_message_id, remove_deletes, scopes_and_min_seq_filter, newest_order_and_paging,
             relevance_order_ranks_better_matches_first, created_until_bounds_results, clear_empties_the_index,
-            long_and_odd_texts);
+            long_and_odd_texts, checkpoints_are_kept_apart_from_documents);
     };
     (@cases $open:path; $($case:ident),+) => {
         $(
@@ -242,4 +242,30 @@ pub async fn long_and_odd_texts(index: &dyn SearchIndex) {
     assert_eq!(found(index, "w2999").await, ["c-2"]);
     assert_eq!(found(index, "slash").await, ["c-3"]);
     assert_eq!(found(index, "quote's").await, ["c-3"]);
+}
+
+async fn sorted_checkpoints(index: &dyn SearchIndex) -> Vec<(String, i64)> {
+    let mut checkpoints: Vec<(String, i64)> =
+        index.checkpoints().await.expect("checkpoints").into_iter().map(|(c, seq)| (c.0, seq)).collect();
+    checkpoints.sort();
+    checkpoints
+}
+
+pub async fn checkpoints_are_kept_apart_from_documents(index: &dyn SearchIndex) {
+    assert!(sorted_checkpoints(index).await.is_empty());
+    index.upsert(vec![document("c", 1, "one"), document("c", 2, "two")]).await.expect("upsert");
+    let checkpoints = vec![(ConversationId("c".into()), 2), (ConversationId("d".into()), 7)];
+    index.set_checkpoints(checkpoints).await.expect("set checkpoints");
+    index.flush().await.expect("flush");
+    assert_eq!(sorted_checkpoints(index).await, [("c".to_owned(), 2), ("d".to_owned(), 7)]);
+    assert_eq!(index.count().await.expect("count"), 2, "checkpoints are not documents");
+    assert_eq!(found(index, "one").await, ["c-1"]);
+
+    index.set_checkpoints(vec![(ConversationId("c".into()), 5)]).await.expect("move a checkpoint");
+    index.flush().await.expect("flush");
+    assert_eq!(sorted_checkpoints(index).await, [("c".to_owned(), 5), ("d".to_owned(), 7)]);
+
+    index.clear().await.expect("clear");
+    index.flush().await.expect("flush");
+    assert!(sorted_checkpoints(index).await.is_empty(), "a rebuild starts without checkpoints");
 }

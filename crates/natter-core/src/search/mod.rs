@@ -3,14 +3,17 @@
 //! The index holds one document per message that has text (a `text` entry, or a caption), keyed
 //! by message id: upserting a message again replaces its document, so indexing is idempotent and
 //! may run in every process of a cluster. Storage stays the source of truth: the index is fed
-//! after commit ([`indexer`]), can be rebuilt from the log at any time ([`reindex`]), and every hit
-//! is read back from the store before it is shown (a recalled or edited message shows its current
-//! state, whatever the index still says).
+//! after commit ([`indexer`]), records with each commit how far it has indexed each
+//! conversation's log (checkpoints), catches up from the log from there ([`catch_up`]), can be
+//! rebuilt from the log at any time ([`reindex`]), and every hit is read back from the store before
+//! it is shown (a recalled or edited message shows its current state, whatever the index still
+//! says).
 //!
 //! Tokenization ([`tokens`]) and highlighting ([`snippet`]) live here, shared by every adapter, so
 //! that they all find the same messages: CJK by any substring of two or more characters, other
 //! scripts by words and word prefixes, case-insensitively.
 
+pub mod catch_up;
 pub mod indexer;
 pub mod reindex;
 pub mod snippet;
@@ -116,8 +119,15 @@ pub trait SearchIndex: Send + Sync + 'static {
     async fn remove(&self, messages: Vec<MessageId>) -> StoreResult<()>;
     /// Makes every upsert and removal so far durable and visible to searches.
     async fn flush(&self) -> StoreResult<()>;
-    /// Removes every document (before a rebuild).
+    /// Removes every document and every checkpoint (before a rebuild).
     async fn clear(&self) -> StoreResult<()>;
+    /// Records, per conversation, that every log entry up to this `seq` is in the index. Durable
+    /// with the next `flush` at the latest, and never before the changes that preceded this call
+    /// (embedded: part of the same commit; PostgreSQL: written after them). Where several
+    /// processes share the index a checkpoint only moves forward (the greatest value wins).
+    async fn set_checkpoints(&self, checkpoints: Vec<(ConversationId, Seq)>) -> StoreResult<()>;
+    /// The checkpoints as of the last `flush`: where the indexer resumes after a restart.
+    async fn checkpoints(&self) -> StoreResult<Vec<(ConversationId, Seq)>>;
     /// How many documents are searchable.
     async fn count(&self) -> StoreResult<u64>;
     /// Documents matching every term of the query, inside the scopes, in the requested order.

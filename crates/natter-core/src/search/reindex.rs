@@ -1,8 +1,10 @@
 //! Rebuilding the index from the message log (`natter search reindex`).
 //!
 //! Clears the index, then pages through every log entry in `(conversation_id, seq)` order and
-//! upserts the current state of each message that has text. Searches during a rebuild see a
-//! partial index; run it when the index is lost, suspect, or after the bus lost events.
+//! upserts the current state of each message that has text, with a checkpoint for each
+//! conversation read (so a server started afterwards catches up only what came later). Searches
+//! during a rebuild see a partial index. The indexer repairs lost events and a lost index by
+//! itself (see `catch_up`); run this when the index is suspect, or to rebuild it offline.
 
 use super::{SearchDocument, SearchIndex};
 use crate::ids::{ConversationId, Seq};
@@ -44,6 +46,16 @@ pub async fn reindex(
         if !documents.is_empty() {
             index.upsert(documents).await?;
         }
+        // Pages are in (conversation, seq) order: every entry of a conversation up to the last one
+        // of it in this page has been read.
+        let mut checkpoints: Vec<(ConversationId, Seq)> = Vec::new();
+        for entry in &page {
+            match checkpoints.last_mut() {
+                Some((conversation, seq)) if *conversation == entry.conversation_id => *seq = entry.seq,
+                _ => checkpoints.push((entry.conversation_id.clone(), entry.seq)),
+            }
+        }
+        index.set_checkpoints(checkpoints).await?;
         if unflushed >= FLUSH_EVERY {
             index.flush().await?;
             unflushed = 0;

@@ -1,4 +1,5 @@
-//! `entries_page`, `entry_count` and `memberships_of`: what search reads from the store.
+//! `entries_page`, `entry_count`, `conversation_heads` and `memberships_of`: what search reads
+//! from the store.
 
 use natter_core::model::MessageKind;
 use natter_core::store::{Effect, Store};
@@ -35,6 +36,21 @@ async fn scan_pages_every_entry_in_order(db: &TestDb) {
     }
     expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     assert_eq!(scanned, expected);
+
+    // Each conversation's last seq, in id order, paged.
+    let mut heads = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.conversation_heads(after.as_ref(), 1).await.expect("heads");
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        heads.extend(page);
+    }
+    let mut wanted = vec![(first.id.clone(), 5), (second.id.clone(), 4)];
+    wanted.sort();
+    assert_eq!(heads, wanted);
+    let everything = store.conversation_heads(None, 100).await.expect("heads");
+    assert_eq!(everything, wanted);
 
     let mut memberships = store.memberships_of(&bob.id).await.expect("memberships");
     memberships.sort();

@@ -27,4 +27,5 @@ mod postgres {
     natter_core::search_conformance!(super::open_pg);
 }
 
+mod indexer;
 mod log_scan;

@@ -18,6 +18,7 @@ mod messages;
 mod openapi;
 mod robustness;
 mod search;
+mod search_catch_up;
 mod search_reindex;
 mod sessions_live;
 mod speech;
