@@ -9,8 +9,10 @@ mod common;
 
 mod auth;
 mod conversations;
+mod data_dir;
 mod files;
 mod friends;
+mod media_safety;
 mod messages;
 mod robustness;
 mod search;
