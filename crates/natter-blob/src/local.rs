@@ -1,5 +1,6 @@
 //! Blobs as files under a root directory: `<root>/<key>`. Writes go to `<root>/.tmp/` and are
-//! renamed into place after an fsync, so a blob appears whole or not at all.
+//! renamed into place after an fsync, so a blob appears whole or not at all. Uploads are private
+//! messages' attachments: directories are created 0700 and files 0600, whatever the umask.
 
 use std::io::SeekFrom;
 use std::ops::Range;
@@ -24,7 +25,7 @@ impl LocalBlobs {
     /// Blobs under `root` (created when missing).
     pub async fn open(root: impl Into<PathBuf>) -> BlobResult<Self> {
         let root = root.into();
-        fs::create_dir_all(root.join(".tmp")).await.map_err(|e| io_error(&root, e))?;
+        create_private_dir(&root.join(".tmp")).await.map_err(|e| io_error(&root, e))?;
         Ok(Self { root })
     }
 
@@ -47,7 +48,11 @@ impl BlobStore for LocalBlobs {
     async fn put(&self, key: &str, mut data: ByteStream<'_>) -> BlobResult<u64> {
         let path = self.path(key)?;
         let temp = self.root.join(".tmp").join(uuid::Uuid::new_v4().simple().to_string());
-        let mut file = fs::File::create(&temp).await.map_err(|e| io_error(&temp, e))?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&temp).await.map_err(|e| io_error(&temp, e))?;
         let written: BlobResult<u64> = async {
             let mut written = 0u64;
             while let Some(chunk) = data.next().await {
@@ -103,10 +108,44 @@ impl BlobStore for LocalBlobs {
     }
 }
 
+/// `mkdir -p -m 0700`.
+async fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
 /// Renames the finished temporary file to `path`, creating its directory.
 async fn place(temp: &Path, path: &Path) -> BlobResult<()> {
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).await.map_err(|e| io_error(parent, e))?;
+        create_private_dir(parent).await.map_err(|e| io_error(parent, e))?;
     }
     fs::rename(temp, path).await.map_err(|e| io_error(path, e))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).expect("exists").permissions().mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn blobs_and_their_directories_are_private() {
+        let root = std::env::temp_dir().join(format!("natter-blob-modes-{}", uuid::Uuid::new_v4().simple()));
+        let blobs = LocalBlobs::open(root.join("files")).await.expect("open");
+        let data: ByteStream<'static> =
+            Box::pin(futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"secret"))]));
+        blobs.put("files/abc", data).await.expect("put");
+        for dir in [root.join("files"), root.join("files/.tmp"), root.join("files/files")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert_eq!(mode(&root.join("files/files/abc")), 0o600);
+        std::fs::remove_dir_all(&root).expect("clean up");
+    }
 }

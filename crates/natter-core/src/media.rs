@@ -3,8 +3,9 @@
 //! it on a blocking thread.
 //!
 //! Seam for more audio formats: [`MediaInspector::audio_duration_ms`] gets the sniffed MIME
-//! type and the whole file; an adapter answers `None` for formats it cannot read (natter-media
-//! reads WAV; Ogg/Opus and WebM/Opus are added there, next to the WAV reader).
+//! type and the whole file; an adapter answers `None` for formats it cannot read and for files
+//! it finds corrupt (natter-media reads WAV and Ogg/Opus; the binary adds natter-speech's
+//! decoder for WebM/Opus). A voice message needs a duration, so `None` also means "not voice".
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {

@@ -91,7 +91,12 @@ impl TantivyIndex {
     /// for live indexing; a rebuild or benchmark may use more). Fails if another process holds
     /// the index (e.g. `natter search reindex` while the server runs).
     pub fn open(dir: &Path, threads: usize) -> StoreResult<TantivyIndex> {
-        std::fs::create_dir_all(dir).map_err(|error| backend(format!("cannot create {}: {error}", dir.display())))?;
+        // The index holds message text: readable by natter's user only (0700), whatever the umask.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|error| backend(format!("cannot create {}: {error}", dir.display())))?;
         let (schema, fields) = schema();
         let directory = MmapDirectory::open(dir).map_err(backend)?;
         let index = Index::open_or_create(directory, schema).map_err(backend)?;

@@ -3,6 +3,7 @@
 //! source, statically) for Opus packets. Output is 16 kHz mono `f32`, resampled with rubato.
 
 use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use natter_core::speech::{AudioDecoder, SAMPLE_RATE, SpeechError};
 use rubato::{FftFixedIn, Resampler};
@@ -50,6 +51,20 @@ fn codecs() -> CodecRegistry {
 
 /// Decodes the first audio track, downmixed to mono, at its own sample rate.
 fn decode_mono(bytes: &[u8], max_ms: Option<u64>) -> Result<(Vec<f32>, u32), SpeechError> {
+    crate::wav::check_header(bytes).map_err(unsupported)?;
+    guarded_decode(bytes, max_ms)
+}
+
+/// [`symphonia_decode`], a panic in it an error.
+fn guarded_decode(bytes: &[u8], max_ms: Option<u64>) -> Result<(Vec<f32>, u32), SpeechError> {
+    // symphonia's demuxers and codecs parse untrusted bytes and some panic on absurd headers
+    // (a zero sample rate in a WAV is `TimeBase::new(1, 0)`): a panic there means "not audio
+    // we can read", and must not reach the upload or transcription request as a 500.
+    catch_unwind(AssertUnwindSafe(|| symphonia_decode(bytes, max_ms)))
+        .unwrap_or_else(|_| Err(unsupported("the audio decoder panicked on this file")))
+}
+
+fn symphonia_decode(bytes: &[u8], max_ms: Option<u64>) -> Result<(Vec<f32>, u32), SpeechError> {
     let source = MediaSourceStream::new(Box::new(Cursor::new(bytes.to_vec())), Default::default());
     let probed = symphonia::default::get_probe()
         .format(&Hint::new(), source, &FormatOptions::default(), &MetadataOptions::default())
@@ -167,6 +182,28 @@ mod tests {
     fn caps_the_length() {
         let bytes = wav(16_000, &vec![0i16; 32_000]);
         assert_eq!(SymphoniaDecoder.decode(&bytes, 1000), Err(SpeechError::TooLong { max_ms: 1000 }));
+    }
+
+    #[test]
+    fn refuses_wav_headers_with_zero_fields_without_panicking() {
+        // Offsets in the `fmt ` chunk of [`wav`]'s output: channels, sample rate, bits.
+        for (at, value) in [(22, &[0u8, 0][..]), (24, &[0, 0, 0, 0][..]), (34, &[0, 0][..])] {
+            let mut bytes = wav(16_000, &[0i16; 1600]);
+            bytes[at..at + value.len()].copy_from_slice(value);
+            let decoded = SymphoniaDecoder.decode(&bytes, 1000);
+            assert!(matches!(decoded, Err(SpeechError::UnsupportedAudio(_))), "patch at {at}: {decoded:?}");
+            assert!(matches!(audio_duration_ms(&bytes), Err(SpeechError::UnsupportedAudio(_))), "patch at {at}");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_symphonia_is_unsupported_audio() {
+        // Past the header check, symphonia itself panics on a zero sample rate...
+        let mut bytes = wav(16_000, &[0i16; 1600]);
+        bytes[24..28].copy_from_slice(&[0; 4]);
+        assert!(catch_unwind(|| symphonia_decode(&bytes, None)).is_err(), "symphonia 0.5 panics here");
+        // ...which the guard turns into an error.
+        assert!(matches!(guarded_decode(&bytes, None), Err(SpeechError::UnsupportedAudio(_))));
     }
 
     #[test]

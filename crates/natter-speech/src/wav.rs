@@ -27,3 +27,33 @@ pub fn encode_i16(rate: u32, samples: &[i16]) -> Vec<u8> {
     }
     out
 }
+
+/// Checks the `fmt ` chunk of a RIFF/WAVE file before a decoder sees it: symphonia divides by
+/// (and panics on) a zero sample rate, and zero channels or sample width are no audio either.
+/// Anything that is not RIFF/WAVE passes (it is not this check's business).
+pub fn check_header(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let mut offset = 12usize;
+    while let Some(header) = bytes.get(offset..offset + 8) {
+        let size = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if &header[0..4] == b"fmt " {
+            let fmt = bytes.get(offset + 8..offset + 24).ok_or("WAV `fmt ` chunk too short")?;
+            let channels = u16::from_le_bytes([fmt[2], fmt[3]]);
+            let rate = u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]);
+            let bits = u16::from_le_bytes([fmt[14], fmt[15]]);
+            // Beyond these a header is not a recording.
+            if !(1..=64).contains(&channels) || !(1..=768_000).contains(&rate) || !(1..=64).contains(&bits) {
+                return Err(format!("WAV header with {channels} channels, {rate} Hz, {bits} bits per sample"));
+            }
+            return Ok(());
+        }
+        // Chunks are padded to an even size.
+        offset = match offset.checked_add(8 + size + size % 2) {
+            Some(next) => next,
+            None => break,
+        };
+    }
+    Err("WAV without a `fmt ` chunk".into())
+}

@@ -61,6 +61,7 @@ impl Db {
         let max_connections = max_connections.max(1);
         let db = match dialect_of(url)? {
             Dialect::Sqlite => {
+                create_private_db_file(url)?;
                 let url = sqlite_url(url);
                 // The writer connects first so the database is created and in WAL mode before
                 // any reader opens it.
@@ -115,6 +116,29 @@ fn dialect_of(url: &str) -> StoreResult<Dialect> {
         Ok(Dialect::Postgres)
     } else {
         Err(StoreError::Backend("database URL must start with sqlite: or postgres://".into()))
+    }
+}
+
+/// Creates a missing SQLite database file with mode 0600 before SQLite does (it would use 0644
+/// less the umask): it holds password hashes and every message. SQLite gives the `-wal` and
+/// `-shm` files the database file's mode. An existing file is left as it is.
+fn create_private_db_file(url: &str) -> StoreResult<()> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") || query.contains("mode=ro") {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        // A missing directory is SQLite's to report, as it always was.
+        Err(error) if matches!(error.kind(), std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotFound) => {
+            Ok(())
+        }
+        Err(error) => Err(StoreError::Backend(format!("cannot create the database file {path}: {error}"))),
     }
 }
 

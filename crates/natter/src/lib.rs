@@ -4,6 +4,7 @@
 //! bus, local/S3 blob store, the media inspector). It builds one [`Application`] and passes handles down; there is no global state.
 
 pub mod config;
+pub mod data_dir;
 pub mod search;
 mod secret;
 pub mod speech;
@@ -37,9 +38,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        tokio::fs::create_dir_all(&config.server.data_dir)
-            .await
-            .with_context(|| format!("cannot create data dir {}", config.server.data_dir.display()))?;
+        data_dir::prepare(&config.server.data_dir)?;
         let store = SqlStore::connect(&config.database_url(), config.database.max_connections)
             .await
             .context("cannot open the database")?;
@@ -67,10 +66,9 @@ impl Application {
         };
         let file_ports = FilePorts {
             blobs: open_blobs(&config).await?,
-            media: Arc::new(speech::MediaWithAudio(natter_media::Media {
-                max_pixels: config.files.max_image_pixels,
-                ..Default::default()
-            })),
+            media: Arc::new(speech::MediaWithAudio(natter_media::Media::with_max_pixels(
+                config.files.max_image_pixels,
+            ))),
             limits: FileLimits {
                 max_upload_bytes: config.files.max_upload_bytes,
                 quota_bytes: config.files.quota_bytes,

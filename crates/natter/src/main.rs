@@ -151,7 +151,7 @@ async fn main() -> anyhow::Result<()> {
                 format!("unknown model `{name}` (known: {})", names.join(", "))
             })?;
             let dest = dest.unwrap_or_else(|| natter::speech::models_dir(&config.server.data_dir).join(spec.name));
-            std::fs::create_dir_all(dest.parent().unwrap_or(&dest))?;
+            natter::data_dir::create_private_dir(dest.parent().unwrap_or(&dest))?;
             natter_speech::models::fetch(spec, &index, &dest, |step| println!("{step}")).await?;
             Ok(())
         }
@@ -168,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let config = load(&args)?;
             init_logging(&config);
-            std::fs::create_dir_all(&config.server.data_dir)?;
+            natter::data_dir::prepare(&config.server.data_dir)?;
             natter_store::SqlStore::connect(&config.database_url(), 1).await.context("migration failed")?;
             println!("database schema is up to date");
             Ok(())
@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
 async fn search_reindex(args: &ConfigArgs) -> anyhow::Result<()> {
     let config = load(args)?;
     init_logging(&config);
-    std::fs::create_dir_all(&config.server.data_dir)?;
+    natter::data_dir::prepare(&config.server.data_dir)?;
     natter::search::reindex_command(&config).await.map(drop)
 }
 

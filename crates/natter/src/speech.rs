@@ -123,7 +123,9 @@ pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechSer
 }
 
 /// natter-media's inspector with natter-speech's decoder for the audio formats natter-media
-/// does not read itself (Ogg/Opus, WebM/Opus, ...), so every voice message gets a duration.
+/// does not read itself (WebM/Opus, Ogg/Vorbis, FLAC ...), so every voice message gets a
+/// duration. A file natter-media reads and finds invalid (a WAV with a zero sample rate, an Ogg
+/// cut off mid-page) is not handed on: it has no duration, so it cannot be sent as voice.
 pub struct MediaWithAudio(pub natter_media::Media);
 
 impl natter_core::media::MediaInspector for MediaWithAudio {
@@ -132,6 +134,10 @@ impl natter_core::media::MediaInspector for MediaWithAudio {
     }
 
     fn audio_duration_ms(&self, mime: &str, bytes: &[u8]) -> Option<u64> {
-        self.0.audio_duration_ms(mime, bytes).or_else(|| natter_speech::audio_duration_ms(bytes).ok())
+        match natter_media::audio::probe_duration_ms(mime, bytes) {
+            Ok(ms) => Some(ms),
+            Err(natter_media::audio::AudioError::Invalid(_)) => None,
+            Err(natter_media::audio::AudioError::NotRead) => natter_speech::audio_duration_ms(bytes).ok(),
+        }
     }
 }

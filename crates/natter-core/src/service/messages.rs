@@ -371,7 +371,7 @@ impl MessageService {
 /// `voice` message audio; a `file` may be anything.
 fn check_file_kind(kind: MessageKind, file: FileRecord) -> DomainResult<FileRecord> {
     let fits = match kind {
-        MessageKind::Image => file.mime.starts_with("image/") && file.width.is_some(),
+        MessageKind::Image => file.mime.starts_with("image/"),
         MessageKind::Voice => file.mime.starts_with("audio/"),
         _ => true,
     };
@@ -379,6 +379,24 @@ fn check_file_kind(kind: MessageKind, file: FileRecord) -> DomainResult<FileReco
         return Err(DomainError::invalid(
             "file_kind_mismatch",
             format!("a {} message cannot carry a file of type {}", kind.as_str(), file.mime),
+        ));
+    }
+    // The upload measured what it could decode: an image without a size, or audio without a
+    // duration, is corrupt, truncated or beyond the server's limits, and stays a plain file.
+    if kind == MessageKind::Image && file.width.is_none() {
+        return Err(DomainError::invalid(
+            "file_kind_mismatch",
+            format!("this {} could not be decoded as an image (corrupt, or beyond the size limits)", file.mime),
+        ));
+    }
+    if kind == MessageKind::Voice && file.duration_ms.is_none() {
+        return Err(DomainError::invalid(
+            "unsupported_audio",
+            format!(
+                "this {} could not be read as audio (WAV, Ogg/Opus or WebM/Opus; corrupt, cut off, or too large to \
+                 inspect)",
+                file.mime
+            ),
         ));
     }
     Ok(file)

@@ -79,11 +79,15 @@ impl Readable {
 pub struct FileService {
     deps: Deps,
     ports: FilePorts,
+    /// One inspection at a time for the whole server: decoding an image may take a few hundred
+    /// MB (bounded by the media adapter per image), and uploads arriving together must not
+    /// multiply that. Held from reading the file's bytes until the adapter is done with them.
+    inspecting: Arc<tokio::sync::Semaphore>,
 }
 
 impl FileService {
     pub fn new(deps: Deps, ports: FilePorts) -> Self {
-        Self { deps, ports }
+        Self { deps, ports, inspecting: Arc::new(tokio::sync::Semaphore::new(1)) }
     }
 
     pub fn limits(&self) -> &FileLimits {
@@ -195,6 +199,8 @@ impl FileService {
         {
             return Ok(());
         }
+        // The semaphore is never closed, so acquiring only fails if it were; then go unbounded.
+        let _turn = self.inspecting.acquire().await.ok();
         let bytes = self.blob_bytes(&record.blob_key).await?;
         let media = self.ports.media.clone();
         let mime = record.mime.clone();
@@ -206,7 +212,12 @@ impl FileService {
             }
         })
         .await
-        .map_err(|error| BlobError::Backend(format!("media inspection failed: {error}")))?;
+        // A panic in a decoder (the adapters catch their own; this is the last line) leaves the
+        // file unmeasured, like any file the adapter cannot read, rather than failing the upload.
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, mime = %record.mime, "media inspection failed; the file is stored unmeasured");
+            (None, None)
+        });
         match inspected {
             (Some(image), _) => {
                 let thumbnail = self.store_thumbnail(record, &image).await?;
