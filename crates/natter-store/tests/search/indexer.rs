@@ -26,6 +26,7 @@ fn bus_event(message: &Message) -> Event {
         recipients: vec![message.sender_id.clone()],
         frame: serde_json::to_vec(&frame).expect("encode a frame").into(),
         position: Some(wire::position(message)),
+        ends: None,
     }
 }
 
