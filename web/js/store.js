@@ -75,6 +75,9 @@ export class Store extends EventTarget {
       if (this.gone.has(c.id)) continue;
       seen.add(c.id);
       const old = this.conversations.get(c.id);
+      // An answer computed before entries that already reached me live (an edit of the last
+      // message, say) would put an older preview and count back: the live summary is newer.
+      if (old && (old.last_seq ?? 0) > (c.last_seq ?? 0)) continue;
       this.conversations.set(c.id, c);
       if (c.peer) this.rememberUser(c.peer);
       if (old && c.id === this.openId && this.visibleAndOpen(c.id)) c.unread_count = 0;
