@@ -58,14 +58,17 @@ pub fn speech_wav(dir: &Path, seconds: Option<f32>) -> PathBuf {
     let Some(seconds) = seconds else { return raw };
     let padded = dir.join("speech.wav");
     let length = format!("{seconds}");
-    run("sox", &[path(&raw), path(&padded), "pad", "0", &length, "trim", "0", &length]);
+    run("sox", &["-R", path(&raw), path(&padded), "pad", "0", &length, "trim", "0", &length]);
     padded
 }
 
 /// The WAV at 48 kHz stereo (sox), as a browser would capture it, encoded as Ogg/Opus (opusenc).
 pub fn speech_ogg_opus(dir: &Path, wav: &Path) -> PathBuf {
     let stereo = dir.join("speech-48k-stereo.wav");
-    run("sox", &[path(wav), "-r", "48000", "-c", "2", path(&stereo)]);
+    // `-D`: sox dithers with random noise when it resamples, so every run made a slightly
+    // different file and tiny.en heard the last words differently from run to run; undithered,
+    // the file (and the transcript) is the same every time.
+    run("sox", &["-D", path(wav), "-r", "48000", "-c", "2", path(&stereo)]);
     let ogg = dir.join("speech.ogg");
     run("opusenc", &["--quiet", "--bitrate", "32", path(&stereo), path(&ogg)]);
     ogg

@@ -61,7 +61,8 @@ fn synthesize(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let wav = dir.join("speech.wav");
     run("espeak-ng", &["-v", "en-us+m3", "-s", "140", "-g", "5", "-w", p(&wav), SENTENCE]);
     let wav48 = dir.join("speech48.wav");
-    run("sox", &[p(&wav), "-r", "48000", p(&wav48)]);
+    // `-D`: no random dither, so the file and its transcript are the same on every run.
+    run("sox", &["-D", p(&wav), "-r", "48000", p(&wav48)]);
     let ogg = dir.join("speech.ogg");
     run("opusenc", &["--quiet", p(&wav48), p(&ogg)]);
     (std::fs::read(&wav).expect("wav"), std::fs::read(&ogg).expect("ogg"))
