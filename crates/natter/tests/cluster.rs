@@ -29,12 +29,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
-    let Some(env) = ClusterEnv::from_env() else {
+    let Some((database, cluster)) = start_cluster().await else {
         return;
     };
-    let database = Database::create(&env.postgres_url).await;
-    let cluster = Cluster::start(&database.url, &env.nats_url);
-    cluster.wait_ready().await;
     let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
     let http = reqwest::Client::new();
 
@@ -117,12 +114,9 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
 /// (the revocation crosses NATS), and leaves the account's other sockets open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
-    let Some(env) = ClusterEnv::from_env() else {
+    let Some((database, cluster)) = start_cluster().await else {
         return;
     };
-    let database = Database::create(&env.postgres_url).await;
-    let cluster = Cluster::start(&database.url, &env.nats_url);
-    cluster.wait_ready().await;
     let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
     let http = reqwest::Client::new();
 
@@ -159,6 +153,16 @@ async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
 
     drop(cluster);
     database.drop_database().await;
+}
+
+/// A fresh database and two ready nodes on it, or `None` when the environment has no
+/// PostgreSQL and NATS (see [`ClusterEnv::from_env`]).
+async fn start_cluster() -> Option<(Database, Cluster)> {
+    let env = ClusterEnv::from_env()?;
+    let database = Database::create(&env.postgres_url).await;
+    let cluster = Cluster::start(&database.url, &env.nats_url);
+    cluster.wait_ready().await;
+    Some((database, cluster))
 }
 
 struct ClusterEnv {
