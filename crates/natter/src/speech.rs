@@ -13,13 +13,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SpeechConfig {
-    /// `auto` (whisper if the model is in the data dir, else none), `none`, `whisper`, `openai`.
+    /// `auto` (whisper if the model is in the data dir, else none), `none`, `whisper`, `openai`,
+    /// and `whisper-ctranslate2` in a build with the `ctranslate2` feature.
     pub engine: String,
     /// Model name under `<data_dir>/models/` (`natter models fetch NAME`).
     pub model: String,
     /// A model directory elsewhere; overrides `model` when set.
     pub model_dir: String,
-    /// CTranslate2 threads per transcription (0: its default).
+    /// Threads per transcription (0: one per core).
     pub threads: usize,
     /// ISO 639-1 language hint for multilingual models; empty: detect.
     pub language: String,
@@ -57,8 +58,14 @@ impl Default for SpeechConfig {
 
 impl SpeechConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if !matches!(self.engine.as_str(), "auto" | "none" | "whisper" | "openai") {
-            bail!("speech.engine must be `auto`, `none`, `whisper` or `openai`, not `{}`", self.engine);
+        if self.engine == "whisper-ctranslate2" && !cfg!(feature = "ctranslate2") {
+            bail!("speech.engine = \"whisper-ctranslate2\" needs natter built with `--features ctranslate2`");
+        }
+        if !matches!(self.engine.as_str(), "auto" | "none" | "whisper" | "whisper-ctranslate2" | "openai") {
+            bail!(
+                "speech.engine must be `auto`, `none`, `whisper`, `whisper-ctranslate2` or `openai`, not `{}`",
+                self.engine
+            );
         }
         if self.engine == "openai" && self.openai_base_url.is_empty() {
             bail!("speech.engine = \"openai\" needs speech.openai_base_url");
@@ -103,6 +110,13 @@ pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechSer
         "whisper" => {
             let whisper = WhisperEngine::load(&model, config.threads)
                 .with_context(|| format!("speech.engine = whisper: no usable model in {}", model.display()))?;
+            SpeechService::start(decoder, Arc::new(whisper), config.settings())
+        }
+        #[cfg(feature = "ctranslate2")]
+        "whisper-ctranslate2" => {
+            let whisper = natter_speech::Ct2WhisperEngine::load(&model, config.threads).with_context(|| {
+                format!("speech.engine = whisper-ctranslate2: no usable model in {}", model.display())
+            })?;
             SpeechService::start(decoder, Arc::new(whisper), config.settings())
         }
         "openai" => {
