@@ -9,6 +9,7 @@ pub mod decode;
 pub mod features;
 pub mod models;
 pub mod openai;
+mod opus;
 pub mod wav;
 pub mod whisper;
 
