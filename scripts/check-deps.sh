@@ -9,7 +9,8 @@
 # * the adapters (natter-store, natter-bus, natter-blob, natter-media) and natter-gateway use no natter crate but proto/core,
 #   so the gateway never reaches storage or the bus except through core's ports;
 # * only natter-store uses sqlx directly, only natter-gateway (and natter-bench's ceiling server)
-#   axum, only natter-rpc tonic; natter-bench uses natter-proto only.
+#   axum, only natter-rpc tonic; natter-bench uses natter-proto only;
+# * no crate reaches aws-lc-rs/aws-lc-sys or opusic-sys (both built with cmake).
 #
 # Prints every violation, exits 1 if there was any. Run from anywhere.
 set -euo pipefail
@@ -92,6 +93,11 @@ only_user sqlx-core natter-store
 # natter-bench's ceiling server must use the same WebSocket library as the gateway.
 only_user axum natter-gateway natter-bench
 only_user tonic natter-rpc
+# The build needs no cmake for TLS or Opus: rustls with ring (not aws-lc), Opus with opus-rs (not
+# libopus through opusic-sys).
+for member in $members; do
+    forbid_prefix "$member" aws-lc opusic
+done
 
 if [[ $failures -gt 0 ]]; then
     echo "$failures dependency rule(s) broken" >&2

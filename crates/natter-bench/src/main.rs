@@ -69,6 +69,9 @@ const SYSTEMS: [&str; 5] = ["natter", "natter-cluster", "ceiling", "nats", "syna
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // reqwest has no crypto provider of its own (aws-lc-rs would need cmake) and panics when it
+    // builds a client before one is installed: ring's, process-wide.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)

@@ -1,6 +1,7 @@
 //! Audio decoding in Rust: WAV (PCM), Ogg/Opus and WebM/Opus (what browsers' MediaRecorder
-//! produces), plus Ogg/Vorbis and FLAC, through symphonia's demuxers with libopus (built from
-//! source, statically) for Opus packets. Output is 16 kHz mono `f32`, resampled with rubato.
+//! produces), plus Ogg/Vorbis and FLAC, through symphonia's demuxers and codecs, with
+//! `opus.rs` (the pure-Rust `opus-decoder` crate) for Opus packets. Output is 16 kHz mono `f32`,
+//! resampled with rubato.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -14,7 +15,8 @@ use symphonia::core::formats::FormatOptions;
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
-use symphonia_adapter_libopus::OpusDecoder;
+
+use crate::opus::OpusDecoder;
 
 /// The decoder natter uses; stateless, cheap to share.
 #[derive(Debug, Default, Clone, Copy)]

@@ -15,6 +15,7 @@ pub mod features;
 pub mod model;
 pub mod models;
 pub mod openai;
+mod opus;
 pub mod vocabulary;
 pub mod wav;
 pub mod whisper;

@@ -28,6 +28,9 @@ struct Response {
 impl OpenAiEngine {
     /// `base_url` without the `/v1/...` path, e.g. `http://127.0.0.1:8080`.
     pub fn new(base_url: &str, model: &str, api_key: Option<String>, timeout: Duration) -> anyhow::Result<Self> {
+        // reqwest has no crypto provider of its own (aws-lc-rs would need cmake) and panics when
+        // it builds a client before one is installed; an error means the process has one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().timeout(timeout).build()?;
         let url = format!("{}/v1/audio/transcriptions", base_url.trim_end_matches('/'));
         Ok(Self { client, url, model: model.to_owned(), api_key: api_key.filter(|k| !k.is_empty()) })
@@ -60,5 +63,34 @@ impl Transcriber for OpenAiEngine {
         }
         let body: Response = response.json().await.map_err(|e| engine(&e))?;
         Ok(Transcript { text: body.text.trim().to_owned(), language: body.language.or(language) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// The engine's client speaks TLS to an `https://` URL (a build without a crypto provider
+    /// panics here instead): the server reads a TLS handshake record, then hangs up.
+    #[tokio::test]
+    async fn speaks_tls_to_an_https_engine() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let port = listener.local_addr().expect("the bound address").port();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("a connection");
+            socket.set_read_timeout(Some(Duration::from_secs(10))).expect("a read timeout");
+            let mut header = [0u8; 3];
+            socket.read_exact(&mut header).expect("the first bytes");
+            header
+        });
+        let engine =
+            OpenAiEngine::new(&format!("https://127.0.0.1:{port}"), "whisper-1", None, Duration::from_secs(10))
+                .expect("the engine builds");
+        let result = engine.transcribe(vec![0.0; 1600], None).await;
+        assert!(matches!(result, Err(SpeechError::Engine(_))), "{result:?}");
+        // A TLS record of type handshake (22), protocol version 3.x: the ClientHello.
+        assert_eq!(&server.join().expect("the server thread")[..2], &[22, 3]);
     }
 }

@@ -28,6 +28,15 @@ use tokio::net::TcpListener;
 
 pub use config::Config;
 
+/// Makes ring rustls's process-wide crypto provider, unless one is installed already. reqwest
+/// (S3 through object_store, the speech engines, model fetching) is built without a provider of
+/// its own, which would be aws-lc-rs and need cmake, and panics when it builds a client before
+/// one is installed: `main` and the test harnesses call this first.
+pub fn install_crypto_provider() {
+    // An error means that a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A built server: bound to its port, connected to its database and bus, not yet serving.
 pub struct Application {
     listener: TcpListener,

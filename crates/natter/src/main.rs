@@ -114,6 +114,7 @@ fn init_logging(config: &Config) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    natter::install_crypto_provider();
     match cli.command {
         Command::Serve(args) => {
             let mut config = load(&args.common)?;

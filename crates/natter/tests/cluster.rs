@@ -158,6 +158,8 @@ async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
 /// A fresh database and two ready nodes on it, or `None` when the environment has no
 /// PostgreSQL and NATS (see [`ClusterEnv::from_env`]).
 async fn start_cluster() -> Option<(Database, Cluster)> {
+    // Before any reqwest client is built (reqwest has no crypto provider of its own).
+    natter::install_crypto_provider();
     let env = ClusterEnv::from_env()?;
     let database = Database::create(&env.postgres_url).await;
     let cluster = Cluster::start(&database.url, &env.nats_url);

@@ -74,6 +74,23 @@ pub fn speech_ogg_opus(dir: &Path, wav: &Path) -> PathBuf {
     ogg
 }
 
+/// The WAV at 48 kHz in six identical channels, encoded as 5.1 Ogg/Opus (opusenc: channel
+/// mapping family 1, four streams, two of them coupled).
+pub fn speech_surround_ogg_opus(dir: &Path, wav: &Path) -> PathBuf {
+    let surround = dir.join("speech-48k-5.1.wav");
+    run("sox", &["-D", path(wav), "-r", "48000", "-c", "6", path(&surround)]);
+    let ogg = dir.join("speech-5.1.ogg");
+    run("opusenc", &["--quiet", "--bitrate", "96", path(&surround), path(&ogg)]);
+    ogg
+}
+
+/// The Ogg/Opus file decoded by libopus (opusdec, opus-tools) at 48 kHz, as a float WAV.
+pub fn opusdec(dir: &Path, ogg: &Path) -> PathBuf {
+    let wav = dir.join(format!("{}-opusdec.wav", ogg.file_stem().and_then(|s| s.to_str()).unwrap_or("audio")));
+    run("opusdec", &["--quiet", "--rate", "48000", "--float", path(ogg), path(&wav)]);
+    wav
+}
+
 /// A committed WebM/Opus recording of `SENTENCE` (see `tests/fixtures/README.md`).
 pub fn webm_fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/speech.webm")

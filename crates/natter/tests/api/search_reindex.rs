@@ -61,6 +61,7 @@ impl Server {
             let status = child.wait().expect("natter exited");
             panic!("natter serve did not start ({status}); its first line: {line:?}");
         };
+        natter::install_crypto_provider();
         Server { child, base: format!("{base}/api/v1"), http: reqwest::Client::new() }
     }
 

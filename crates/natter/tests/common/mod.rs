@@ -71,6 +71,8 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     }
     adjust(&mut config);
 
+    // Before any reqwest client is built (reqwest has no crypto provider of its own).
+    natter::install_crypto_provider();
     let app = natter::Application::build(config).await.expect("the application builds");
     let addr = app.local_addr();
     let server = tokio::spawn(async move {
