@@ -1,6 +1,6 @@
 //! Puts log entries back in `seq` order before they reach sockets.
 //!
-//! One process publishes a conversation's entries in `seq` order (natter-core's `order`), but two
+//! One process publishes a conversation's entries in `seq` order (natter-core's `ConversationLog`), but two
 //! processes appending to the same conversation publish independently, so a gateway may receive
 //! seq 8 before seq 7. The dispatcher runs every event through a [`Sequencer`]: an entry whose
 //! predecessor has not arrived waits (at most [`GAP_WAIT`]) for it. The bus may lose events; if

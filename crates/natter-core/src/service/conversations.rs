@@ -6,6 +6,7 @@
 
 use natter_proto::ServerFrame;
 
+use super::log::{LogGuard, Recipients};
 use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, UserId};
@@ -14,7 +15,6 @@ use crate::model::{
 };
 use crate::store::{AppendOutcome, Effect, NewEntry, system_message};
 use crate::wire;
-use tokio::sync::OwnedMutexGuard;
 
 pub struct ConversationService {
     deps: Deps,
@@ -102,7 +102,7 @@ impl ConversationService {
             .create_group(&conversation, &members, &system_message(conversation.id.clone(), event, now))
             .await?;
         let everyone: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
-        self.push_entry(&everyone, &first).await;
+        self.deps.log.push(everyone.clone(), &first).await;
         for user in &everyone {
             self.push_conversation(user, &conversation.id, "created").await;
         }
@@ -165,8 +165,7 @@ impl ConversationService {
         let summaries = self.summaries_for(&members, id).await?;
         let event =
             SystemEvent { event: "dissolved".into(), actor_id: me.clone(), user_ids: vec![], name: None, role: None };
-        let (entry, _ordered) = self.append_system_quiet(id, event, Effect::Dissolve).await?;
-        self.push_entry(&members, &entry).await;
+        let _ordered = self.append_system_to(id, event, Effect::Dissolve, Recipients::These(members)).await?.1;
         for (user, summary) in summaries {
             self.deps
                 .notifier
@@ -323,9 +322,9 @@ impl ConversationService {
             name: None,
             role: None,
         };
-        let (entry, _ordered) = self.append_system_quiet(id, event, Effect::RemoveMember(target.clone())).await?;
         // The one who left sees the entry that records it, and nothing after.
-        self.push_entry(&members, &entry).await;
+        let effect = Effect::RemoveMember(target.clone());
+        let _ordered = self.append_system_to(id, event, effect, Recipients::These(members.clone())).await?.1;
         for user in members.iter().filter(|u| *u != target) {
             self.push_conversation(user, id, "member_removed").await;
         }
@@ -362,37 +361,25 @@ impl ConversationService {
         )
     }
 
+    /// Appends a system entry and pushes it to the members it leaves.
     async fn append_system(&self, id: &ConversationId, event: SystemEvent, effect: Effect) -> DomainResult<Message> {
-        let (entry, _ordered) = self.append_system_quiet(id, event, effect).await?;
-        let members = self.deps.store.member_ids(id).await?;
-        self.push_entry(&members, &entry).await;
-        Ok(entry)
+        Ok(self.append_system_to(id, event, effect, Recipients::Members).await?.0)
     }
 
-    async fn append_system_quiet(
+    /// Appends a system entry and pushes it to `recipients`; the caller holds the returned guard
+    /// while it sends the frames that go with the entry (see `log`).
+    async fn append_system_to(
         &self,
         id: &ConversationId,
         event: SystemEvent,
         effect: Effect,
-    ) -> DomainResult<(Message, OwnedMutexGuard<()>)> {
-        // The caller holds the guard until it has pushed the entry (see `order`).
-        let ordered = self.deps.log_locks.lock(id).await;
+        recipients: Recipients,
+    ) -> DomainResult<(Message, LogGuard)> {
         let message = system_message(id.clone(), event, self.deps.clock.now());
-        match self.deps.store.append(NewEntry { message, effect }).await? {
-            AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry) => Ok((entry, ordered)),
-            AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
+        match self.deps.log.append_and_hold(NewEntry { message, effect }, recipients).await? {
+            (AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry), guard) => Ok((entry, guard)),
+            (AppendOutcome::ConversationGone, _) => Err(DomainError::not_found("conversation")),
         }
-    }
-
-    async fn push_entry(&self, recipients: &[UserId], entry: &Message) {
-        self.deps
-            .notifier
-            .publish_entry(
-                recipients.to_vec(),
-                &ServerFrame::Message { message: wire::message_view(entry) },
-                wire::position(entry),
-            )
-            .await;
     }
 
     async fn push_conversation(&self, user: &UserId, id: &ConversationId, event: &str) {

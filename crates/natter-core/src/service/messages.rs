@@ -10,12 +10,12 @@ use tokio::time::Instant;
 
 use super::conversations::require_role;
 use super::files::owned_file;
+use super::log::Recipients;
 use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{Conversation, FileRecord, Member, MemberRole, Message, MessageKind};
 use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
-use crate::wire;
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
@@ -120,12 +120,9 @@ impl MessageService {
         message.file = file;
         message.reply_to = input.reply_to;
         message.mentions = mentions;
-        let _ordered = self.deps.log_locks.lock(conversation_id).await;
-        match self.deps.store.append(NewEntry { message, effect: Effect::None }).await? {
-            AppendOutcome::Appended(message) => {
-                self.push_to(&message, recipients).await?;
-                Ok(Sent { message, created: true })
-            }
+        let recipients = recipients.map_or(Recipients::Members, Recipients::These);
+        match self.deps.log.append(NewEntry { message, effect: Effect::None }, recipients).await? {
+            AppendOutcome::Appended(message) => Ok(Sent { message, created: true }),
             AppendOutcome::Duplicate(existing) => self.duplicate(existing, conversation_id),
             AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
         }
@@ -315,30 +312,12 @@ impl MessageService {
         Ok((conversation, member, target))
     }
 
+    /// Appends an entry about an earlier one (edit, recall, reaction) and pushes it to the members.
     async fn append_event(&self, entry: Message, effect: Effect) -> DomainResult<Message> {
-        let _ordered = self.deps.log_locks.lock(&entry.conversation_id).await;
-        match self.deps.store.append(NewEntry { message: entry, effect }).await? {
-            AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => {
-                self.push(&message).await?;
-                Ok(message)
-            }
+        match self.deps.log.append(NewEntry { message: entry, effect }, Recipients::Members).await? {
+            AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => Ok(message),
             AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
         }
-    }
-
-    async fn push(&self, message: &Message) -> DomainResult<()> {
-        self.push_to(message, None).await
-    }
-
-    /// Pushes to `recipients`, or to the conversation's members when not given.
-    async fn push_to(&self, message: &Message, recipients: Option<Vec<UserId>>) -> DomainResult<()> {
-        let members = match recipients {
-            Some(recipients) => recipients,
-            None => self.deps.store.member_ids(&message.conversation_id).await?,
-        };
-        let frame = ServerFrame::Message { message: wire::message_view(message) };
-        self.deps.notifier.publish_entry(members, &frame, wire::position(message)).await;
-        Ok(())
     }
 
     fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {

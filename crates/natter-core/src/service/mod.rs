@@ -7,8 +7,8 @@ pub mod accounts;
 pub mod conversations;
 pub mod files;
 pub mod friends;
+pub mod log;
 pub mod messages;
-pub mod order;
 pub mod password;
 pub mod rules;
 pub mod search;
@@ -50,21 +50,22 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub presence: Arc<Presence>,
     pub limits: Limits,
-    /// Keeps this process's pushes of each conversation in `seq` order.
-    pub log_locks: Arc<order::LogLocks>,
+    /// Appends entries and pushes them, in `seq` order per conversation.
+    pub log: log::ConversationLog,
     /// The message search index (`None`: search answers `search_unavailable`).
     pub search: Option<Arc<dyn SearchIndex>>,
 }
 
 impl Deps {
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, clock: Arc<dyn Clock>, limits: Limits) -> Self {
+        let notifier = Notifier::new(bus);
         Self {
+            log: log::ConversationLog::new(store.clone(), notifier.clone()),
             store,
-            notifier: Notifier::new(bus),
+            notifier,
             clock,
             presence: Arc::new(Presence::default()),
             limits,
-            log_locks: Arc::default(),
             search: None,
         }
     }

@@ -2,14 +2,12 @@
 //! the log (so it is pushed to members as a `message` frame and caught up by sync), and its
 //! effect sets the voice message's `transcript` in the same transaction.
 
-use natter_proto::ServerFrame;
-
 use super::Deps;
+use super::log::Recipients;
 use crate::error::DomainResult;
 use crate::ids::{ConversationId, Seq};
 use crate::model::{Message, MessageKind};
 use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
-use crate::wire;
 
 /// Appends the transcript of the voice message at `target_seq`, on behalf of its sender. `None`
 /// when there is nothing to attach to any more (recalled, gone, not a voice message).
@@ -28,14 +26,9 @@ pub async fn attach(
         blank_message(conversation_id.clone(), target.sender_id.clone(), MessageKind::Transcript, deps.clock.now());
     entry.target_seq = Some(target_seq);
     entry.text = Some(text.clone());
-    let _ordered = deps.log_locks.lock(conversation_id).await;
-    match deps.store.append(NewEntry { message: entry, effect: Effect::Transcript { target_seq, text } }).await? {
-        AppendOutcome::Appended(message) => {
-            let members = deps.store.member_ids(conversation_id).await?;
-            let frame = ServerFrame::Message { message: wire::message_view(&message) };
-            deps.notifier.publish_entry(members, &frame, wire::position(&message)).await;
-            Ok(Some(message))
-        }
+    let new = NewEntry { message: entry, effect: Effect::Transcript { target_seq, text } };
+    match deps.log.append(new, Recipients::Members).await? {
+        AppendOutcome::Appended(message) => Ok(Some(message)),
         AppendOutcome::Duplicate(_) | AppendOutcome::ConversationGone => Ok(None),
     }
 }
