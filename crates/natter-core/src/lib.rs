@@ -5,6 +5,7 @@
 //! [`media::MediaInspector`]); it must not depend on sqlx,
 //! axum, tonic or any concrete adapter.
 
+pub mod api;
 pub mod blob;
 pub mod bus;
 pub mod clock;

@@ -76,7 +76,7 @@ impl MessageKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: UserId,
     pub username: String,
@@ -88,7 +88,7 @@ pub struct User {
     pub disabled: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub id: SessionId,
     pub user_id: UserId,
@@ -99,7 +99,7 @@ pub struct Session {
     pub revoked: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FriendRequest {
     pub id: FriendRequestId,
     pub from_user: UserId,
@@ -110,14 +110,14 @@ pub struct FriendRequest {
     pub updated_at: Time,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Friend {
     pub user: User,
     pub since: Time,
     pub conversation_id: ConversationId,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub kind: ConversationKind,
@@ -133,7 +133,7 @@ pub struct Conversation {
     pub dissolved: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Member {
     pub conversation_id: ConversationId,
     pub user_id: UserId,
@@ -159,7 +159,7 @@ pub struct SystemEvent {
 }
 
 /// One log entry with the current state of the message folded in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Message {
     pub id: MessageId,
     pub conversation_id: ConversationId,
@@ -189,7 +189,7 @@ pub struct Message {
 }
 
 /// An uploaded file: its metadata; the bytes live in the blob store under `blob_key`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FileRecord {
     pub id: FileId,
     pub owner_id: UserId,
@@ -213,7 +213,7 @@ pub struct FileRecord {
 }
 
 /// A conversation as one member sees it in their list.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConversationSummary {
     pub conversation: Conversation,
     pub me: Member,

@@ -50,7 +50,7 @@ pub enum RefreshOutcome {
     Invalid,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequestDirection {
     Incoming,
     Outgoing,

@@ -23,10 +23,6 @@ impl ApiError {
         Self::Request { status, code, message: message.into() }
     }
 
-    pub fn not_found(what: &'static str) -> Self {
-        Self::Domain(DomainError::not_found(what))
-    }
-
     /// Status, code and message as the client sees them.
     pub fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
@@ -44,13 +40,13 @@ impl From<DomainError> for ApiError {
 
 fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
     match error {
-        DomainError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message.clone()),
+        DomainError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code.as_str(), message.clone()),
         DomainError::NotFound { what } => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
-        DomainError::Unauthenticated { code, message } => (StatusCode::UNAUTHORIZED, code, message.clone()),
-        DomainError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message.clone()),
-        DomainError::Conflict { code, message } => (StatusCode::CONFLICT, code, message.clone()),
-        DomainError::TooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code, message.clone()),
-        DomainError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message.clone()),
+        DomainError::Unauthenticated { code, message } => (StatusCode::UNAUTHORIZED, code.as_str(), message.clone()),
+        DomainError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code.as_str(), message.clone()),
+        DomainError::Conflict { code, message } => (StatusCode::CONFLICT, code.as_str(), message.clone()),
+        DomainError::TooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code.as_str(), message.clone()),
+        DomainError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message.clone()),
         DomainError::RateLimited { retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
@@ -82,6 +78,7 @@ impl IntoResponse for ApiError {
 mod tests {
     use std::time::Duration;
 
+    use natter_core::error::{ErrorCode, Thing};
     use natter_core::store::StoreError;
 
     use super::*;
@@ -89,18 +86,18 @@ mod tests {
     #[test]
     fn statuses_and_codes() {
         let cases: Vec<(DomainError, StatusCode, &str)> = vec![
-            (DomainError::invalid("weak_password", "x"), StatusCode::BAD_REQUEST, "weak_password"),
-            (DomainError::not_found("conversation"), StatusCode::NOT_FOUND, "not_found"),
-            (DomainError::unauthenticated("unauthorized", "x"), StatusCode::UNAUTHORIZED, "unauthorized"),
-            (DomainError::forbidden("forbidden", "x"), StatusCode::FORBIDDEN, "forbidden"),
-            (DomainError::conflict("username_taken", "x"), StatusCode::CONFLICT, "username_taken"),
+            (DomainError::invalid(ErrorCode::WeakPassword, "x"), StatusCode::BAD_REQUEST, "weak_password"),
+            (DomainError::not_found(Thing::Conversation), StatusCode::NOT_FOUND, "not_found"),
+            (DomainError::unauthenticated(ErrorCode::Unauthorized, "x"), StatusCode::UNAUTHORIZED, "unauthorized"),
+            (DomainError::forbidden(ErrorCode::Forbidden, "x"), StatusCode::FORBIDDEN, "forbidden"),
+            (DomainError::conflict(ErrorCode::UsernameTaken, "x"), StatusCode::CONFLICT, "username_taken"),
             (
-                DomainError::unavailable("speech_unavailable", "x"),
+                DomainError::unavailable(ErrorCode::SpeechUnavailable, "x"),
                 StatusCode::SERVICE_UNAVAILABLE,
                 "speech_unavailable",
             ),
             (
-                DomainError::TooLarge { code: "text_too_long", message: "x".into() },
+                DomainError::TooLarge { code: ErrorCode::TextTooLong, message: "x".into() },
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "text_too_long",
             ),
@@ -119,7 +116,7 @@ mod tests {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
             ),
-            (DomainError::too_large("quota_exceeded", "x"), StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
+            (DomainError::too_large(ErrorCode::QuotaExceeded, "x"), StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         ];
         for (error, status, code) in cases {
             let (got_status, got_code, message) = ApiError::from(error).parts();

@@ -104,7 +104,7 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::request(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token"))?;
-        let context = state.services.accounts.authenticate(token).await?;
+        let context = state.api.accounts.authenticate(token).await?;
         Ok(Self(context))
     }
 }

@@ -27,8 +27,10 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use natter_core::api::Api;
 use natter_core::bus::Bus;
-use natter_core::service::Services;
+use natter_core::notify::Notifier;
+use natter_core::presence::Presence;
 use natter_proto::ErrorBody;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -39,16 +41,17 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// Builds the state shared by every handler.
-pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: GatewaySettings) -> AppState {
+pub fn build_state(api: Api, bus: Arc<dyn Bus>, settings: GatewaySettings) -> AppState {
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(settings.ws_queue_frames, metrics.clone()));
-    AppState { services, bus, hub, metrics, settings: Arc::new(settings) }
+    let notifier = Notifier::new(bus.clone());
+    AppState { api, presence: Arc::new(Presence::default()), notifier, bus, hub, metrics, settings: Arc::new(settings) }
 }
 
 /// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;
-    let max_upload = state.services.files.limits().max_upload_bytes;
+    let max_upload = state.api.files.limits().max_upload_bytes;
     // A refused body is read up to the largest one a route accepts (an upload), for a while.
     let drain_limits = drain::DrainLimits {
         max_bytes: max_upload.saturating_add(routes::files::MULTIPART_OVERHEAD as u64),
@@ -78,6 +81,17 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http().make_span_with(trace::make_span))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::map_response(no_sniff))
+        .with_state(state)
+}
+
+/// Only the operational endpoints (`/healthz`, `/readyz`, `/metrics`): what a process without the
+/// gateway role (a chat node, a worker) serves on its HTTP port.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
+        .fallback(|| async { routes::ops::not_found() })
         .with_state(state)
 }
 

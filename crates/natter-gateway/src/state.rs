@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use natter_core::api::Api;
 use natter_core::bus::Bus;
-use natter_core::service::Services;
+use natter_core::notify::Notifier;
+use natter_core::presence::Presence;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -19,11 +21,18 @@ pub struct GatewaySettings {
     pub ws_max_frame_bytes: usize,
     /// Proxies whose `X-Forwarded-For` / `X-Real-IP` name the client (see `client_addr`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The process's roles, as `/readyz` reports them.
+    pub roles: Vec<&'static str>,
 }
 
 #[derive(Clone)]
 pub struct AppState {
-    pub services: Arc<Services>,
+    /// The chat services: in this process, or over gRPC on a chat node.
+    pub api: Api,
+    /// Which users have a socket open here (decides presence announcements).
+    pub presence: Arc<Presence>,
+    /// Publishes presence announcements.
+    pub notifier: Notifier,
     pub bus: Arc<dyn Bus>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,

@@ -53,7 +53,7 @@ pub async fn upgrade(
     let token =
         token.ok_or_else(|| ApiError::request(StatusCode::UNAUTHORIZED, "unauthorized", "missing access token"))?;
     let authenticated_at = Instant::now();
-    let context = state.services.accounts.authenticate(&token).await?;
+    let context = state.api.accounts.authenticate(&token).await?;
     let upgrade = upgrade.map_err(|rejection| {
         ApiError::request(StatusCode::BAD_REQUEST, "websocket_upgrade_required", rejection.body_text())
     })?;
@@ -87,9 +87,9 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
     // A revocation that reached this gateway between the token check and the registration found
     // no socket to close: check again.
     let revoked =
-        state.hub.revoked_since(&user, authenticated_at) && state.services.accounts.authenticate(&token).await.is_err();
+        state.hub.revoked_since(&user, authenticated_at) && state.api.accounts.authenticate(&token).await.is_err();
     let expiry = token_expiry(&context);
-    if state.services.deps.presence.connect(&user) {
+    if state.presence.connect(&user) {
         announce_presence(&state, &user, true).await;
     }
     let (mut sender, mut receiver) = socket.split();
@@ -205,7 +205,7 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
     }
     let _ = sender.close().await;
     state.hub.unregister(&user, registration.id);
-    if state.services.deps.presence.disconnect(&user) {
+    if state.presence.disconnect(&user) {
         announce_presence(&state, &user, false).await;
     }
 }
@@ -263,11 +263,11 @@ where
 }
 
 async fn announce_presence(state: &AppState, user: &UserId, online: bool) {
-    match state.services.friends.friends(user).await {
+    match state.api.friends.friends(user).await {
         Ok(friends) => {
             let recipients = friends.into_iter().map(|f| f.user.id).collect();
             let frame = ServerFrame::Presence { user_id: user.0.clone(), online };
-            state.services.deps.notifier.publish(recipients, &frame).await;
+            state.notifier.publish(recipients, &frame).await;
         }
         Err(error) => tracing::warn!(%error, "could not announce presence"),
     }
@@ -296,7 +296,7 @@ async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Opt
                 reply_to: message.reply_to,
                 mentions: message.mentions.into_iter().map(UserId).collect(),
             };
-            match state.services.send_message(me, &ConversationId(conversation_id), input).await {
+            match state.api.messages.send(me, &ConversationId(conversation_id), input).await {
                 Ok(sent) => {
                     if sent.created {
                         state.metrics.messages_sent.inc();
@@ -308,13 +308,13 @@ async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Opt
             }
         }
         ClientFrame::Read { id, conversation_id, seq } => {
-            match state.services.messages.mark_read(me, &ConversationId(conversation_id), seq).await {
+            match state.api.messages.mark_read(me, &ConversationId(conversation_id), seq).await {
                 Ok(_) => None,
                 Err(error) => Some(api_error_frame(id, error.into())),
             }
         }
         ClientFrame::Typing { conversation_id } => {
-            match state.services.messages.typing(me, &ConversationId(conversation_id)).await {
+            match state.api.messages.typing(me, &ConversationId(conversation_id)).await {
                 Ok(()) => None,
                 Err(error) => Some(api_error_frame(None, error.into())),
             }

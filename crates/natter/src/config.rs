@@ -9,7 +9,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod cluster;
 mod files;
+pub use cluster::{ClusterConfig, Roles};
 pub use files::{FilesConfig, S3Config};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -24,6 +26,7 @@ pub struct Config {
     pub files: FilesConfig,
     pub search: SearchConfig,
     pub speech: crate::speech::SpeechConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -238,8 +241,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        // Flags with their own variables (NATTER_CONFIG, NATTER_LISTEN, NATTER_DATA_DIR) are not keys.
-        figment = figment.merge(Env::prefixed("NATTER_").split("__").ignore(&["config", "listen", "data_dir"]));
+        // Flags with their own variables (NATTER_CONFIG, NATTER_LISTEN, NATTER_DATA_DIR, NATTER_ROLES)
+        // are not keys.
+        figment =
+            figment.merge(Env::prefixed("NATTER_").split("__").ignore(&["config", "listen", "data_dir", "roles"]));
         let config: Config = figment.extract().context("invalid configuration")?;
         config.validate()?;
         Ok(config)
@@ -294,7 +299,7 @@ impl Config {
 
     /// The commented example: [`EXAMPLE`] and the sections kept in their own modules.
     pub fn example() -> String {
-        format!("{EXAMPLE}{}", files::EXAMPLE)
+        format!("{EXAMPLE}{}{}", files::EXAMPLE, cluster::EXAMPLE)
     }
 
     /// The database URL in force: the configured one, or SQLite in the data dir.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use natter_bus::{MemoryBus, NatsBus};
+use natter_core::api::Api;
 use natter_core::blob::BlobStore;
 use natter_core::bus::Bus;
 use natter_core::clock::SystemClock;
@@ -37,55 +38,31 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// A built server: bound to its port, connected to its database and bus, not yet serving.
+/// A built server: bound to its port(s), connected to what its roles need, not yet serving.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
     config: Config,
+    /// The chat role's gRPC listener, in a split deployment.
+    grpc: Option<TcpListener>,
+    /// The chat services this process runs (what its gRPC server serves).
+    local_api: Option<Api>,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        data_dir::prepare(&config.server.data_dir)?;
-        let store = SqlStore::connect(&config.database_url(), config.database.max_connections)
-            .await
-            .context("cannot open the database")?;
+        let roles = config.cluster.roles;
         let bus = connect_bus(&config).await?;
-        let jwt_secret = secret::jwt_secret(&config).await?;
-        let limits =
-            Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
-        let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
-        let search_index = search::open_index(&config, 1).await?;
-        let deps =
-            Deps::new(store.clone(), bus.clone(), Arc::new(SystemClock), limits).with_search(search_index.clone());
-        let auth = AuthSettings {
-            jwt_secret,
-            access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
-            refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
-            argon2_memory_kib: config.auth.argon2_memory_kib,
-            argon2_iterations: config.auth.argon2_iterations,
-            hash_workers: config.auth.hash_workers,
-            login_max_failures: config.auth.login_max_failures,
-            login_max_failures_per_account: config.auth.login_max_failures_per_account,
-            login_max_failures_per_address: config.auth.login_max_failures_per_address,
-            login_window: Duration::from_secs(config.auth.login_window_secs),
-            register_max_per_address: config.auth.register_max_per_address,
-            register_window: Duration::from_secs(config.auth.register_window_secs),
+        // The chat and worker roles run the services on the database; a gateway alone has none.
+        let services = if roles.chat || roles.worker { Some(build_services(&config, &bus).await?) } else { None };
+        let local_api = services.clone().map(Api::local);
+        let api = match &local_api {
+            Some(api) if roles.chat => api.clone(),
+            _ if roles.gateway => Api::from_one(Arc::new(chat_client(&config)?)),
+            // A worker alone serves only its health, from its own services.
+            _ => local_api.clone().context("a worker needs its services")?,
         };
-        let file_ports = FilePorts {
-            blobs: open_blobs(&config).await?,
-            media: Arc::new(speech::MediaWithAudio(natter_media::Media::with_max_pixels(
-                config.files.max_image_pixels,
-            ))),
-            limits: FileLimits {
-                max_upload_bytes: config.files.max_upload_bytes,
-                quota_bytes: config.files.quota_bytes,
-                ..FileLimits::default()
-            },
-        };
-        let speech = speech::build(&config.speech, &config.server.data_dir)?;
-        let services = Arc::new(Services::new(deps, auth, file_ports).with_speech(speech));
         let settings = GatewaySettings {
             max_body_bytes: config.limits.max_body_bytes,
             ws_queue_frames: config.limits.ws_queue_frames,
@@ -93,20 +70,42 @@ impl Application {
             ws_idle_timeout: Duration::from_secs(config.limits.ws_idle_timeout_secs),
             ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
             trusted_proxies: config.server.trusted_proxy_nets()?,
+            roles: roles.names(),
         };
-        let state = natter_gateway::build_state(services, bus.clone(), settings);
-        // Subscribe before serving so that no event published after start-up is missed.
-        let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
-        tokio::spawn(state.hub.clone().run_dispatcher(events));
-        search::start_indexer(store, search_index, &bus, &config.search).await?;
+        let state = natter_gateway::build_state(api, bus.clone(), settings);
+        if roles.gateway {
+            // Subscribe before serving so that no event published after start-up is missed.
+            let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
+            tokio::spawn(state.hub.clone().run_dispatcher(events));
+        }
+        if roles.worker
+            && let Some(services) = &services
+        {
+            let deps = &services.deps;
+            if let Some(index) = &deps.search {
+                search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search).await?;
+            }
+        }
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        Ok(Self { listener, state, config })
+        let grpc = if config.cluster.serves_grpc() {
+            let address = config.cluster.grpc_listen;
+            Some(TcpListener::bind(address).await.with_context(|| format!("cannot listen for gRPC on {address}"))?)
+        } else {
+            None
+        };
+        tracing::info!(roles = %roles, "natter built");
+        Ok(Self { listener, state, config, grpc, local_api })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().unwrap_or(self.config.server.listen)
+    }
+
+    /// Where the chat role serves gRPC, in a split deployment.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// Serves until SIGINT or SIGTERM.
@@ -115,19 +114,100 @@ impl Application {
     }
 
     /// Serves until `signal` completes, then closes every WebSocket with a close frame and lets
-    /// HTTP requests in flight finish.
+    /// HTTP requests (and gRPC calls) in flight finish.
     pub async fn run_with_shutdown(self, signal: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let state = self.state.clone();
         let grace = Duration::from_secs(self.config.server.shutdown_grace_secs);
-        let router = natter_gateway::router(self.state);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let grpc = match (self.grpc, self.local_api) {
+            (Some(listener), Some(api)) => {
+                tracing::info!(address = %listener.local_addr()?, "serving the chat services over gRPC");
+                let mut stopped = stopped.clone();
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                Some(tokio::spawn(natter_rpc::server::serve(api, listener, shutdown)))
+            }
+            _ => None,
+        };
+        let router = if self.config.cluster.roles.gateway {
+            natter_gateway::router(self.state)
+        } else {
+            natter_gateway::ops_router(self.state)
+        };
         tracing::info!(address = %self.listener.local_addr()?, "natter is serving");
         let shutdown = async move {
             signal.await;
             tracing::info!("shutting down: closing WebSockets");
             natter_gateway::close_sockets(&state, grace).await;
+            let _ = stop.send(true);
         };
-        natter_gateway::serve(self.listener, router, shutdown).await.context("server failed")
+        let served = natter_gateway::serve(self.listener, router, shutdown).await.context("server failed");
+        if let Some(grpc) = grpc {
+            grpc.await.context("the gRPC server panicked")?.context("the gRPC server failed")?;
+        }
+        served
     }
+}
+
+/// The chat services on the configured database, bus, search index, files and speech engine.
+async fn build_services(config: &Config, bus: &Arc<dyn Bus>) -> anyhow::Result<Arc<Services>> {
+    data_dir::prepare(&config.server.data_dir)?;
+    let store = SqlStore::connect(&config.database_url(), config.database.max_connections)
+        .await
+        .context("cannot open the database")?;
+    let jwt_secret = secret::jwt_secret(config).await?;
+    let limits =
+        Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
+    let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
+    let search_index = search::open_index(config, 1).await?;
+    let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits).with_search(search_index);
+    let auth = AuthSettings {
+        jwt_secret,
+        access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
+        refresh_token_ttl: Duration::from_secs(config.auth.refresh_token_ttl_secs),
+        argon2_memory_kib: config.auth.argon2_memory_kib,
+        argon2_iterations: config.auth.argon2_iterations,
+        hash_workers: config.auth.hash_workers,
+        login_max_failures: config.auth.login_max_failures,
+        login_max_failures_per_account: config.auth.login_max_failures_per_account,
+        login_max_failures_per_address: config.auth.login_max_failures_per_address,
+        login_window: Duration::from_secs(config.auth.login_window_secs),
+        register_max_per_address: config.auth.register_max_per_address,
+        register_window: Duration::from_secs(config.auth.register_window_secs),
+    };
+    let file_ports = FilePorts {
+        blobs: open_blobs(config).await?,
+        media: Arc::new(speech::MediaWithAudio(natter_media::Media::with_max_pixels(config.files.max_image_pixels))),
+        limits: file_limits(config),
+    };
+    let speech = speech::build(&config.speech, &config.server.data_dir)?;
+    Ok(Arc::new(Services::new(deps, auth, file_ports).with_speech(speech)))
+}
+
+fn file_limits(config: &Config) -> FileLimits {
+    FileLimits {
+        max_upload_bytes: config.files.max_upload_bytes,
+        quota_bytes: config.files.quota_bytes,
+        ..FileLimits::default()
+    }
+}
+
+/// A gateway's client of the chat nodes.
+fn chat_client(config: &Config) -> anyhow::Result<natter_rpc::ChatClient> {
+    let nodes = config.cluster.chat_nodes.clone();
+    if nodes.is_empty() {
+        anyhow::bail!(
+            "a gateway without the chat role needs chat nodes: set cluster.chat_nodes (NATTER_CLUSTER__CHAT_NODES)"
+        );
+    }
+    let settings = natter_rpc::ClientSettings {
+        timeout: Duration::from_secs(config.cluster.rpc_timeout_secs.max(1)),
+        file_limits: file_limits(config),
+        max_audio_bytes: config.speech.max_audio_bytes,
+        ..natter_rpc::ClientSettings::default()
+    };
+    Ok(natter_rpc::ChatClient::fixed(nodes, settings))
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {

@@ -18,7 +18,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (HTTP API, WebSocket gateway, all services) in this process.
+    /// Run the server: every role in this process, or the roles `--roles` names.
     Serve(ServeArgs),
     /// Print or check configuration.
     Config {
@@ -83,6 +83,9 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "NATTER_LISTEN")]
     listen: Option<SocketAddr>,
+    /// Roles to run: `all`, or a comma-separated subset of gateway, chat, worker [default: all].
+    #[arg(long, env = "NATTER_ROLES")]
+    roles: Option<natter::config::Roles>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +123,9 @@ async fn main() -> anyhow::Result<()> {
             let mut config = load(&args.common)?;
             if let Some(listen) = args.listen {
                 config.server.listen = listen;
+            }
+            if let Some(roles) = args.roles {
+                config.cluster.roles = roles;
             }
             init_logging(&config);
             let app = Application::build(config).await?;

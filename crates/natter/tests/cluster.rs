@@ -155,6 +155,124 @@ async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
     database.drop_database().await;
 }
 
+/// The split topology (2 chat nodes, 1 worker, 2 gateways as separate processes): direct and
+/// group messages cross gateways live, the worker indexes them, and when a chat node is killed
+/// (SIGKILL) the gateways carry on with the other: every send is acknowledged exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_kill() {
+    natter::install_crypto_provider();
+    let Some(env) = ClusterEnv::from_env() else { return };
+    let database = Database::create(&env.postgres_url).await;
+    let mut cluster = Cluster::start_split(&database.url, &env.nats_url);
+    cluster.wait_ready().await;
+    let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
+    let http = reqwest::Client::new();
+
+    // A gateway answers /readyz with its roles and the chat side's health.
+    let ready: Value =
+        http.get(format!("{}/readyz", gateway1.base_url)).send().await.expect("readyz").json().await.expect("json");
+    assert_eq!(ready["roles"], json!(["gateway"]));
+    assert_eq!((ready["chat"].as_bool(), ready["database"].as_bool()), (Some(true), Some(true)));
+    // A chat node serves no API, only its operational endpoints.
+    let chat_api = http.get(format!("{}/api/v1/users/me", cluster.nodes[0].base_url)).send().await.expect("GET");
+    assert_eq!(chat_api.status(), StatusCode::NOT_FOUND);
+
+    let alice = register(&http, gateway1, "alice").await;
+    let bob = register(&http, gateway2, "bob").await;
+    let carol = register(&http, gateway1, "carol").await;
+    let request: FriendRequestView =
+        post(&http, gateway1, &alice, "/friend-requests", json!({ "user_id": bob.user.id })).await;
+    let accepted: AcceptFriendResponse =
+        post(&http, gateway2, &bob, &format!("/friend-requests/{}/accept", request.id), json!({})).await;
+    let direct = accepted.conversation.id;
+
+    let mut alice_ws = connect_ws(gateway1, &alice).await;
+    let mut bob_ws = connect_ws(gateway2, &bob).await;
+    let mut carol_ws = connect_ws(gateway1, &carol).await;
+
+    // Direct, live across gateways.
+    let send = json!({
+        "type": "send", "id": "r1", "conversation_id": direct,
+        "client_msg_id": "split-1", "kind": "text", "text": "across the split",
+    });
+    alice_ws.send(Message::text(send.to_string())).await.expect("send");
+    let sent = next_frame(&mut alice_ws, "sent", |frame| frame["id"] == "r1").await;
+    let sent: MessageView = serde_json::from_value(sent["message"].clone()).expect("an entry");
+    let live = next_frame(&mut bob_ws, "message", |frame| frame["message"]["id"] == sent.id.as_str()).await;
+    assert_eq!(serde_json::from_value::<MessageView>(live["message"].clone()).expect("an entry"), sent);
+
+    // A group across both gateways.
+    let group: Value = post(
+        &http,
+        gateway2,
+        &bob,
+        "/conversations",
+        json!({ "kind": "group", "name": "split", "member_ids": [alice.user.id, carol.user.id] }),
+    )
+    .await;
+    let group_id = group["id"].as_str().expect("a group id").to_owned();
+    let in_group: MessageView = post(
+        &http,
+        gateway2,
+        &bob,
+        &format!("/conversations/{group_id}/messages"),
+        json!({ "client_msg_id": "g-1", "kind": "text", "text": "hello group" }),
+    )
+    .await;
+    for socket in [&mut alice_ws, &mut carol_ws] {
+        next_frame(socket, "message", |frame| frame["message"]["id"] == in_group.id.as_str()).await;
+    }
+
+    // The worker indexes what the chat nodes stored; a gateway's search reads it back.
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let found: natter_proto::SearchResults = get(&http, gateway1, &alice, "/search/messages?q=split").await;
+        if found.hits.iter().any(|hit| hit.message.id == sent.id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker never indexed the message: {found:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Kill chat node 0 outright; both gateways keep going on chat node 1. Every send is
+    // acknowledged once, in order; the slowest shows how long a gateway took to route around.
+    let killed = &mut cluster.nodes[0];
+    killed.child.kill().expect("SIGKILL chat node 0");
+    killed.child.wait().expect("reap chat node 0");
+    let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
+    let mut slowest = Duration::ZERO;
+    let mut acknowledged = Vec::new();
+    for n in 1..=20 {
+        let gateway = if n % 2 == 0 { gateway1 } else { gateway2 };
+        let (sender, text) = if n % 2 == 0 { (&alice, format!("after-{n}")) } else { (&bob, format!("after-{n}")) };
+        let started = Instant::now();
+        let message: MessageView = post(
+            &http,
+            gateway,
+            sender,
+            &format!("/conversations/{direct}/messages"),
+            json!({ "client_msg_id": format!("after-kill-{n}"), "kind": "text", "text": text }),
+        )
+        .await;
+        slowest = slowest.max(started.elapsed());
+        acknowledged.push(message);
+    }
+    println!("after killing a chat node: 20 of 20 sends acknowledged; slowest {slowest:?}");
+    let seqs: Vec<i64> = acknowledged.iter().map(|m| m.seq).collect();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 20).collect::<Vec<_>>(), "consecutive seqs, none twice");
+    let page: MessagePage =
+        get(&http, gateway1, &alice, &format!("/conversations/{direct}/messages?after_seq={}&limit=100", sent.seq))
+            .await;
+    let stored: Vec<&str> = page.messages.iter().map(|m| m.id.as_str()).collect();
+    let expected: Vec<&str> = acknowledged.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(stored, expected, "exactly the acknowledged entries, once each");
+    assert!(slowest < Duration::from_secs(3), "a gateway took {slowest:?} to route around a dead chat node");
+
+    drop(cluster);
+    database.drop_database().await;
+}
+
 /// A fresh database and two ready nodes on it, or `None` when the environment has no
 /// PostgreSQL and NATS (see [`ClusterEnv::from_env`]).
 async fn start_cluster() -> Option<(Database, Cluster)> {
@@ -224,6 +342,14 @@ struct Node {
     base_url: String,
     data_dir: PathBuf,
     log: PathBuf,
+    /// `host:port` of the node's gRPC, when it serves it (a chat node of a split deployment).
+    grpc: Option<String>,
+}
+
+/// One process to start: its roles, and for a gateway alone the chat nodes it calls.
+struct Spec {
+    roles: &'static str,
+    chat_nodes: Vec<String>,
 }
 
 /// The running nodes. Dropping it (also while a failed assertion unwinds) kills them, and after a
@@ -233,12 +359,34 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Two nodes with every role (the monolith, replicated).
     fn start(database_url: &str, nats_url: &str) -> Self {
+        let all = || Spec { roles: "all", chat_nodes: Vec::new() };
+        Self::start_nodes(database_url, nats_url, vec![all(), all()])
+    }
+
+    /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling both chat
+    /// nodes over gRPC.
+    fn start_split(database_url: &str, nats_url: &str) -> Self {
+        let grpc = [free_port(), free_port()].map(|port| format!("127.0.0.1:{port}"));
+        let gateway = || Spec { roles: "gateway", chat_nodes: grpc.to_vec() };
+        let chat = |address: &str| Spec { roles: "chat", chat_nodes: vec![address.to_owned()] };
+        let specs = vec![
+            chat(&grpc[0]),
+            chat(&grpc[1]),
+            Spec { roles: "worker", chat_nodes: Vec::new() },
+            gateway(),
+            gateway(),
+        ];
+        Self::start_nodes(database_url, nats_url, specs)
+    }
+
+    fn start_nodes(database_url: &str, nats_url: &str, specs: Vec<Spec>) -> Self {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let secret = format!("cluster-test-secret-{run}");
         let prefix = format!("natter-cluster-test.{run}");
         let mut cluster = Cluster { nodes: Vec::new() };
-        for index in 1..=2 {
+        for (index, spec) in specs.into_iter().enumerate() {
             let data_dir = std::env::temp_dir().join(format!("natter-cluster-{run}-node{index}"));
             std::fs::create_dir_all(&data_dir).expect("create the data dir");
             let log = data_dir.join("natter.log");
@@ -251,12 +399,16 @@ impl Cluster {
                     command.env_remove(name);
                 }
             }
+            // A chat node serves gRPC on the address its spec names for it.
+            let grpc = (spec.roles == "chat").then(|| spec.chat_nodes[0].clone());
             command
                 .arg("serve")
                 .arg("--listen")
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--data-dir")
                 .arg(&data_dir)
+                .arg("--roles")
+                .arg(spec.roles)
                 .env("NATTER_DATABASE__URL", database_url)
                 .env("NATTER_BUS__KIND", "nats")
                 .env("NATTER_BUS__NATS_URL", nats_url)
@@ -265,11 +417,15 @@ impl Cluster {
                 .env("NATTER_AUTH__JWT_SECRET", &secret)
                 .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
                 .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
+                .env("NATTER_CLUSTER__CHAT_NODES", spec.chat_nodes.join(","))
                 .stdin(Stdio::null())
                 .stdout(output.try_clone().expect("clone the log file"))
                 .stderr(output);
+            if let Some(address) = &grpc {
+                command.env("NATTER_CLUSTER__GRPC_LISTEN", address);
+            }
             let child = command.spawn().expect("start `natter serve`");
-            cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log });
+            cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log, grpc });
         }
         cluster
     }

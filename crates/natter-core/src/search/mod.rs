@@ -68,7 +68,7 @@ pub struct Scope {
     pub min_seq: Seq,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SearchOrder {
     /// `created_at` descending (equal times in an order of the adapter's choosing).
     Newest,

@@ -13,7 +13,7 @@ use super::password::PasswordHasher;
 use super::rules;
 use super::throttle::{Limit, LoginThrottle};
 use crate::bus::SessionEnd;
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{SessionId, UserId};
 use crate::model::{Session, Time, User, UserRole};
 use crate::store::{NewUser, RefreshOutcome};
@@ -41,7 +41,7 @@ pub struct AuthSettings {
 }
 
 /// Who is calling: established from a valid access token of a live session.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AuthContext {
     pub user_id: UserId,
     pub session_id: SessionId,
@@ -51,7 +51,7 @@ pub struct AuthContext {
 }
 
 /// What register, login and refresh hand back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Tokens {
     pub user: User,
     pub access_token: String,
@@ -133,7 +133,9 @@ impl AccountService {
             disabled: false,
         };
         let user = self.deps.store.create_user(NewUser { user, password_hash }).await.map_err(|error| match error {
-            crate::store::StoreError::Conflict(_) => DomainError::conflict("username_taken", "that username is taken"),
+            crate::store::StoreError::Conflict(_) => {
+                DomainError::conflict(ErrorCode::UsernameTaken, "that username is taken")
+            }
             other => other.into(),
         })?;
         self.start_session(user, device_name).await
@@ -174,11 +176,11 @@ impl AccountService {
                 self.start_session(user, device_name).await
             }
             Some((user, _)) if verified && user.disabled => {
-                Err(DomainError::forbidden("account_disabled", "this account is disabled"))
+                Err(DomainError::forbidden(ErrorCode::AccountDisabled, "this account is disabled"))
             }
             _ => {
                 self.throttle.record(&keys);
-                Err(DomainError::unauthenticated("invalid_credentials", "wrong username or password"))
+                Err(DomainError::unauthenticated(ErrorCode::InvalidCredentials, "wrong username or password"))
             }
         }
     }
@@ -198,12 +200,15 @@ impl AccountService {
                     self.deps.notifier.end_sessions(session.user_id, SessionEnd::Session(session_id)).await;
                 }
                 return Err(DomainError::unauthenticated(
-                    "refresh_token_reused",
+                    ErrorCode::RefreshTokenReused,
                     "this refresh token was already used; the session has been ended",
                 ));
             }
             RefreshOutcome::Invalid => {
-                return Err(DomainError::unauthenticated("invalid_refresh_token", "unknown or expired refresh token"));
+                return Err(DomainError::unauthenticated(
+                    ErrorCode::InvalidRefreshToken,
+                    "unknown or expired refresh token",
+                ));
             }
         };
         let user = self.live_user(&session.user_id).await?;
@@ -222,7 +227,7 @@ impl AccountService {
         let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.leeway = 5;
         let claims = jsonwebtoken::decode::<Claims>(access_token, &self.decoding_key, &validation)
-            .map_err(|_| DomainError::unauthenticated("unauthorized", "invalid or expired access token"))?
+            .map_err(|_| DomainError::unauthenticated(ErrorCode::Unauthorized, "invalid or expired access token"))?
             .claims;
         let session_id = SessionId(claims.sid);
         let session = self.deps.store.session(&session_id).await?;
@@ -236,7 +241,7 @@ impl AccountService {
                     expires_at: chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
                 })
             }
-            _ => Err(DomainError::unauthenticated("unauthorized", "this session has ended")),
+            _ => Err(DomainError::unauthenticated(ErrorCode::Unauthorized, "this session has ended")),
         }
     }
 
@@ -256,16 +261,16 @@ impl AccountService {
             self.deps.notifier.end_sessions(ctx.user_id.clone(), SessionEnd::Session(id.clone())).await;
             Ok(())
         } else {
-            Err(DomainError::not_found("session"))
+            Err(DomainError::not_found(Thing::Session))
         }
     }
 
     /// Changes the password and ends every other session of the account.
     pub async fn change_password(&self, ctx: &AuthContext, old: &str, new: &str) -> DomainResult<()> {
         let user = self.live_user(&ctx.user_id).await?;
-        let hash = self.deps.store.password_hash(&ctx.user_id).await?.ok_or(DomainError::not_found("user"))?;
+        let hash = self.deps.store.password_hash(&ctx.user_id).await?.ok_or(DomainError::not_found(Thing::User))?;
         if !self.passwords.verify(old, &hash).await? {
-            return Err(DomainError::forbidden("invalid_credentials", "the current password is wrong"));
+            return Err(DomainError::forbidden(ErrorCode::InvalidCredentials, "the current password is wrong"));
         }
         rules::check_password(new, &user.username)?;
         let new_hash = self.passwords.hash(new).await?;
@@ -302,7 +307,7 @@ impl AccountService {
     async fn live_user(&self, id: &UserId) -> DomainResult<User> {
         match self.deps.store.user(id).await? {
             Some(user) if !user.disabled => Ok(user),
-            _ => Err(DomainError::unauthenticated("unauthorized", "this account is not available")),
+            _ => Err(DomainError::unauthenticated(ErrorCode::Unauthorized, "this account is not available")),
         }
     }
 

@@ -8,7 +8,7 @@ use natter_proto::ServerFrame;
 
 use super::log::{LogGuard, Recipients};
 use super::{Deps, is_group, rules};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{
     Conversation, ConversationKind, ConversationSummary, Member, MemberRole, Message, SystemEvent, User,
@@ -21,7 +21,7 @@ pub struct ConversationService {
 }
 
 /// A new group as asked.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct NewGroup {
     pub name: String,
     pub member_ids: Vec<UserId>,
@@ -30,7 +30,7 @@ pub struct NewGroup {
 }
 
 /// A settings change as asked (`None`: unchanged).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConversationChange {
     pub name: Option<String>,
     pub announcement: Option<String>,
@@ -124,7 +124,10 @@ impl ConversationService {
         let avatar = change.avatar.map(|a| if a.is_empty() { None } else { Some(a) });
         if name.is_some() || announcement.is_some() || avatar.is_some() {
             if !is_group(&conversation) {
-                return Err(DomainError::forbidden("not_a_group", "a direct conversation has no name or announcement"));
+                return Err(DomainError::forbidden(
+                    ErrorCode::NotAGroup,
+                    "a direct conversation has no name or announcement",
+                ));
             }
             require_role(&member, MemberRole::Admin)?;
             if let Some(Some(avatar)) = &avatar {
@@ -158,7 +161,10 @@ impl ConversationService {
     pub async fn dissolve(&self, me: &UserId, id: &ConversationId) -> DomainResult<()> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
-            return Err(DomainError::forbidden("not_a_group", "a direct conversation ends when the friendship does"));
+            return Err(DomainError::forbidden(
+                ErrorCode::NotAGroup,
+                "a direct conversation ends when the friendship does",
+            ));
         }
         require_role(&member, MemberRole::Owner)?;
         let members = self.deps.store.member_ids(id).await?;
@@ -204,11 +210,14 @@ impl ConversationService {
     ) -> DomainResult<Vec<(Member, User)>> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
-            return Err(DomainError::forbidden("not_a_group", "members cannot be added to a direct conversation"));
+            return Err(DomainError::forbidden(
+                ErrorCode::NotAGroup,
+                "members cannot be added to a direct conversation",
+            ));
         }
         require_role(&member, MemberRole::Admin)?;
         if user_ids.is_empty() {
-            return Err(DomainError::invalid("validation_failed", "user_ids must name at least one user"));
+            return Err(DomainError::invalid(ErrorCode::ValidationFailed, "user_ids must name at least one user"));
         }
         let current = self.deps.store.member_ids(id).await?;
         let mut new_ids: Vec<UserId> = user_ids.into_iter().filter(|u| !current.contains(u)).collect();
@@ -260,13 +269,16 @@ impl ConversationService {
     ) -> DomainResult<()> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
-            return Err(DomainError::forbidden("not_a_group", "a direct conversation has no roles"));
+            return Err(DomainError::forbidden(ErrorCode::NotAGroup, "a direct conversation has no roles"));
         }
         require_role(&member, MemberRole::Owner)?;
         if target == me {
-            return Err(DomainError::invalid("cannot_change_own_role", "transfer ownership to another member instead"));
+            return Err(DomainError::invalid(
+                ErrorCode::CannotChangeOwnRole,
+                "transfer ownership to another member instead",
+            ));
         }
-        let target_member = self.deps.store.member(id, target).await?.ok_or(DomainError::not_found("member"))?;
+        let target_member = self.deps.store.member(id, target).await?.ok_or(DomainError::not_found(Thing::Member))?;
         if target_member.role == role {
             return Ok(());
         }
@@ -296,21 +308,25 @@ impl ConversationService {
     pub async fn remove_member(&self, me: &UserId, id: &ConversationId, target: &UserId) -> DomainResult<()> {
         let (conversation, member) = self.deps.membership(me, id).await?;
         if !is_group(&conversation) {
-            return Err(DomainError::forbidden("not_a_group", "you cannot leave a direct conversation"));
+            return Err(DomainError::forbidden(ErrorCode::NotAGroup, "you cannot leave a direct conversation"));
         }
         let leaving = target == me;
         if leaving {
             if member.role == MemberRole::Owner {
                 return Err(DomainError::conflict(
-                    "owner_must_transfer",
+                    ErrorCode::OwnerMustTransfer,
                     "transfer ownership before leaving, or dissolve the group",
                 ));
             }
         } else {
             require_role(&member, MemberRole::Admin)?;
-            let target_member = self.deps.store.member(id, target).await?.ok_or(DomainError::not_found("member"))?;
+            let target_member =
+                self.deps.store.member(id, target).await?.ok_or(DomainError::not_found(Thing::Member))?;
             if target_member.role.rank() >= member.role.rank() {
-                return Err(DomainError::forbidden("forbidden", "you can only remove members below your role"));
+                return Err(DomainError::forbidden(
+                    ErrorCode::Forbidden,
+                    "you can only remove members below your role",
+                ));
             }
         }
         let members = self.deps.store.member_ids(id).await?;
@@ -344,11 +360,11 @@ impl ConversationService {
     async fn check_invitable(&self, me: &UserId, user_ids: &[UserId]) -> DomainResult<()> {
         let users = self.deps.store.users(user_ids).await?;
         if users.len() != user_ids.len() || users.iter().any(|u| u.disabled) {
-            return Err(DomainError::not_found("user"));
+            return Err(DomainError::not_found(Thing::User));
         }
         for user in user_ids {
             if self.deps.store.is_blocked_between(me, user).await? {
-                return Err(DomainError::forbidden("blocked", "a blocked user cannot be added"));
+                return Err(DomainError::forbidden(ErrorCode::Blocked, "a blocked user cannot be added"));
             }
         }
         Ok(())
@@ -356,7 +372,7 @@ impl ConversationService {
 
     fn group_full(&self) -> DomainError {
         DomainError::conflict(
-            "group_full",
+            ErrorCode::GroupFull,
             format!("a group has at most {} members", self.deps.limits.max_group_members),
         )
     }
@@ -378,7 +394,7 @@ impl ConversationService {
         let message = system_message(id.clone(), event, self.deps.clock.now());
         match self.deps.log.append_and_hold(NewEntry { message, effect }, recipients).await? {
             (AppendOutcome::Appended(entry) | AppendOutcome::Duplicate(entry), guard) => Ok((entry, guard)),
-            (AppendOutcome::ConversationGone, _) => Err(DomainError::not_found("conversation")),
+            (AppendOutcome::ConversationGone, _) => Err(DomainError::not_found(Thing::Conversation)),
         }
     }
 
@@ -405,7 +421,7 @@ impl ConversationService {
     }
 
     async fn summary(&self, id: &ConversationId, me: &UserId) -> DomainResult<ConversationSummary> {
-        self.deps.store.summary(id, me).await?.ok_or(DomainError::not_found("conversation"))
+        self.deps.store.summary(id, me).await?.ok_or(DomainError::not_found(Thing::Conversation))
     }
 }
 
@@ -413,6 +429,6 @@ pub(crate) fn require_role(member: &Member, at_least: MemberRole) -> DomainResul
     if member.role.rank() >= at_least.rank() {
         Ok(())
     } else {
-        Err(DomainError::forbidden("forbidden", format!("this needs the {} role", at_least.as_str())))
+        Err(DomainError::forbidden(ErrorCode::Forbidden, format!("this needs the {} role", at_least.as_str())))
     }
 }

@@ -3,7 +3,7 @@
 use natter_proto::ServerFrame;
 
 use super::{Deps, rules};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, FriendRequestId, UserId};
 use crate::model::{
     Conversation, ConversationKind, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, User,
@@ -16,7 +16,7 @@ pub struct FriendService {
 }
 
 /// A request with both parties, ready for the wire.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FriendRequestDetail {
     pub request: FriendRequest,
     pub from: User,
@@ -35,22 +35,25 @@ impl FriendService {
         message: Option<&str>,
     ) -> DomainResult<FriendRequestDetail> {
         if me == to {
-            return Err(DomainError::invalid("cannot_befriend_self", "you cannot send yourself a friend request"));
+            return Err(DomainError::invalid(
+                ErrorCode::CannotBefriendSelf,
+                "you cannot send yourself a friend request",
+            ));
         }
         let message = message.unwrap_or_default().trim().to_owned();
         if message.chars().count() > rules::FRIEND_MESSAGE_MAX {
             return Err(DomainError::invalid(
-                "invalid_message",
+                ErrorCode::InvalidMessage,
                 format!("a request message has at most {} characters", rules::FRIEND_MESSAGE_MAX),
             ));
         }
         let store = &self.deps.store;
-        let target = store.user(to).await?.filter(|u| !u.disabled).ok_or(DomainError::not_found("user"))?;
+        let target = store.user(to).await?.filter(|u| !u.disabled).ok_or(DomainError::not_found(Thing::User))?;
         if store.is_blocked_between(me, to).await? {
-            return Err(DomainError::forbidden("blocked", "you cannot send a request to this user"));
+            return Err(DomainError::forbidden(ErrorCode::Blocked, "you cannot send a request to this user"));
         }
         if store.are_friends(me, to).await? {
-            return Err(DomainError::conflict("already_friends", "you are already friends"));
+            return Err(DomainError::conflict(ErrorCode::AlreadyFriends, "you are already friends"));
         }
         let now = self.deps.clock.now();
         let request = FriendRequest {
@@ -64,11 +67,11 @@ impl FriendService {
         };
         store.create_friend_request(&request).await.map_err(|error| match error {
             StoreError::Conflict(_) => {
-                DomainError::conflict("request_pending", "a request between you is already pending")
+                DomainError::conflict(ErrorCode::RequestPending, "a request between you is already pending")
             }
             other => other.into(),
         })?;
-        let from = store.user(me).await?.ok_or(DomainError::not_found("user"))?;
+        let from = store.user(me).await?.ok_or(DomainError::not_found(Thing::User))?;
         let detail = FriendRequestDetail { request, from, to: target };
         self.announce(&detail).await;
         Ok(detail)
@@ -100,7 +103,7 @@ impl FriendService {
     ) -> DomainResult<(FriendRequestDetail, ConversationSummary)> {
         let request = self.request_for(id, |r| &r.to_user == me).await?;
         if self.deps.store.is_blocked_between(&request.from_user, me).await? {
-            return Err(DomainError::forbidden("blocked", "you cannot accept a request from this user"));
+            return Err(DomainError::forbidden(ErrorCode::Blocked, "you cannot accept a request from this user"));
         }
         let now = self.deps.clock.now();
         let new_conversation = Conversation {
@@ -115,12 +118,10 @@ impl FriendService {
             updated_at: now,
             dissolved: false,
         };
-        let (request, conversation_id) = self
-            .deps
-            .store
-            .accept_friend_request(id, &new_conversation, now)
-            .await?
-            .ok_or_else(|| DomainError::conflict("request_not_pending", "this request is no longer pending"))?;
+        let (request, conversation_id) =
+            self.deps.store.accept_friend_request(id, &new_conversation, now).await?.ok_or_else(|| {
+                DomainError::conflict(ErrorCode::RequestNotPending, "this request is no longer pending")
+            })?;
         let detail = self.detail(request).await?;
         self.announce(&detail).await;
         let mine = self.summary(&conversation_id, me).await?;
@@ -160,7 +161,7 @@ impl FriendService {
 
     pub async fn remove(&self, me: &UserId, other: &UserId) -> DomainResult<()> {
         if !self.deps.store.remove_friendship(me, other).await? {
-            return Err(DomainError::not_found("friend"));
+            return Err(DomainError::not_found(Thing::Friend));
         }
         let notifier = &self.deps.notifier;
         notifier
@@ -174,9 +175,9 @@ impl FriendService {
 
     pub async fn block(&self, me: &UserId, other: &UserId) -> DomainResult<()> {
         if me == other {
-            return Err(DomainError::invalid("cannot_block_self", "you cannot block yourself"));
+            return Err(DomainError::invalid(ErrorCode::CannotBlockSelf, "you cannot block yourself"));
         }
-        self.deps.store.user(other).await?.ok_or(DomainError::not_found("user"))?;
+        self.deps.store.user(other).await?.ok_or(DomainError::not_found(Thing::User))?;
         let were_friends = self.deps.store.are_friends(me, other).await?;
         self.deps.store.block_user(me, other, self.deps.clock.now()).await?;
         if were_friends {
@@ -192,7 +193,7 @@ impl FriendService {
     }
 
     pub async fn unblock(&self, me: &UserId, other: &UserId) -> DomainResult<()> {
-        if self.deps.store.unblock_user(me, other).await? { Ok(()) } else { Err(DomainError::not_found("block")) }
+        if self.deps.store.unblock_user(me, other).await? { Ok(()) } else { Err(DomainError::not_found(Thing::Block)) }
     }
 
     pub async fn blocked(&self, me: &UserId) -> DomainResult<Vec<User>> {
@@ -214,33 +215,31 @@ impl FriendService {
             .friend_request(id)
             .await?
             .filter(|r| allowed(r))
-            .ok_or(DomainError::not_found("friend_request"))?;
+            .ok_or(DomainError::not_found(Thing::FriendRequest))?;
         if request.status != FriendRequestStatus::Pending {
-            return Err(DomainError::conflict("request_not_pending", "this request is no longer pending"));
+            return Err(DomainError::conflict(ErrorCode::RequestNotPending, "this request is no longer pending"));
         }
         Ok(request)
     }
 
     async fn close(&self, id: &FriendRequestId, status: FriendRequestStatus) -> DomainResult<FriendRequestDetail> {
-        let request = self
-            .deps
-            .store
-            .close_friend_request(id, status, self.deps.clock.now())
-            .await?
-            .ok_or_else(|| DomainError::conflict("request_not_pending", "this request is no longer pending"))?;
+        let request =
+            self.deps.store.close_friend_request(id, status, self.deps.clock.now()).await?.ok_or_else(|| {
+                DomainError::conflict(ErrorCode::RequestNotPending, "this request is no longer pending")
+            })?;
         let detail = self.detail(request).await?;
         self.announce(&detail).await;
         Ok(detail)
     }
 
     async fn detail(&self, request: FriendRequest) -> DomainResult<FriendRequestDetail> {
-        let from = self.deps.store.user(&request.from_user).await?.ok_or(DomainError::not_found("user"))?;
-        let to = self.deps.store.user(&request.to_user).await?.ok_or(DomainError::not_found("user"))?;
+        let from = self.deps.store.user(&request.from_user).await?.ok_or(DomainError::not_found(Thing::User))?;
+        let to = self.deps.store.user(&request.to_user).await?.ok_or(DomainError::not_found(Thing::User))?;
         Ok(FriendRequestDetail { request, from, to })
     }
 
     async fn summary(&self, conversation: &ConversationId, user: &UserId) -> DomainResult<ConversationSummary> {
-        self.deps.store.summary(conversation, user).await?.ok_or(DomainError::not_found("conversation"))
+        self.deps.store.summary(conversation, user).await?.ok_or(DomainError::not_found(Thing::Conversation))
     }
 
     async fn announce(&self, detail: &FriendRequestDetail) {

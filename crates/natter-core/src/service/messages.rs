@@ -12,7 +12,7 @@ use super::conversations::require_role;
 use super::files::owned_file;
 use super::log::Recipients;
 use super::{Deps, is_group, rules};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{Conversation, FileRecord, Member, MemberRole, Message, MessageKind};
 use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
@@ -31,7 +31,7 @@ pub struct MessageService {
 }
 
 /// A send as asked by a client.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SendInput {
     pub client_msg_id: String,
     pub kind: String,
@@ -42,7 +42,7 @@ pub struct SendInput {
 }
 
 /// Which way to page through history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Page {
     /// Ascending from just after this seq (sync).
     After(Seq),
@@ -51,7 +51,7 @@ pub enum Page {
 }
 
 /// A send's result: the stored entry, and whether this call stored it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Sent {
     pub message: Message,
     pub created: bool,
@@ -66,11 +66,11 @@ impl MessageService {
         rules::check_client_msg_id(&input.client_msg_id)?;
         let kind = MessageKind::parse(&input.kind)
             .filter(|k| k.is_content())
-            .ok_or_else(|| DomainError::invalid("invalid_kind", "kind must be text, image, file or voice"))?;
+            .ok_or_else(|| DomainError::invalid(ErrorCode::InvalidKind, "kind must be text, image, file or voice"))?;
         let text = match kind {
             MessageKind::Text => {
                 if input.file_id.is_some() {
-                    return Err(DomainError::invalid("unexpected_file_id", "a text message has no file_id"));
+                    return Err(DomainError::invalid(ErrorCode::UnexpectedFileId, "a text message has no file_id"));
                 }
                 Some(rules::check_text(input.text.as_deref(), self.deps.limits.max_text_bytes)?)
             }
@@ -84,7 +84,10 @@ impl MessageService {
             (MessageKind::Text, _) => None,
             (_, Some(file_id)) => Some(file_id.to_owned()),
             (_, None) => {
-                return Err(DomainError::invalid("file_required", "image, file and voice messages need a file_id"));
+                return Err(DomainError::invalid(
+                    ErrorCode::FileRequired,
+                    "image, file and voice messages need a file_id",
+                ));
             }
         };
         // A resend is answered before any other check, so a retry after a lost ack always works.
@@ -101,13 +104,19 @@ impl MessageService {
         if let Some(reply_to) = input.reply_to
             && !(1..=conversation.last_seq).contains(&reply_to)
         {
-            return Err(DomainError::invalid("invalid_reply_to", "reply_to must be the seq of an earlier entry"));
+            return Err(DomainError::invalid(
+                ErrorCode::InvalidReplyTo,
+                "reply_to must be the seq of an earlier entry",
+            ));
         }
         let mut mentions = input.mentions;
         mentions.sort();
         mentions.dedup();
         if mentions.len() > rules::MENTIONS_MAX {
-            return Err(DomainError::invalid("too_many_mentions", format!("at most {} mentions", rules::MENTIONS_MAX)));
+            return Err(DomainError::invalid(
+                ErrorCode::TooManyMentions,
+                format!("at most {} mentions", rules::MENTIONS_MAX),
+            ));
         }
         let file = match &file_id {
             Some(file_id) => Some(check_file_kind(kind, owned_file(&self.deps, me, file_id).await?)?),
@@ -124,7 +133,7 @@ impl MessageService {
         match self.deps.log.append(NewEntry { message, effect: Effect::None }, recipients).await? {
             AppendOutcome::Appended(message) => Ok(Sent { message, created: true }),
             AppendOutcome::Duplicate(existing) => self.duplicate(existing, conversation_id),
-            AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
+            AppendOutcome::ConversationGone => Err(DomainError::not_found(Thing::Conversation)),
         }
     }
 
@@ -138,12 +147,12 @@ impl MessageService {
         let (_, member) = self.deps.membership(me, conversation_id).await?;
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if limit == 0 || limit > MAX_PAGE {
-            return Err(DomainError::invalid("invalid_limit", format!("limit must be 1-{MAX_PAGE}")));
+            return Err(DomainError::invalid(ErrorCode::InvalidLimit, format!("limit must be 1-{MAX_PAGE}")));
         }
         let store = &self.deps.store;
         let mut messages = match page {
             Page::After(after) if after < 0 => {
-                return Err(DomainError::invalid("invalid_seq", "after_seq must not be negative"));
+                return Err(DomainError::invalid(ErrorCode::InvalidSeq, "after_seq must not be negative"));
             }
             Page::After(after) => store.messages_after(conversation_id, after, member.joined_seq, limit + 1).await?,
             Page::Before(before) => {
@@ -159,11 +168,15 @@ impl MessageService {
     /// Moves the caller's read marker; returns the marker in force and the unread count.
     pub async fn mark_read(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<(Seq, i64)> {
         if seq < 0 {
-            return Err(DomainError::invalid("invalid_seq", "seq must not be negative"));
+            return Err(DomainError::invalid(ErrorCode::InvalidSeq, "seq must not be negative"));
         }
         let (conversation, _) = self.deps.membership(me, conversation_id).await?;
-        let (read_seq, unread) =
-            self.deps.store.mark_read(conversation_id, me, seq).await?.ok_or(DomainError::not_found("conversation"))?;
+        let (read_seq, unread) = self
+            .deps
+            .store
+            .mark_read(conversation_id, me, seq)
+            .await?
+            .ok_or(DomainError::not_found(Thing::Conversation))?;
         // Other devices of the reader always hear of it; in a direct chat the peer does too (read
         // receipts), unless one of the pair blocked the other. Groups do not broadcast every
         // member's marker to everyone.
@@ -191,13 +204,13 @@ impl MessageService {
     ) -> DomainResult<Message> {
         let (conversation, _, target) = self.target(me, conversation_id, seq).await?;
         if &target.sender_id != me {
-            return Err(DomainError::forbidden("forbidden", "you can only edit your own messages"));
+            return Err(DomainError::forbidden(ErrorCode::Forbidden, "you can only edit your own messages"));
         }
         if !is_group(&conversation) {
             self.check_direct_allowed(me, &conversation).await?;
         }
         if target.kind != MessageKind::Text {
-            return Err(DomainError::invalid("not_editable", "only text messages can be edited"));
+            return Err(DomainError::invalid(ErrorCode::NotEditable, "only text messages can be edited"));
         }
         let text = rules::check_text(Some(text), self.deps.limits.max_text_bytes)?;
         let mut entry = blank_message(conversation_id.clone(), me.clone(), MessageKind::Edit, self.deps.clock.now());
@@ -211,7 +224,7 @@ impl MessageService {
         let (conversation, member, target) = self.target(me, conversation_id, seq).await?;
         if &target.sender_id != me {
             if !is_group(&conversation) {
-                return Err(DomainError::forbidden("forbidden", "you can only recall your own messages"));
+                return Err(DomainError::forbidden(ErrorCode::Forbidden, "you can only recall your own messages"));
             }
             require_role(&member, MemberRole::Admin)?;
         }
@@ -305,9 +318,9 @@ impl MessageService {
             .message_at(conversation_id, seq)
             .await?
             .filter(|m| m.seq >= member.joined_seq && m.kind.is_content())
-            .ok_or(DomainError::not_found("message"))?;
+            .ok_or(DomainError::not_found(Thing::Message))?;
         if target.recalled {
-            return Err(DomainError::conflict("message_recalled", "this message was recalled"));
+            return Err(DomainError::conflict(ErrorCode::MessageRecalled, "this message was recalled"));
         }
         Ok((conversation, member, target))
     }
@@ -316,14 +329,14 @@ impl MessageService {
     async fn append_event(&self, entry: Message, effect: Effect) -> DomainResult<Message> {
         match self.deps.log.append(NewEntry { message: entry, effect }, Recipients::Members).await? {
             AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => Ok(message),
-            AppendOutcome::ConversationGone => Err(DomainError::not_found("conversation")),
+            AppendOutcome::ConversationGone => Err(DomainError::not_found(Thing::Conversation)),
         }
     }
 
     fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {
         if &existing.conversation_id != conversation_id {
             return Err(DomainError::conflict(
-                "client_msg_id_reused",
+                ErrorCode::ClientMsgIdReused,
                 "this client_msg_id was used for another conversation",
             ));
         }
@@ -334,13 +347,13 @@ impl MessageService {
     /// the peer.
     async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<UserId> {
         let Some(peer) = self.deps.store.direct_peer(&conversation.id, me).await? else {
-            return Err(DomainError::forbidden("not_friends", "you are no longer friends with this user"));
+            return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
         };
         if peer.blocked {
-            return Err(DomainError::forbidden("blocked", "you cannot message this user"));
+            return Err(DomainError::forbidden(ErrorCode::Blocked, "you cannot message this user"));
         }
         if !peer.friends {
-            return Err(DomainError::forbidden("not_friends", "you are no longer friends with this user"));
+            return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
         }
         Ok(peer.user)
     }
@@ -356,7 +369,7 @@ fn check_file_kind(kind: MessageKind, file: FileRecord) -> DomainResult<FileReco
     };
     if !fits {
         return Err(DomainError::invalid(
-            "file_kind_mismatch",
+            ErrorCode::FileKindMismatch,
             format!("a {} message cannot carry a file of type {}", kind.as_str(), file.mime),
         ));
     }
@@ -364,13 +377,13 @@ fn check_file_kind(kind: MessageKind, file: FileRecord) -> DomainResult<FileReco
     // duration, is corrupt, truncated or beyond the server's limits, and stays a plain file.
     if kind == MessageKind::Image && file.width.is_none() {
         return Err(DomainError::invalid(
-            "file_kind_mismatch",
+            ErrorCode::FileKindMismatch,
             format!("this {} could not be decoded as an image (corrupt, or beyond the size limits)", file.mime),
         ));
     }
     if kind == MessageKind::Voice && file.duration_ms.is_none() {
         return Err(DomainError::invalid(
-            "unsupported_audio",
+            ErrorCode::UnsupportedAudio,
             format!(
                 "this {} could not be read as audio (WAV, Ogg/Opus or WebM/Opus; corrupt, cut off, or too large to \
                  inspect)",

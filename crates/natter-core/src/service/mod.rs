@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::bus::Bus;
 use crate::clock::Clock;
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, Thing};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{Conversation, ConversationKind, Member, Message};
 use crate::notify::Notifier;
@@ -87,7 +87,7 @@ impl Deps {
             .membership(conversation, user)
             .await?
             .filter(|(c, _)| !c.dissolved)
-            .ok_or(DomainError::not_found("conversation"))?;
+            .ok_or(DomainError::not_found(Thing::Conversation))?;
         Ok((conversation, member))
     }
 }

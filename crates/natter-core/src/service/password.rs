@@ -16,7 +16,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode};
 use crate::store::StoreError;
 
 /// How long a request waits for a free hashing worker before it is refused.
@@ -81,7 +81,9 @@ impl PasswordHasher {
     {
         let _permit = tokio::time::timeout(MAX_WAIT, self.permits.acquire())
             .await
-            .map_err(|_| DomainError::unavailable("server_busy", "too many sign-ins at once; try again shortly"))?
+            .map_err(|_| {
+                DomainError::unavailable(ErrorCode::ServerBusy, "too many sign-ins at once; try again shortly")
+            })?
             .map_err(|_| internal("hashing pool closed".into()))?;
         let buffers = self.buffers.clone();
         let blocks = self.params.block_count();

@@ -1,6 +1,6 @@
 //! Input rules shared by the services, each answering with a stable error code.
 
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode};
 
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
@@ -24,7 +24,7 @@ pub fn check_username(username: &str) -> DomainResult<()> {
         Ok(())
     } else {
         Err(DomainError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             format!(
                 "a username has {USERNAME_MIN}-{USERNAME_MAX} characters: letters, digits, '_', '.', '-', starting with a letter or digit"
             ),
@@ -36,12 +36,12 @@ pub fn check_password(password: &str, username: &str) -> DomainResult<()> {
     let length = password.chars().count();
     if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
         return Err(DomainError::invalid(
-            "weak_password",
+            ErrorCode::WeakPassword,
             format!("a password has {PASSWORD_MIN}-{PASSWORD_MAX} characters"),
         ));
     }
     if password.eq_ignore_ascii_case(username) {
-        return Err(DomainError::invalid("weak_password", "the password must differ from the username"));
+        return Err(DomainError::invalid(ErrorCode::WeakPassword, "the password must differ from the username"));
     }
     Ok(())
 }
@@ -75,7 +75,7 @@ pub fn check_nickname(nickname: &str) -> DomainResult<String> {
     let nickname = nickname.trim();
     if !is_display_name(nickname, NICKNAME_MAX) {
         return Err(DomainError::invalid(
-            "invalid_nickname",
+            ErrorCode::InvalidNickname,
             format!(
                 "a nickname has 1-{NICKNAME_MAX} characters, something visible, and no control or bidirectional control characters"
             ),
@@ -86,7 +86,7 @@ pub fn check_nickname(nickname: &str) -> DomainResult<String> {
 
 pub fn check_bio(bio: &str) -> DomainResult<String> {
     if bio.chars().count() > BIO_MAX {
-        return Err(DomainError::invalid("invalid_bio", format!("a bio has at most {BIO_MAX} characters")));
+        return Err(DomainError::invalid(ErrorCode::InvalidBio, format!("a bio has at most {BIO_MAX} characters")));
     }
     Ok(bio.to_owned())
 }
@@ -96,7 +96,7 @@ pub fn check_device_name(name: Option<&str>) -> DomainResult<Option<String>> {
         None | Some("") => Ok(None),
         Some(name) if is_display_name(name, DEVICE_NAME_MAX) => Ok(Some(name.to_owned())),
         Some(_) => Err(DomainError::invalid(
-            "invalid_device_name",
+            ErrorCode::InvalidDeviceName,
             format!(
                 "a device name has at most {DEVICE_NAME_MAX} characters, something visible, and no control or bidirectional control characters"
             ),
@@ -108,7 +108,7 @@ pub fn check_group_name(name: &str) -> DomainResult<String> {
     let name = name.trim();
     if !is_display_name(name, GROUP_NAME_MAX) {
         return Err(DomainError::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             format!(
                 "a group name has 1-{GROUP_NAME_MAX} characters, something visible, and no control or bidirectional control characters"
             ),
@@ -120,7 +120,7 @@ pub fn check_group_name(name: &str) -> DomainResult<String> {
 pub fn check_announcement(text: &str) -> DomainResult<String> {
     if text.chars().count() > ANNOUNCEMENT_MAX {
         return Err(DomainError::invalid(
-            "invalid_announcement",
+            ErrorCode::InvalidAnnouncement,
             format!("an announcement has at most {ANNOUNCEMENT_MAX} characters"),
         ));
     }
@@ -132,7 +132,7 @@ pub fn check_client_msg_id(id: &str) -> DomainResult<()> {
     let length = id.chars().count();
     if length == 0 || length > CLIENT_MSG_ID_MAX || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(DomainError::invalid(
-            "invalid_client_msg_id",
+            ErrorCode::InvalidClientMsgId,
             format!("client_msg_id has 1-{CLIENT_MSG_ID_MAX} characters without spaces"),
         ));
     }
@@ -144,12 +144,12 @@ pub fn check_text(text: Option<&str>, max_bytes: usize) -> DomainResult<String> 
     let text = text.unwrap_or_default();
     if text.len() > max_bytes {
         return Err(DomainError::TooLarge {
-            code: "text_too_long",
+            code: ErrorCode::TextTooLong,
             message: format!("message text is limited to {max_bytes} bytes"),
         });
     }
     if text.trim().is_empty() {
-        return Err(DomainError::invalid("empty_text", "a text message needs text"));
+        return Err(DomainError::invalid(ErrorCode::EmptyText, "a text message needs text"));
     }
     Ok(text.to_owned())
 }
@@ -158,7 +158,7 @@ pub fn check_text(text: Option<&str>, max_bytes: usize) -> DomainResult<String> 
 pub fn check_emoji(emoji: &str) -> DomainResult<()> {
     let length = emoji.chars().count();
     if length == 0 || length > 16 || emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(DomainError::invalid("invalid_emoji", "a reaction is 1-16 characters without spaces"));
+        return Err(DomainError::invalid(ErrorCode::InvalidEmoji, "a reaction is 1-16 characters without spaces"));
     }
     Ok(())
 }
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn texts() {
         assert!(check_text(Some("hi"), 16).is_ok());
-        assert!(matches!(check_text(Some("   "), 16), Err(DomainError::Invalid { code: "empty_text", .. })));
+        assert!(matches!(check_text(Some("   "), 16), Err(DomainError::Invalid { code: ErrorCode::EmptyText, .. })));
         assert!(matches!(check_text(Some("你好你好你好"), 16), Err(DomainError::TooLarge { .. })));
         assert!(check_text(None, 16).is_err());
     }

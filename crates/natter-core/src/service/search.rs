@@ -3,7 +3,7 @@
 //! hit back from the store so that what is shown is the message's current state.
 
 use super::Deps;
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{Message, Time};
 use crate::search::snippet::snippet;
@@ -22,7 +22,7 @@ pub struct SearchService {
 }
 
 /// A search as asked by a client.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SearchInput {
     pub q: String,
     pub conversation_id: Option<String>,
@@ -33,14 +33,14 @@ pub struct SearchInput {
 }
 
 /// One hit: the message as it is now, its highlighted snippet, and (in relevance order) its score.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FoundMessage {
     pub message: Message,
     pub snippet: String,
     pub score: Option<f32>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Found {
     pub hits: Vec<FoundMessage>,
     pub next_cursor: Option<String>,
@@ -72,7 +72,7 @@ impl Cursor {
 }
 
 fn invalid_cursor() -> DomainError {
-    DomainError::invalid("invalid_cursor", "cursor is not one this server handed out")
+    DomainError::invalid(ErrorCode::InvalidCursor, "cursor is not one this server handed out")
 }
 
 impl SearchService {
@@ -84,19 +84,19 @@ impl SearchService {
         let query = parse_query(&input.q)?;
         let limit = input.limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(DomainError::invalid("invalid_limit", format!("limit must be 1-{MAX_LIMIT}")));
+            return Err(DomainError::invalid(ErrorCode::InvalidLimit, format!("limit must be 1-{MAX_LIMIT}")));
         }
         let order = match input.order.as_deref() {
             None | Some("newest") => SearchOrder::Newest,
             Some("relevance") => SearchOrder::Relevance,
-            Some(_) => return Err(DomainError::invalid("invalid_order", "order must be newest or relevance")),
+            Some(_) => return Err(DomainError::invalid(ErrorCode::InvalidOrder, "order must be newest or relevance")),
         };
         let cursor = match input.cursor.as_deref() {
             None | Some("") => None,
             Some(text) => Some(Cursor::decode(text).ok_or_else(invalid_cursor)?),
         };
         let Some(index) = self.deps.search.clone() else {
-            return Err(DomainError::invalid("search_unavailable", "this server has no search index"));
+            return Err(DomainError::invalid(ErrorCode::SearchUnavailable, "this server has no search index"));
         };
         let scopes = match input.conversation_id {
             Some(id) => {
@@ -152,20 +152,24 @@ impl SearchService {
 pub fn parse_query(q: &str) -> DomainResult<ParsedQuery> {
     let q = q.trim();
     if q.is_empty() {
-        return Err(DomainError::invalid("invalid_query", "q must not be empty"));
+        return Err(DomainError::invalid(ErrorCode::InvalidQuery, "q must not be empty"));
     }
     if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(DomainError::invalid("query_too_long", format!("q has at most {MAX_QUERY_CHARS} characters")));
+        return Err(DomainError::invalid(
+            ErrorCode::QueryTooLong,
+            format!("q has at most {MAX_QUERY_CHARS} characters"),
+        ));
     }
     ParsedQuery::parse(q).map_err(|problem| match problem {
         QueryProblem::NoTerms => {
-            DomainError::invalid("invalid_query", "q must contain a letter, digit or CJK character")
+            DomainError::invalid(ErrorCode::InvalidQuery, "q must contain a letter, digit or CJK character")
         }
-        QueryProblem::CjkTooShort => {
-            DomainError::invalid("query_too_short", "Chinese, Japanese and Korean terms need at least two characters")
-        }
+        QueryProblem::CjkTooShort => DomainError::invalid(
+            ErrorCode::QueryTooShort,
+            "Chinese, Japanese and Korean terms need at least two characters",
+        ),
         QueryProblem::TooManyTerms => {
-            DomainError::invalid("query_too_long", format!("q has at most {MAX_QUERY_TERMS} terms"))
+            DomainError::invalid(ErrorCode::QueryTooLong, format!("q has at most {MAX_QUERY_TERMS} terms"))
         }
     })
 }
@@ -187,7 +191,7 @@ mod tests {
     fn queries_are_checked() {
         assert!(parse_query("北京").is_ok());
         let code = |q: &str| match parse_query(q) {
-            Err(DomainError::Invalid { code, .. }) => code,
+            Err(DomainError::Invalid { code, .. }) => code.as_str(),
             other => panic!("expected an invalid query, got {other:?}"),
         };
         assert_eq!(code("   "), "invalid_query");

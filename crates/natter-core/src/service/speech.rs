@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{Deps, transcripts};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode};
 use crate::ids::{ConversationId, Seq};
 use crate::model::Message;
 use crate::speech::{AudioDecoder, SAMPLE_RATE, SpeechError, Transcriber, Transcript};
@@ -36,7 +36,7 @@ impl Default for SpeechSettings {
 }
 
 /// A finished transcription.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transcription {
     pub text: String,
     pub language: Option<String>,
@@ -116,9 +116,12 @@ impl SpeechService {
         check_size(&audio, engine.settings.max_audio_bytes)?;
         let (reply, answer) = oneshot::channel();
         engine.jobs.try_send(Job { audio: Audio::Bytes(audio), done: Done::Reply(reply) }).map_err(|_| {
-            DomainError::unavailable("speech_busy", "all speech workers are busy and the queue is full; retry later")
+            DomainError::unavailable(
+                ErrorCode::SpeechBusy,
+                "all speech workers are busy and the queue is full; retry later",
+            )
         })?;
-        answer.await.map_err(|_| DomainError::unavailable("speech_unavailable", "the speech worker stopped"))?
+        answer.await.map_err(|_| DomainError::unavailable(ErrorCode::SpeechUnavailable, "the speech worker stopped"))?
     }
 
     /// Queues a stored voice message for transcription; its transcript is appended to the log
@@ -140,7 +143,7 @@ impl SpeechService {
 
 fn unavailable() -> DomainError {
     DomainError::unavailable(
-        "speech_unavailable",
+        ErrorCode::SpeechUnavailable,
         "speech-to-text is not configured on this server (see `natter models fetch` and [speech] in the config)",
     )
 }
@@ -148,12 +151,12 @@ fn unavailable() -> DomainError {
 fn check_size(audio: &[u8], max: usize) -> DomainResult<()> {
     if audio.len() > max {
         return Err(DomainError::TooLarge {
-            code: "audio_too_large",
+            code: ErrorCode::AudioTooLarge,
             message: format!("audio must be at most {max} bytes"),
         });
     }
     if audio.is_empty() {
-        return Err(DomainError::invalid("unsupported_audio", "the audio file is empty"));
+        return Err(DomainError::invalid(ErrorCode::UnsupportedAudio, "the audio file is empty"));
     }
     Ok(())
 }
@@ -208,16 +211,16 @@ async fn run(engine: &Engine, audio: Vec<u8>) -> DomainResult<Transcription> {
 fn speech_error(error: SpeechError) -> DomainError {
     match error {
         SpeechError::UnsupportedAudio(why) => DomainError::invalid(
-            "unsupported_audio",
+            ErrorCode::UnsupportedAudio,
             format!("cannot decode the audio (WAV, Ogg/Opus or WebM/Opus): {why}"),
         ),
         SpeechError::TooLong { max_ms } => DomainError::TooLarge {
-            code: "audio_too_long",
+            code: ErrorCode::AudioTooLong,
             message: format!("audio must be at most {} s long", max_ms / 1000),
         },
         SpeechError::Engine(why) => {
             tracing::warn!(error = %why, "speech engine failed");
-            DomainError::unavailable("speech_failed", "the speech engine failed; retry later")
+            DomainError::unavailable(ErrorCode::SpeechFailed, "the speech engine failed; retry later")
         }
     }
 }

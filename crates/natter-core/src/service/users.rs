@@ -1,7 +1,7 @@
 //! Profiles and user search.
 
 use super::{Deps, rules};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::UserId;
 use crate::model::User;
 use crate::store::ProfileUpdate;
@@ -11,7 +11,7 @@ pub struct UserService {
 }
 
 /// A profile change as asked: `None` leaves a field alone; an empty avatar clears it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ProfileChange {
     pub nickname: Option<String>,
     pub bio: Option<String>,
@@ -24,7 +24,7 @@ impl UserService {
     }
 
     pub async fn get(&self, id: &UserId) -> DomainResult<User> {
-        self.deps.store.user(id).await?.filter(|u| !u.disabled).ok_or(DomainError::not_found("user"))
+        self.deps.store.user(id).await?.filter(|u| !u.disabled).ok_or(DomainError::not_found(Thing::User))
     }
 
     pub async fn update_profile(&self, id: &UserId, change: ProfileChange) -> DomainResult<User> {
@@ -36,14 +36,14 @@ impl UserService {
         if let Some(Some(avatar)) = &update.avatar {
             super::files::check_avatar(&self.deps, id, avatar).await?;
         }
-        self.deps.store.update_profile(id, update).await?.ok_or(DomainError::not_found("user"))
+        self.deps.store.update_profile(id, update).await?.ok_or(DomainError::not_found(Thing::User))
     }
 
     /// Users whose username or nickname contains `query`; 1–64 characters.
     pub async fn search(&self, query: &str, limit: Option<u32>) -> DomainResult<Vec<User>> {
         let query = query.trim();
         if query.is_empty() || query.chars().count() > 64 {
-            return Err(DomainError::invalid("invalid_query", "query has 1-64 characters"));
+            return Err(DomainError::invalid(ErrorCode::InvalidQuery, "query has 1-64 characters"));
         }
         let limit = limit.unwrap_or(20).clamp(1, 100);
         Ok(self.deps.store.search_users(query, limit).await?)

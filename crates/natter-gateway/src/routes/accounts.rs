@@ -31,7 +31,7 @@ pub(crate) async fn register(
     Json(body): Json<RegisterRequest>,
 ) -> Result<(StatusCode, axum::Json<AuthResponse>), ApiError> {
     let tokens = state
-        .services
+        .api
         .accounts
         .register(&body.username, &body.password, body.nickname.as_deref(), body.device_name.as_deref(), client)
         .await?;
@@ -45,8 +45,7 @@ pub(crate) async fn login(
     ClientIp(client): ClientIp,
     Json(body): Json<LoginRequest>,
 ) -> Result<axum::Json<AuthResponse>, ApiError> {
-    let tokens =
-        state.services.accounts.login(&body.username, &body.password, body.device_name.as_deref(), client).await?;
+    let tokens = state.api.accounts.login(&body.username, &body.password, body.device_name.as_deref(), client).await?;
     Ok(axum::Json(auth_response(tokens)))
 }
 
@@ -56,7 +55,7 @@ pub(crate) async fn refresh(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> Result<axum::Json<AuthResponse>, ApiError> {
-    let tokens = state.services.accounts.refresh(&body.refresh_token).await?;
+    let tokens = state.api.accounts.refresh(&body.refresh_token).await?;
     Ok(axum::Json(auth_response(tokens)))
 }
 
@@ -65,7 +64,7 @@ pub(crate) async fn refresh(
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204), (status = 401, body = ErrorBody)))]
 pub(crate) async fn logout(State(state): State<AppState>, Auth(me): Auth) -> Result<StatusCode, ApiError> {
-    state.services.accounts.logout(&me).await?;
+    state.api.accounts.logout(&me).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -74,7 +73,7 @@ pub(crate) async fn sessions(
     State(state): State<AppState>,
     Auth(me): Auth,
 ) -> Result<axum::Json<SessionList>, ApiError> {
-    let sessions = state.services.accounts.sessions(&me).await?;
+    let sessions = state.api.accounts.sessions(&me).await?;
     Ok(axum::Json(SessionList { sessions: sessions.iter().map(|s| wire::session_view(s, &me.session_id)).collect() }))
 }
 
@@ -85,6 +84,6 @@ pub(crate) async fn revoke_session(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.accounts.revoke_session(&me, &SessionId(id)).await?;
+    state.api.accounts.revoke_session(&me, &SessionId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

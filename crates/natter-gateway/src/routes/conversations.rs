@@ -24,7 +24,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Auth(me): Auth,
 ) -> Result<axum::Json<ConversationList>, ApiError> {
-    let list = state.services.conversations.list(&me.user_id).await?;
+    let list = state.api.conversations.list(&me.user_id).await?;
     Ok(axum::Json(ConversationList { conversations: list.iter().map(wire::conversation_view).collect() }))
 }
 
@@ -48,7 +48,7 @@ pub(crate) async fn create(
         avatar: body.avatar,
         announcement: body.announcement,
     };
-    let summary = state.services.conversations.create_group(&me.user_id, group).await?;
+    let summary = state.api.conversations.create_group(&me.user_id, group).await?;
     Ok((StatusCode::CREATED, axum::Json(wire::conversation_view(&summary))))
 }
 
@@ -59,7 +59,7 @@ pub(crate) async fn get(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<ConversationView>, ApiError> {
-    let summary = state.services.conversations.get(&me.user_id, &ConversationId(id)).await?;
+    let summary = state.api.conversations.get(&me.user_id, &ConversationId(id)).await?;
     Ok(axum::Json(wire::conversation_view(&summary)))
 }
 
@@ -73,7 +73,7 @@ pub(crate) async fn update(
 ) -> Result<axum::Json<ConversationView>, ApiError> {
     let change =
         ConversationChange { name: body.name, announcement: body.announcement, avatar: body.avatar, muted: body.muted };
-    let summary = state.services.conversations.update(&me.user_id, &ConversationId(id), change).await?;
+    let summary = state.api.conversations.update(&me.user_id, &ConversationId(id), change).await?;
     Ok(axum::Json(wire::conversation_view(&summary)))
 }
 
@@ -84,7 +84,7 @@ pub(crate) async fn dissolve(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.conversations.dissolve(&me.user_id, &ConversationId(id)).await?;
+    state.api.conversations.dissolve(&me.user_id, &ConversationId(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -95,7 +95,7 @@ pub(crate) async fn members(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<MemberList>, ApiError> {
-    let members = state.services.conversations.members(&me.user_id, &ConversationId(id)).await?;
+    let members = state.api.conversations.members(&me.user_id, &ConversationId(id)).await?;
     Ok(axum::Json(member_list(&members)))
 }
 
@@ -108,7 +108,7 @@ pub(crate) async fn add_members(
     Json(body): Json<AddMembersRequest>,
 ) -> Result<axum::Json<MemberList>, ApiError> {
     let users = body.user_ids.into_iter().map(UserId).collect();
-    let members = state.services.conversations.add_members(&me.user_id, &ConversationId(id), users).await?;
+    let members = state.api.conversations.add_members(&me.user_id, &ConversationId(id), users).await?;
     Ok(axum::Json(member_list(&members)))
 }
 
@@ -123,7 +123,7 @@ pub(crate) async fn update_member(
     let role = MemberRole::parse(&body.role)
         .ok_or_else(|| ApiError::request(StatusCode::BAD_REQUEST, "invalid_role", "role is owner, admin or member"))?;
     let conversation = ConversationId(id);
-    let conversations = &state.services.conversations;
+    let conversations = &state.api.conversations;
     conversations.set_role(&me.user_id, &conversation, &UserId(user_id), role).await?;
     let members = conversations.members(&me.user_id, &conversation).await?;
     Ok(axum::Json(member_list(&members)))
@@ -136,6 +136,6 @@ pub(crate) async fn remove_member(
     Auth(me): Auth,
     Path((id, user_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.conversations.remove_member(&me.user_id, &ConversationId(id), &UserId(user_id)).await?;
+    state.api.conversations.remove_member(&me.user_id, &ConversationId(id), &UserId(user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -27,8 +27,7 @@ pub(crate) async fn create_request(
     Auth(me): Auth,
     Json(body): Json<CreateFriendRequest>,
 ) -> Result<(StatusCode, axum::Json<FriendRequestView>), ApiError> {
-    let detail =
-        state.services.friends.send_request(&me.user_id, &UserId(body.user_id), body.message.as_deref()).await?;
+    let detail = state.api.friends.send_request(&me.user_id, &UserId(body.user_id), body.message.as_deref()).await?;
     Ok((StatusCode::CREATED, axum::Json(view(&detail))))
 }
 
@@ -56,7 +55,7 @@ pub(crate) async fn list_requests(
             ));
         }
     };
-    let requests = state.services.friends.requests(&me.user_id, direction).await?;
+    let requests = state.api.friends.requests(&me.user_id, direction).await?;
     Ok(axum::Json(FriendRequestList { requests: requests.iter().map(view).collect() }))
 }
 
@@ -67,7 +66,7 @@ pub(crate) async fn accept(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<AcceptFriendResponse>, ApiError> {
-    let (detail, conversation) = state.services.friends.accept(&me.user_id, &FriendRequestId(id)).await?;
+    let (detail, conversation) = state.api.friends.accept(&me.user_id, &FriendRequestId(id)).await?;
     Ok(axum::Json(AcceptFriendResponse {
         request: view(&detail),
         conversation: wire::conversation_view(&conversation),
@@ -81,7 +80,7 @@ pub(crate) async fn reject(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<FriendRequestView>, ApiError> {
-    let detail = state.services.friends.reject(&me.user_id, &FriendRequestId(id)).await?;
+    let detail = state.api.friends.reject(&me.user_id, &FriendRequestId(id)).await?;
     Ok(axum::Json(view(&detail)))
 }
 
@@ -92,7 +91,7 @@ pub(crate) async fn cancel(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<FriendRequestView>, ApiError> {
-    let detail = state.services.friends.cancel(&me.user_id, &FriendRequestId(id)).await?;
+    let detail = state.api.friends.cancel(&me.user_id, &FriendRequestId(id)).await?;
     Ok(axum::Json(view(&detail)))
 }
 
@@ -101,11 +100,11 @@ pub(crate) async fn list_friends(
     State(state): State<AppState>,
     Auth(me): Auth,
 ) -> Result<axum::Json<FriendList>, ApiError> {
-    let friends = state.services.friends.friends(&me.user_id).await?;
+    let friends = state.api.friends.friends(&me.user_id).await?;
     let friends = friends
         .into_iter()
         .map(|friend| FriendView {
-            online: state.services.friends.is_online(&friend.user.id),
+            online: state.presence.is_online(&friend.user.id),
             user: wire::user_view(&friend.user),
             since: friend.since,
             conversation_id: friend.conversation_id.0,
@@ -121,7 +120,7 @@ pub(crate) async fn remove_friend(
     Auth(me): Auth,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.friends.remove(&me.user_id, &UserId(user_id)).await?;
+    state.api.friends.remove(&me.user_id, &UserId(user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -132,7 +131,7 @@ pub(crate) async fn block(
     Auth(me): Auth,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.friends.block(&me.user_id, &UserId(user_id)).await?;
+    state.api.friends.block(&me.user_id, &UserId(user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -143,7 +142,7 @@ pub(crate) async fn unblock(
     Auth(me): Auth,
     Path(user_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.friends.unblock(&me.user_id, &UserId(user_id)).await?;
+    state.api.friends.unblock(&me.user_id, &UserId(user_id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -152,6 +151,6 @@ pub(crate) async fn list_blocks(
     State(state): State<AppState>,
     Auth(me): Auth,
 ) -> Result<axum::Json<BlockList>, ApiError> {
-    let blocked = state.services.friends.blocked(&me.user_id).await?;
+    let blocked = state.api.friends.blocked(&me.user_id).await?;
     Ok(axum::Json(BlockList { blocked: blocked.iter().map(wire::user_view).collect() }))
 }

@@ -35,7 +35,7 @@ pub(crate) async fn send(
         reply_to: body.reply_to,
         mentions: body.mentions.into_iter().map(UserId).collect(),
     };
-    let sent = state.services.send_message(&me.user_id, &ConversationId(id), input).await?;
+    let sent = state.api.messages.send(&me.user_id, &ConversationId(id), input).await?;
     let status = if sent.created {
         state.metrics.messages_sent.inc();
         state.metrics.send_latency.observe(started.elapsed().as_secs_f64());
@@ -75,8 +75,7 @@ pub(crate) async fn history(
         (Some(after), None) => Page::After(after),
         (None, before) => Page::Before(before),
     };
-    let (messages, has_more) =
-        state.services.messages.history(&me.user_id, &ConversationId(id), page, params.limit).await?;
+    let (messages, has_more) = state.api.messages.history(&me.user_id, &ConversationId(id), page, params.limit).await?;
     Ok(axum::Json(MessagePage { messages: messages.iter().map(wire::message_view).collect(), has_more }))
 }
 
@@ -89,7 +88,7 @@ pub(crate) async fn mark_read(
     Json(body): Json<ReadRequest>,
 ) -> Result<axum::Json<ReadResponse>, ApiError> {
     let conversation = ConversationId(id);
-    let (read_seq, unread_count) = state.services.messages.mark_read(&me.user_id, &conversation, body.seq).await?;
+    let (read_seq, unread_count) = state.api.messages.mark_read(&me.user_id, &conversation, body.seq).await?;
     Ok(axum::Json(ReadResponse { conversation_id: conversation.0, read_seq, unread_count }))
 }
 
@@ -102,7 +101,7 @@ pub(crate) async fn edit(
     Path((id, seq)): Path<(String, Seq)>,
     Json(body): Json<EditMessageRequest>,
 ) -> Result<axum::Json<MessageView>, ApiError> {
-    let entry = state.services.messages.edit(&me.user_id, &ConversationId(id), seq, &body.text).await?;
+    let entry = state.api.messages.edit(&me.user_id, &ConversationId(id), seq, &body.text).await?;
     Ok(axum::Json(wire::message_view(&entry)))
 }
 
@@ -114,7 +113,7 @@ pub(crate) async fn recall(
     Auth(me): Auth,
     Path((id, seq)): Path<(String, Seq)>,
 ) -> Result<axum::Json<MessageView>, ApiError> {
-    let entry = state.services.messages.recall(&me.user_id, &ConversationId(id), seq).await?;
+    let entry = state.api.messages.recall(&me.user_id, &ConversationId(id), seq).await?;
     Ok(axum::Json(wire::message_view(&entry)))
 }
 
@@ -126,7 +125,7 @@ pub(crate) async fn add_reaction(
     Auth(me): Auth,
     Path((id, seq, emoji)): Path<(String, Seq, String)>,
 ) -> Result<axum::Json<MessageView>, ApiError> {
-    let entry = state.services.messages.react(&me.user_id, &ConversationId(id), seq, &emoji, true).await?;
+    let entry = state.api.messages.react(&me.user_id, &ConversationId(id), seq, &emoji, true).await?;
     Ok(axum::Json(wire::message_view(&entry)))
 }
 
@@ -138,6 +137,6 @@ pub(crate) async fn remove_reaction(
     Auth(me): Auth,
     Path((id, seq, emoji)): Path<(String, Seq, String)>,
 ) -> Result<axum::Json<MessageView>, ApiError> {
-    let entry = state.services.messages.react(&me.user_id, &ConversationId(id), seq, &emoji, false).await?;
+    let entry = state.api.messages.react(&me.user_id, &ConversationId(id), seq, &emoji, false).await?;
     Ok(axum::Json(wire::message_view(&entry)))
 }

@@ -14,16 +14,22 @@ pub(crate) async fn healthz() -> impl IntoResponse {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The process can serve: its database and bus answer.
+/// The process can serve: the chat services answer (in this process, or a chat node over gRPC),
+/// and so do their database and the bus. The body names the process's roles and each dependency.
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.services.deps.store.ping().await.is_ok();
+    let health = state.api.health.health().await;
+    let chat = health.is_ok();
+    let database = health.is_ok_and(|health| health.database);
     let bus = state.bus.healthy().await;
+    let ready = chat && database && bus;
     let body = serde_json::json!({
-        "status": if database && bus { "ready" } else { "unavailable" },
+        "status": if ready { "ready" } else { "unavailable" },
+        "roles": state.settings.roles,
+        "chat": chat,
         "database": database,
         "bus": bus,
     });
-    let status = if database && bus { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body))
 }
 

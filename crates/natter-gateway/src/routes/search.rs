@@ -1,7 +1,7 @@
 //! `/search/*`: full-text message search.
 
 use axum::extract::State;
-use natter_core::error::DomainError;
+use natter_core::error::{DomainError, ErrorCode};
 use natter_core::service::search::SearchInput;
 use natter_core::wire;
 use natter_proto::{ErrorBody, SearchHitView, SearchResults};
@@ -37,9 +37,9 @@ pub(crate) async fn search_messages(
 ) -> Result<axum::Json<SearchResults>, ApiError> {
     let limit = match params.limit.as_deref() {
         None => None,
-        Some(text) => {
-            Some(text.parse::<u32>().map_err(|_| DomainError::invalid("invalid_limit", "limit must be 1-100"))?)
-        }
+        Some(text) => Some(
+            text.parse::<u32>().map_err(|_| DomainError::invalid(ErrorCode::InvalidLimit, "limit must be 1-100"))?,
+        ),
     };
     let input = SearchInput {
         q: params.q,
@@ -48,7 +48,7 @@ pub(crate) async fn search_messages(
         cursor: params.cursor,
         order: params.order,
     };
-    let found = state.services.search.messages(&me.user_id, input).await?;
+    let found = state.api.search.messages(&me.user_id, input).await?;
     let hits = found
         .hits
         .into_iter()

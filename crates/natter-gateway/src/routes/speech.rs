@@ -24,26 +24,15 @@ pub(crate) async fn transcribe(
     Auth(me): Auth,
     request: Request,
 ) -> Result<axum::Json<TranscriptionResponse>, ApiError> {
-    let speech = &state.services.speech;
+    let speech = &state.api.speech;
     let content_type = request.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let content_type = content_type.to_ascii_lowercase();
     let max = speech.max_audio_bytes();
     if content_type.starts_with("application/json") {
         let crate::extract::Json(body) =
             crate::extract::Json::<TranscriptionRequest>::from_request(request, &state).await?;
-        // No engine: say so before reading the file for nothing.
-        speech.check_available()?;
-        let files = &state.services.files;
-        let file = files.readable(&me.user_id, &FileId(body.file_id)).await?;
-        if file.record().size > max as i64 {
-            return Err(ApiError::request(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "audio_too_large",
-                format!("audio must be at most {max} bytes"),
-            ));
-        }
-        let audio = files.read_all(&file, max as u64).await?;
-        let Transcription { text, language, duration_ms } = speech.transcribe(audio.to_vec()).await?;
+        let Transcription { text, language, duration_ms } =
+            speech.transcribe_file(&me.user_id, &FileId(body.file_id)).await?;
         return Ok(axum::Json(TranscriptionResponse { text, language, duration_ms }));
     }
     if !content_type.starts_with("multipart/form-data") {

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/users/me", tag = "users", responses((status = 200, body = UserView)))]
 pub(crate) async fn me(State(state): State<AppState>, Auth(me): Auth) -> Result<axum::Json<UserView>, ApiError> {
-    let user = state.services.users.get(&me.user_id).await?;
+    let user = state.api.users.get(&me.user_id).await?;
     Ok(axum::Json(wire::user_view(&user)))
 }
 
@@ -26,7 +26,7 @@ pub(crate) async fn update_me(
     Json(body): Json<UpdateProfileRequest>,
 ) -> Result<axum::Json<UserView>, ApiError> {
     let change = ProfileChange { nickname: body.nickname, bio: body.bio, avatar: body.avatar };
-    let user = state.services.users.update_profile(&me.user_id, change).await?;
+    let user = state.api.users.update_profile(&me.user_id, change).await?;
     Ok(axum::Json(wire::user_view(&user)))
 }
 
@@ -37,7 +37,7 @@ pub(crate) async fn change_password(
     Auth(me): Auth,
     Json(body): Json<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.accounts.change_password(&me, &body.old_password, &body.new_password).await?;
+    state.api.accounts.change_password(&me, &body.old_password, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -48,7 +48,7 @@ pub(crate) async fn get_user(
     Auth(_me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<UserView>, ApiError> {
-    let user = state.services.users.get(&UserId(id)).await?;
+    let user = state.api.users.get(&UserId(id)).await?;
     Ok(axum::Json(wire::user_view(&user)))
 }
 
@@ -67,6 +67,6 @@ pub(crate) async fn search(
     Auth(_me): Auth,
     Query(params): Query<SearchParams>,
 ) -> Result<axum::Json<UserList>, ApiError> {
-    let users = state.services.users.search(&params.query, params.limit).await?;
+    let users = state.api.users.search(&params.query, params.limit).await?;
     Ok(axum::Json(UserList { users: users.iter().map(wire::user_view).collect() }))
 }

@@ -21,7 +21,7 @@ pub use self::sniff::{clean_name, sniff_mime};
 use self::tally::{Overrun, Tally};
 use super::Deps;
 use crate::blob::{BlobError, BlobStore, ByteStream};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{FileId, UserId};
 use crate::media::{ImageInfo, MediaInspector};
 use crate::model::FileRecord;
@@ -65,13 +65,37 @@ pub struct Upload<'a> {
     pub data: ByteStream<'a>,
 }
 
-/// A file the caller was found allowed to read; only [`FileService::readable`] makes one.
+/// A file the caller was found allowed to read; only [`FileService::readable`] and
+/// [`FileService::thumbnail`] make one (and an API client, from its server's answer).
 #[derive(Debug, Clone)]
-pub struct Readable(FileRecord);
+pub struct Readable {
+    record: FileRecord,
+    grant: Grant,
+}
+
+/// How a [`Readable`] was granted: which reader asked for which file, so that a remote reader can
+/// be checked again where the bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    pub reader: UserId,
+    /// The id the reader asked for (the image's, for a thumbnail).
+    pub asked: FileId,
+    pub thumbnail: bool,
+}
 
 impl Readable {
     pub fn record(&self) -> &FileRecord {
-        &self.0
+        &self.record
+    }
+
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// A file a chat node found readable, as an API client hands it on. The server checks the
+    /// grant again before it streams the bytes.
+    pub fn granted_remotely(record: FileRecord, grant: Grant) -> Self {
+        Self { record, grant }
     }
 }
 
@@ -112,13 +136,16 @@ impl FileService {
         match (put, counted.overrun) {
             (_, Some(Overrun::FileLimit)) => {
                 return Err(DomainError::too_large(
-                    "file_too_large",
+                    ErrorCode::FileTooLarge,
                     format!("files may be at most {} bytes", limits.max_upload_bytes),
                 ));
             }
             (_, Some(Overrun::Quota)) => return Err(quota_exceeded(limits.quota_bytes)),
             (Err(BlobError::Aborted(reason)), None) => {
-                return Err(DomainError::invalid("upload_failed", format!("the upload did not complete: {reason}")));
+                return Err(DomainError::invalid(
+                    ErrorCode::UploadFailed,
+                    format!("the upload did not complete: {reason}"),
+                ));
             }
             (Err(error), None) => return Err(error.into()),
             (Ok(_), None) => {}
@@ -151,37 +178,39 @@ impl FileService {
 
     /// The file, when `me` may read it; `NotFound` otherwise (also for unknown ids).
     pub async fn readable(&self, me: &UserId, id: &FileId) -> DomainResult<Readable> {
-        let record = self.deps.store.file(id).await?.ok_or(DomainError::not_found("file"))?;
+        let record = self.deps.store.file(id).await?.ok_or(DomainError::not_found(Thing::File))?;
         if &record.owner_id == me || self.deps.store.file_readable(id, me).await? {
-            Ok(Readable(record))
+            let grant = Grant { reader: me.clone(), asked: id.clone(), thumbnail: false };
+            Ok(Readable { record, grant })
         } else {
-            Err(DomainError::not_found("file"))
+            Err(DomainError::not_found(Thing::File))
         }
     }
 
     /// The thumbnail of an image `me` may read; `NotFound` when there is none.
     pub async fn thumbnail(&self, me: &UserId, id: &FileId) -> DomainResult<Readable> {
         let image = self.readable(me, id).await?;
-        let thumbnail_id = image.0.thumbnail_id.ok_or(DomainError::not_found("thumbnail"))?;
-        let thumbnail = self.deps.store.file(&thumbnail_id).await?.ok_or(DomainError::not_found("thumbnail"))?;
-        Ok(Readable(thumbnail))
+        let thumbnail_id = image.record.thumbnail_id.ok_or(DomainError::not_found(Thing::Thumbnail))?;
+        let thumbnail = self.deps.store.file(&thumbnail_id).await?.ok_or(DomainError::not_found(Thing::Thumbnail))?;
+        let grant = Grant { reader: me.clone(), asked: id.clone(), thumbnail: true };
+        Ok(Readable { record: thumbnail, grant })
     }
 
     /// The bytes of a readable file in `range` (half-open, within its size), or all of them.
     pub async fn stream(&self, file: &Readable, range: Option<Range<u64>>) -> DomainResult<ByteStream<'static>> {
-        Ok(self.ports.blobs.get(&file.0.blob_key, range).await?)
+        Ok(self.ports.blobs.get(&file.record.blob_key, range).await?)
     }
 
     /// All bytes of a readable file, refused (413 `file_too_large`) beyond `max_bytes`. For
     /// services that need the whole file in memory (speech-to-text).
     pub async fn read_all(&self, file: &Readable, max_bytes: u64) -> DomainResult<Bytes> {
-        if u64::try_from(file.0.size).unwrap_or(u64::MAX) > max_bytes {
+        if u64::try_from(file.record.size).unwrap_or(u64::MAX) > max_bytes {
             return Err(DomainError::too_large(
-                "file_too_large",
+                ErrorCode::FileTooLarge,
                 format!("this needs a file of at most {max_bytes} bytes"),
             ));
         }
-        self.blob_bytes(&file.0.blob_key).await
+        self.blob_bytes(&file.record.blob_key).await
     }
 
     /// A file uploaded by `me`, for attaching it to a message or making it an avatar. Files of
@@ -287,21 +316,21 @@ pub(crate) async fn owned_file(deps: &Deps, me: &UserId, id: &str) -> DomainResu
 /// An avatar must be an image the caller uploaded and the server could decode. Once set, it is
 /// readable by anyone logged in (see [`crate::store::Store::file_readable`]).
 pub(crate) async fn check_avatar(deps: &Deps, me: &UserId, id: &str) -> DomainResult<()> {
-    let file = owned_file(deps, me, id)
-        .await
-        .map_err(|_| DomainError::invalid("invalid_avatar", "avatar must be the id of an image you uploaded"))?;
+    let file = owned_file(deps, me, id).await.map_err(|_| {
+        DomainError::invalid(ErrorCode::InvalidAvatar, "avatar must be the id of an image you uploaded")
+    })?;
     if !file.mime.starts_with("image/") || file.width.is_none() {
-        return Err(DomainError::invalid("invalid_avatar", "avatar must be an image"));
+        return Err(DomainError::invalid(ErrorCode::InvalidAvatar, "avatar must be an image"));
     }
     Ok(())
 }
 
 fn file_not_found() -> DomainError {
-    DomainError::invalid("file_not_found", "file_id must name a file you uploaded")
+    DomainError::invalid(ErrorCode::FileNotFound, "file_id must name a file you uploaded")
 }
 
 fn quota_exceeded(quota: u64) -> DomainError {
-    DomainError::too_large("quota_exceeded", format!("your files may take at most {quota} bytes in all"))
+    DomainError::too_large(ErrorCode::QuotaExceeded, format!("your files may take at most {quota} bytes in all"))
 }
 
 /// Where a file's bytes live: chosen here, never by a client.

@@ -63,7 +63,7 @@ pub(crate) async fn upload(
         let name = field.file_name().unwrap_or("file").to_owned();
         let claimed_mime = field.content_type().map(str::to_owned);
         let data = (&mut field).map_err(|error| BlobError::Aborted(error.body_text())).boxed();
-        let result = state.services.files.upload(&me.user_id, Upload { name, claimed_mime, data }).await;
+        let result = state.api.files.upload(&me.user_id, Upload { name, claimed_mime, data }).await;
         // What is left of a refused upload is read by the gateway's `drain` middleware, so the
         // client gets the 413 instead of a reset connection while it is still sending.
         let file = result?;
@@ -91,7 +91,7 @@ pub(crate) async fn download(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = state.services.files.readable(&me.user_id, &FileId(id)).await?;
+    let file = state.api.files.readable(&me.user_id, &FileId(id)).await?;
     serve(&state, &file, &headers).await
 }
 
@@ -104,7 +104,7 @@ pub(crate) async fn thumbnail(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let file = state.services.files.thumbnail(&me.user_id, &FileId(id)).await?;
+    let file = state.api.files.thumbnail(&me.user_id, &FileId(id)).await?;
     serve(&state, &file, &headers).await
 }
 
@@ -115,7 +115,7 @@ pub(crate) async fn meta(
     Auth(me): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<FileView>, ApiError> {
-    let file = state.services.files.readable(&me.user_id, &FileId(id)).await?;
+    let file = state.api.files.readable(&me.user_id, &FileId(id)).await?;
     Ok(axum::Json(wire::file_view(file.record())))
 }
 
@@ -146,7 +146,7 @@ async fn serve(state: &AppState, file: &Readable, headers: &HeaderMap) -> Result
         }
     };
     let length = range.as_ref().map_or(size, |r| r.end - r.start);
-    let stream = state.services.files.stream(file, range).await?;
+    let stream = state.api.files.stream(file, range).await?;
     insert(&mut common, header::CONTENT_TYPE, &record.mime);
     insert(&mut common, header::CONTENT_LENGTH, &length.to_string());
     insert(&mut common, header::CONTENT_DISPOSITION, &content_disposition(&record.name, &record.mime));
