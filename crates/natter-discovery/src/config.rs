@@ -45,11 +45,7 @@ pub struct EtcdConfig {
 
 impl Default for EtcdConfig {
     fn default() -> Self {
-        EtcdConfig {
-            endpoints: default_endpoints(),
-            prefix: default_prefix(),
-            lease_ttl_secs: default_lease_ttl(),
-        }
+        EtcdConfig { endpoints: default_endpoints(), prefix: default_prefix(), lease_ttl_secs: default_lease_ttl() }
     }
 }
 
@@ -110,10 +106,8 @@ impl DiscoveryConfig {
                 if etcd.endpoints.is_empty() {
                     return invalid("etcd: `endpoints` is empty".into());
                 }
-                if let Some(bad) = etcd
-                    .endpoints
-                    .iter()
-                    .find(|e| !(e.starts_with("http://") || e.starts_with("https://")))
+                if let Some(bad) =
+                    etcd.endpoints.iter().find(|e| !(e.starts_with("http://") || e.starts_with("https://")))
                 {
                     return invalid(format!("etcd: endpoint {bad:?} must start with http:// or https://"));
                 }
@@ -180,8 +174,8 @@ mod tests {
     #[test]
     fn parses_every_backend() {
         assert_eq!(parse("[discovery]\nbackend = \"none\"").expect("none"), DiscoveryConfig::None);
-        let etcd = parse("[discovery]\nbackend = \"etcd\"\nendpoints = [\"http://e:2379\"]\nprefix = \"/x\"")
-            .expect("etcd");
+        let etcd =
+            parse("[discovery]\nbackend = \"etcd\"\nendpoints = [\"http://e:2379\"]\nprefix = \"/x\"").expect("etcd");
         assert_eq!(
             etcd,
             DiscoveryConfig::Etcd(EtcdConfig {
@@ -228,12 +222,7 @@ mod tests {
         assert!(etcd(|c| c.endpoints = vec!["127.0.0.1:2379".into()]).is_err());
         assert!(etcd(|c| c.lease_ttl_secs = 1).is_err());
         assert!(etcd(|c| c.prefix = "/".into()).is_err());
-        let dns = DiscoveryConfig::Dns(DnsConfig {
-            name: "x".into(),
-            port: 0,
-            roles: vec![],
-            refresh_secs: 2,
-        });
+        let dns = DiscoveryConfig::Dns(DnsConfig { name: "x".into(), port: 0, roles: vec![], refresh_secs: 2 });
         assert!(dns.validate().is_err());
     }
 }

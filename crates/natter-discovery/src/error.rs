@@ -26,11 +26,7 @@ pub enum EtcdError {
     },
     /// etcd answered with an error (gRPC code and message, as the JSON gateway reports them).
     #[error("etcd answered {path} with code {code}: {message}")]
-    Server {
-        path: &'static str,
-        code: i32,
-        message: String,
-    },
+    Server { path: &'static str, code: i32, message: String },
     /// The answer was not what etcd's v3 JSON gateway sends.
     #[error("unexpected answer from etcd to {path}: {reason}")]
     Decode { path: &'static str, reason: String },

@@ -43,8 +43,10 @@ async fn dns_lists_every_address_of_the_name() {
         refresh_secs: 1,
     });
     let expected: Vec<String> = {
-        let mut all: Vec<String> =
-            std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 50051)).expect("resolve").map(|a| a.to_string()).collect();
+        let mut all: Vec<String> = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 50051))
+            .expect("resolve")
+            .map(|a| a.to_string())
+            .collect();
         all.sort();
         all.dedup();
         all

@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::de::DeserializeOwned;
 
-use super::wire::{self, GatewayError, KeyValue};
 use super::watch::WatchStream;
+use super::wire::{self, GatewayError, KeyValue};
 use crate::error::{DiscoveryError, EtcdError};
 
 /// A lease's id as etcd gives it.

@@ -29,13 +29,13 @@ impl NodeFollower {
         loop {
             tokio::select! {
                 () = self.nodes.closed() => return,
-                outcome = self.follow() => {
-                    match outcome {
-                        Ok(reason) => tracing::debug!(reason, "listing nodes again"),
-                        Err(error) if !failing => tracing::warn!(%error, "cannot follow nodes in etcd; retrying"),
-                        Err(error) => tracing::debug!(%error, "still cannot follow nodes in etcd"),
+                outcome = self.follow(&mut failing) => match outcome {
+                    Ok(reason) => tracing::debug!(reason, "listing nodes again"),
+                    Err(error) if !failing => {
+                        tracing::warn!(%error, "cannot follow nodes in etcd; retrying");
+                        failing = true;
                     }
-                    failing = true;
+                    Err(error) => tracing::debug!(%error, "still cannot follow nodes in etcd"),
                 }
             }
             tokio::select! {
@@ -46,8 +46,12 @@ impl NodeFollower {
     }
 
     /// Lists, then applies the watch until it ends. `Ok` says why it ended normally.
-    async fn follow(&self) -> Result<&'static str, crate::EtcdError> {
+    /// `failing` is cleared once etcd answers, so the next outage is logged as a warning again.
+    async fn follow(&self, failing: &mut bool) -> Result<&'static str, crate::EtcdError> {
         let (revision, kvs) = self.client.range_prefix(&self.nodes_prefix).await?;
+        if std::mem::take(failing) {
+            tracing::info!("following nodes in etcd again");
+        }
         let mut live: BTreeMap<String, Node> = kvs.iter().filter_map(|kv| self.decode(kv)).collect();
         self.publish(&live);
         let mut stream = self.client.watch_prefix(&self.nodes_prefix, revision + 1).await?;

@@ -127,7 +127,9 @@ impl Keeper {
         if let Some(id) = lease {
             match self.client.revoke(id).await {
                 Ok(()) => tracing::info!(key = %self.key, "deregistered from etcd"),
-                Err(error) => tracing::warn!(key = %self.key, %error, "could not revoke the lease; the key expires with it"),
+                Err(error) => {
+                    tracing::warn!(key = %self.key, %error, "could not revoke the lease; the key expires with it")
+                }
             }
         }
         self.state.send_replace(RegistrationState::default());

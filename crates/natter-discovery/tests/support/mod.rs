@@ -88,7 +88,11 @@ impl EtcdProcess {
     pub(crate) async fn start(data_dir: &Path, client_port: u16, peer_port: u16) -> EtcdProcess {
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
-        let log = std::fs::File::create(data_dir.with_extension("log")).expect("etcd log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("etcd log file");
         let child = Command::new("etcd")
             .arg("--data-dir")
             .arg(data_dir)
@@ -151,8 +155,8 @@ impl Drop for EtcdProcess {
 }
 
 pub(crate) fn etcd_binary_present(test: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("etcd").is_file()));
+    let found =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("etcd").is_file()));
     if !found {
         if std::env::var_os("CI").is_some() {
             panic!("no etcd on PATH but CI is set: install etcd-server (scripts/test.sh does)");
