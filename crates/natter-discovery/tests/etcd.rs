@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use natter_discovery::etcd::{EtcdClient, node_key};
+use natter_discovery::etcd::{EtcdClient, WatchUpdate, node_key};
 use support::*;
 
 #[tokio::test]
@@ -151,4 +151,54 @@ async fn assert_listed(url: &str, prefix: &str, id: &str) {
     let (_, kvs) = client.range_prefix(&node_key(prefix, id)).await.expect("range");
     assert_eq!(kvs.len(), 1, "{id}'s key is in etcd");
     assert_ne!(kvs[0].lease, 0, "attached to a lease");
+}
+
+/// An endpoint that refuses connections is skipped for the next one.
+#[tokio::test]
+async fn a_dead_endpoint_is_skipped() {
+    init_tracing();
+    let Some(url) = etcd_url("a_dead_endpoint_is_skipped") else { return };
+    let prefix = unique_prefix("failover");
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let config = natter_discovery::DiscoveryConfig::Etcd(natter_discovery::EtcdConfig {
+        endpoints: vec![dead, url],
+        prefix: prefix.clone(),
+        lease_ttl_secs: 3,
+    });
+    let a = natter_discovery::Discovery::start(&config, node("a", &["chat"])).await.expect("start");
+    let mut nodes = a.nodes();
+    wait_nodes(&mut nodes, Duration::from_secs(5), "a listed through the live endpoint", |n| ids(n) == ["a"]).await;
+    a.stop().await;
+}
+
+/// etcd's real answer to a watch from a compacted revision is understood as "list again".
+#[tokio::test]
+async fn a_watch_from_a_compacted_revision_is_cancelled() {
+    init_tracing();
+    if !etcd_binary_present("a_watch_from_a_compacted_revision_is_cancelled") {
+        return;
+    }
+    // Compaction is global: an etcd of the test's own, not the shared one.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let etcd = EtcdProcess::start(&dir.path().join("etcd"), free_port(), free_port()).await;
+    let client = EtcdClient::new(&[etcd.url()]).expect("client");
+    for value in [b"1", b"2", b"3"] {
+        client.put("/natter/nodes/x", value, None).await.expect("put");
+    }
+    let (revision, _) = client.range_prefix("/natter/nodes/").await.expect("range");
+    let http = reqwest::Client::new();
+    let compacted = http
+        .post(format!("{}/v3/kv/compaction", etcd.url()))
+        .body(format!(r#"{{"revision":"{revision}"}}"#))
+        .send()
+        .await
+        .expect("compact");
+    assert!(compacted.status().is_success(), "compaction: {}", compacted.status());
+
+    let mut stream = client.watch_prefix("/natter/nodes/", 1).await.expect("watch");
+    let update = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("an answer within 5 s");
+    match update.expect("no error") {
+        Some(WatchUpdate::Canceled { compact_revision, .. }) => assert_eq!(compact_revision, revision),
+        other => panic!("expected a cancellation, got {other:?}"),
+    }
 }
