@@ -66,6 +66,12 @@ impl Discovery {
                 Ok(Discovery { nodes, registration: None, follower: Some(follower), fixed: None })
             }
             DiscoveryConfig::Etcd(etcd) => {
+                if this_node.id.is_empty() || this_node.id.contains('/') {
+                    return Err(DiscoveryError::Config(format!(
+                        "etcd: node id {:?} must be one non-empty key segment (no '/')",
+                        this_node.id
+                    )));
+                }
                 let client = EtcdClient::new(&etcd.endpoints)?;
                 let prefix = etcd.normalized_prefix();
                 let value = serde_json::to_vec(&this_node).map_err(DiscoveryError::Encode)?;

@@ -23,8 +23,10 @@ async fn two_nodes_see_each_other() {
     assert_eq!(a.nodes().borrow()[1], node("b", &["chat", "worker"]), "the value carries the whole node");
     assert_eq!(ids(&a.nodes_with_role("chat")), ["b"]);
     assert_eq!(ids(&b.nodes_with_role("gateway")), ["a"]);
-    let registration = a.registration().expect("etcd registers").state();
-    assert!(registration.is_registered());
+    // The key can reach the watchers before the put's answer reaches its node.
+    let mut state = a.registration().expect("etcd registers").watch_state();
+    within(&mut state, "a's registration confirmed", |s| s.is_registered()).await;
+    let registration = *state.borrow();
 
     // The key is attached to the lease the registration reports.
     let client = EtcdClient::new(&[url]).expect("client");

@@ -79,3 +79,13 @@ async fn none_knows_only_this_node() {
     let discovery = Discovery::start(&DiscoveryConfig::None, this_node()).await.expect("start");
     assert_eq!(*discovery.nodes().borrow(), [this_node()]);
 }
+
+#[tokio::test]
+async fn etcd_refuses_a_node_id_that_is_not_one_key_segment() {
+    let config = DiscoveryConfig::Etcd(natter_discovery::EtcdConfig::default());
+    for id in ["", "a/b"] {
+        let node = Node { id: id.into(), ..this_node() };
+        let refused = Discovery::start(&config, node).await;
+        assert!(matches!(refused, Err(natter_discovery::DiscoveryError::Config(_))), "{id:?}: {refused:?}");
+    }
+}

@@ -92,8 +92,10 @@ impl Keeper {
             };
             match result {
                 Ok(Some(id)) => {
-                    if lease.is_none() || failing {
+                    if lease.is_none() {
                         tracing::info!(key = %self.key, lease = id, "registered in etcd");
+                    } else if failing {
+                        tracing::info!(key = %self.key, lease = id, "etcd answers again; the lease held");
                     }
                     lease = Some(id);
                     last_renewed = Instant::now();
