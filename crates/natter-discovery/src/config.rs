@@ -204,6 +204,33 @@ mod tests {
         );
     }
 
+    /// `natter config show` serializes the section and the file is read back the same way.
+    #[test]
+    fn every_backend_round_trips_through_toml() {
+        #[derive(Serialize, Deserialize)]
+        struct Section {
+            discovery: DiscoveryConfig,
+        }
+        let backends = [
+            DiscoveryConfig::None,
+            DiscoveryConfig::Etcd(EtcdConfig::default()),
+            DiscoveryConfig::Static(StaticConfig {
+                nodes: vec![StaticNode {
+                    id: None,
+                    grpc_addr: "10.0.0.1:50051".into(),
+                    http_addr: Some("10.0.0.1:8080".into()),
+                    roles: default_roles(),
+                }],
+            }),
+            DiscoveryConfig::Dns(DnsConfig { name: "n".into(), port: 1, roles: default_roles(), refresh_secs: 2 }),
+        ];
+        for discovery in backends {
+            let text = toml::to_string(&Section { discovery: discovery.clone() }).expect("serialize");
+            let back = toml::from_str::<Section>(&text).map(|s| s.discovery);
+            assert_eq!(back.as_ref().ok(), Some(&discovery), "{text}");
+        }
+    }
+
     #[test]
     fn refuses_unknown_backends_and_keys() {
         assert!(parse("[discovery]\nbackend = \"zookeeper\"").is_err());
