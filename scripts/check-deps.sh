@@ -6,8 +6,9 @@
 #
 # * natter-proto depends on no other natter crate;
 # * natter-core depends on natter-proto only, and on none of sqlx, axum, tonic;
-# * the adapters (natter-store, natter-bus, natter-blob, natter-media) and natter-gateway use no natter crate but proto/core,
-#   so the gateway never reaches storage or the bus except through core's ports;
+# * the adapters (natter-store, natter-bus, natter-blob, natter-media, natter-discovery) and
+#   natter-gateway use no natter crate but proto/core, so the gateway never reaches storage or
+#   the bus except through core's ports;
 # * only natter-store uses sqlx directly, only natter-gateway (and natter-bench's ceiling server)
 #   axum, only natter-rpc tonic; natter-bench uses natter-proto only;
 # * no crate reaches aws-lc-rs/aws-lc-sys or opusic-sys (both built with cmake).
@@ -86,6 +87,9 @@ forbid_prefix natter-search sqlx axum
 forbid_prefix natter-gateway sqlx
 allow_natter natter-speech natter-proto natter-core
 forbid_prefix natter-speech sqlx axum
+# Discovery knows addresses and role names, not services: no storage, HTTP server or gRPC.
+allow_natter natter-discovery natter-proto natter-core
+forbid_prefix natter-discovery sqlx axum tonic
 # The benchmark is a client of the public contract: wire types only.
 allow_natter natter-bench natter-proto
 only_user sqlx natter-store

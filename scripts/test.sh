@@ -4,16 +4,17 @@
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
 #                                    end-to-end suite again on PostgreSQL), the web client's
 #                                    browser tests, then the benchmark's quick mode (correctness only)
-#   scripts/test.sh --services-only  start the throwaway PostgreSQL and NATS, print the env to
+#   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS, S3 and etcd, print the env to
 #                                    export, and wait (Ctrl-C, or kill the script, stops them)
 #   scripts/test.sh --help
 #
-# Works from any directory, on a fresh Debian 12 as root (installs nats-server and postgresql with
-# apt-get when missing) and in CI (CI=true, no stdin). Services listen on 127.0.0.1 only, keep
+# Works from any directory, on a fresh Debian 12 as root (installs nats-server, postgresql and
+# etcd-server with apt-get when missing) and in CI (CI=true, no stdin). Services listen on 127.0.0.1 only, keep
 # their data under target/test-services/ and are stopped on any exit. Ports can be moved with
 # NATTER_TEST_PG_PORT (25432) and NATTER_TEST_NATS_PORT (24222; monitor NATTER_TEST_NATS_MONITOR_PORT,
 # 28222) and NATTER_TEST_S3_PORT (25900; moto's S3 server from PyPI, installed into a venv under
-# target/) when two checkouts test at once. Uses cargo-nextest when installed, else cargo test.
+# target/) and NATTER_TEST_ETCD_PORT (22379; peer NATTER_TEST_ETCD_PEER_PORT, 22380) when two
+# checkouts test at once. Uses cargo-nextest when installed, else cargo test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,6 +26,8 @@ PG_PORT=${NATTER_TEST_PG_PORT:-25432}
 NATS_PORT=${NATTER_TEST_NATS_PORT:-24222}
 NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}
 S3_PORT=${NATTER_TEST_S3_PORT:-25900}
+ETCD_PORT=${NATTER_TEST_ETCD_PORT:-22379}
+ETCD_PEER_PORT=${NATTER_TEST_ETCD_PEER_PORT:-22380}
 # The bucket the S3 blob-store tests use (created on the in-memory moto server at start).
 S3_BUCKET=natter-test
 MOTO_VERSION=5.2.1
@@ -120,6 +123,7 @@ pg_bin_dir() {
 install_missing() {
     local missing=()
     command -v nats-server >/dev/null || missing+=(nats-server)
+    command -v etcd >/dev/null || missing+=(etcd-server)
     command -v curl >/dev/null || missing+=(curl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
     # Speech: the tests synthesize speech (espeak-ng), resample (sox) and encode Opus (opusenc).
@@ -150,8 +154,15 @@ nats_ready() {
 PG_DATA=""
 NATS_PID=""
 MOTO_PID=""
+ETCD_PID=""
 
 stop_services() {
+    if [[ -n $ETCD_PID ]]; then
+        kill "$ETCD_PID" 2>/dev/null || true
+        wait "$ETCD_PID" 2>/dev/null || true
+        ETCD_PID=""
+        rm -f "$SERVICES_DIR/etcd.pid"
+    fi
     if [[ -n $MOTO_PID ]]; then
         kill "$MOTO_PID" 2>/dev/null || true
         wait "$MOTO_PID" 2>/dev/null || true
@@ -180,6 +191,14 @@ stop_leftovers() {
             for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
         fi
         rm -f "$SERVICES_DIR/nats.pid"
+    fi
+    if [[ -f $SERVICES_DIR/etcd.pid ]]; then
+        pid=$(<"$SERVICES_DIR/etcd.pid")
+        if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == etcd ]]; then
+            kill "$pid" 2>/dev/null || true
+            for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        fi
+        rm -f "$SERVICES_DIR/etcd.pid"
     fi
     if [[ -f $SERVICES_DIR/moto.pid ]]; then
         pid=$(<"$SERVICES_DIR/moto.pid")
@@ -271,6 +290,27 @@ start_moto() {
     die "moto_server did not become ready"
 }
 
+# etcd for natter-discovery's tests: one member, a throwaway data dir, client and peer on loopback.
+start_etcd() {
+    local dir=$SERVICES_DIR/etcd
+    port_busy "$ETCD_PORT" && die "port $ETCD_PORT is in use; set NATTER_TEST_ETCD_PORT to a free one"
+    port_busy "$ETCD_PEER_PORT" && die "port $ETCD_PEER_PORT is in use; set NATTER_TEST_ETCD_PEER_PORT to a free one"
+    rm -rf "$dir"
+    etcd --data-dir "$dir" \
+        --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+        --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+        --initial-cluster "default=http://127.0.0.1:$ETCD_PEER_PORT" >"$SERVICES_DIR/etcd.log" 2>&1 &
+    ETCD_PID=$!
+    echo "$ETCD_PID" >"$SERVICES_DIR/etcd.pid"
+    for _ in {1..100}; do
+        curl -sf -o /dev/null "http://127.0.0.1:$ETCD_PORT/health" && return 0
+        kill -0 "$ETCD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$SERVICES_DIR/etcd.log" >&2
+    die "etcd did not become ready"
+}
+
 start_services() {
     install_missing
     install -d "$SERVICES_DIR"
@@ -279,12 +319,15 @@ start_services() {
     start_postgres
     start_nats
     start_moto
+    start_etcd
     export NATTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export NATTER_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
     export NATTER_TEST_S3_URL="http://127.0.0.1:$S3_PORT/$S3_BUCKET"
+    export NATTER_TEST_ETCD_URL="http://127.0.0.1:$ETCD_PORT"
     echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT, data $PG_DATA"
     echo "NATS $(nats-server --version | awk '{print $2}') on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT), pid $NATS_PID"
     echo "S3 (moto $MOTO_VERSION, in memory) on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET, pid $MOTO_PID"
+    echo "etcd $(etcd --version | awk 'NR == 1 { print $3 }') on 127.0.0.1:$ETCD_PORT (peer :$ETCD_PEER_PORT), pid $ETCD_PID"
 }
 
 on_exit() {
@@ -420,6 +463,7 @@ Services are up. In another shell:
     export NATTER_TEST_POSTGRES_URL=$NATTER_TEST_POSTGRES_URL
     export NATTER_TEST_NATS_URL=$NATTER_TEST_NATS_URL
     export NATTER_TEST_S3_URL=$NATTER_TEST_S3_URL
+    export NATTER_TEST_ETCD_URL=$NATTER_TEST_ETCD_URL
     export NATTER_TEST_WHISPER_MODEL=$SPEECH_MODEL_DIR   # after: natter models fetch tiny.en --dest that
 
 Ctrl-C (or kill $$) stops them.
