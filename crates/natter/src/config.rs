@@ -27,6 +27,8 @@ pub struct Config {
     pub search: SearchConfig,
     pub speech: crate::speech::SpeechConfig,
     pub cluster: ClusterConfig,
+    /// How nodes find each other (etcd, DNS, a static list); see natter-discovery.
+    pub discovery: natter_discovery::DiscoveryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

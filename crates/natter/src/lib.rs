@@ -47,6 +47,8 @@ pub struct Application {
     grpc: Option<TcpListener>,
     /// The chat services this process runs (what its gRPC server serves).
     local_api: Option<Api>,
+    /// This node in discovery, and the other nodes.
+    discovery: natter_discovery::Discovery,
 }
 
 impl Application {
@@ -57,9 +59,19 @@ impl Application {
         // The chat and worker roles run the services on the database; a gateway alone has none.
         let services = if roles.chat || roles.worker { Some(build_services(&config, &bus).await?) } else { None };
         let local_api = services.clone().map(Api::local);
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let grpc = if config.cluster.serves_grpc() {
+            let address = config.cluster.grpc_listen;
+            Some(TcpListener::bind(address).await.with_context(|| format!("cannot listen for gRPC on {address}"))?)
+        } else {
+            None
+        };
+        let discovery = start_discovery(&config, &listener, grpc.as_ref()).await?;
         let api = match &local_api {
             Some(api) if roles.chat => api.clone(),
-            _ if roles.gateway => Api::from_one(Arc::new(chat_client(&config)?)),
+            _ if roles.gateway => Api::from_one(Arc::new(chat_client(&config, &discovery)?)),
             // A worker alone serves only its health, from its own services.
             _ => local_api.clone().context("a worker needs its services")?,
         };
@@ -86,17 +98,8 @@ impl Application {
                 search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search).await?;
             }
         }
-        let listener = TcpListener::bind(config.server.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
-        let grpc = if config.cluster.serves_grpc() {
-            let address = config.cluster.grpc_listen;
-            Some(TcpListener::bind(address).await.with_context(|| format!("cannot listen for gRPC on {address}"))?)
-        } else {
-            None
-        };
         tracing::info!(roles = %roles, "natter built");
-        Ok(Self { listener, state, config, grpc, local_api })
+        Ok(Self { listener, state, config, grpc, local_api, discovery })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -143,6 +146,8 @@ impl Application {
             let _ = stop.send(true);
         };
         let served = natter_gateway::serve(self.listener, router, shutdown).await.context("server failed");
+        // Leave discovery at once (a crashed node's entry expires with its lease instead).
+        self.discovery.stop().await;
         if let Some(grpc) = grpc {
             grpc.await.context("the gRPC server panicked")?.context("the gRPC server failed")?;
         }
@@ -193,21 +198,59 @@ fn file_limits(config: &Config) -> FileLimits {
     }
 }
 
-/// A gateway's client of the chat nodes.
-fn chat_client(config: &Config) -> anyhow::Result<natter_rpc::ChatClient> {
-    let nodes = config.cluster.chat_nodes.clone();
-    if nodes.is_empty() {
-        anyhow::bail!(
-            "a gateway without the chat role needs chat nodes: set cluster.chat_nodes (NATTER_CLUSTER__CHAT_NODES)"
-        );
-    }
+/// Registers this node (its id, roles and addresses) and follows the others.
+async fn start_discovery(
+    config: &Config,
+    listener: &TcpListener,
+    grpc: Option<&TcpListener>,
+) -> anyhow::Result<natter_discovery::Discovery> {
+    let grpc_addr = match (config.cluster.grpc_advertise.as_str(), grpc) {
+        ("", Some(grpc)) => grpc.local_addr()?.to_string(),
+        (advertised, _) => advertised.to_owned(),
+    };
+    let this = natter_discovery::Node {
+        id: config.cluster.node_id(),
+        roles: config.cluster.roles.names().into_iter().map(str::to_owned).collect(),
+        grpc_addr,
+        http_addr: Some(listener.local_addr()?.to_string()),
+    };
+    tracing::info!(node = %this.id, "joining the cluster");
+    natter_discovery::Discovery::start(&config.discovery, this).await.context("cannot start discovery")
+}
+
+/// A gateway's client of the chat nodes: those discovery lists, or `cluster.chat_nodes`.
+fn chat_client(config: &Config, discovery: &natter_discovery::Discovery) -> anyhow::Result<natter_rpc::ChatClient> {
     let settings = natter_rpc::ClientSettings {
         timeout: Duration::from_secs(config.cluster.rpc_timeout_secs.max(1)),
         file_limits: file_limits(config),
         max_audio_bytes: config.speech.max_audio_bytes,
         ..natter_rpc::ClientSettings::default()
     };
-    Ok(natter_rpc::ChatClient::fixed(nodes, settings))
+    if config.discovery == natter_discovery::DiscoveryConfig::None {
+        let nodes = config.cluster.chat_nodes.clone();
+        if nodes.is_empty() {
+            anyhow::bail!(
+                "a gateway without the chat role needs chat nodes: set [discovery] or cluster.chat_nodes \
+                 (NATTER_CLUSTER__CHAT_NODES)"
+            );
+        }
+        return Ok(natter_rpc::ChatClient::fixed(nodes, settings));
+    }
+    // Follow discovery: the gRPC addresses of the live nodes with the chat role.
+    let chat_addresses = |nodes: &[natter_discovery::Node]| -> Vec<String> {
+        natter_discovery::nodes_with_role(nodes, "chat").map(|node| node.grpc_addr.clone()).collect()
+    };
+    let mut nodes = discovery.nodes();
+    let (sender, receiver) = tokio::sync::watch::channel(chat_addresses(&nodes.borrow_and_update()));
+    tokio::spawn(async move {
+        while nodes.changed().await.is_ok() {
+            let addresses = chat_addresses(&nodes.borrow_and_update());
+            if sender.send(addresses).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(natter_rpc::ChatClient::new(receiver, settings))
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {

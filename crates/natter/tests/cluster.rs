@@ -163,7 +163,7 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     natter::install_crypto_provider();
     let Some(env) = ClusterEnv::from_env() else { return };
     let database = Database::create(&env.postgres_url).await;
-    let mut cluster = Cluster::start_split(&database.url, &env.nats_url);
+    let mut cluster = Cluster::start_split(&database.url, &env.nats_url, env.etcd_url.as_deref());
     cluster.wait_ready().await;
     let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
     let http = reqwest::Client::new();
@@ -238,7 +238,10 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     // acknowledged once, in order; the slowest shows how long a gateway took to route around.
     let killed = &mut cluster.nodes[0];
     killed.child.kill().expect("SIGKILL chat node 0");
+    let killed_at = Instant::now();
     killed.child.wait().expect("reap chat node 0");
+    let dead = killed.grpc.clone().expect("a chat node serves gRPC");
+    let alive = cluster.nodes[1].grpc.clone().expect("a chat node serves gRPC");
     let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
     let mut slowest = Duration::ZERO;
     let mut acknowledged = Vec::new();
@@ -269,6 +272,29 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     assert_eq!(stored, expected, "exactly the acknowledged entries, once each");
     assert!(slowest < Duration::from_secs(3), "a gateway took {slowest:?} to route around a dead chat node");
 
+    // With etcd, each gateway's list of chat nodes loses the dead one when its lease expires
+    // (each logs the list it follows).
+    if env.etcd_url.is_some() {
+        for gateway in &cluster.nodes[3..] {
+            let deadline = killed_at + Duration::from_secs(10);
+            loop {
+                let log = std::fs::read_to_string(&gateway.log).unwrap_or_default();
+                let last_list = log.lines().rev().find(|line| line.contains("chat nodes")).unwrap_or_default();
+                if last_list.contains(&alive) && !last_list.contains(&dead) {
+                    println!(
+                        "{}: dropped the dead chat node {:?} after the kill",
+                        gateway.base_url,
+                        killed_at.elapsed()
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{} still lists the dead chat node: {last_list}", gateway.base_url);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(5), "the lease (3 s) should have dropped it by now");
+    }
+
     drop(cluster);
     database.drop_database().await;
 }
@@ -288,13 +314,22 @@ async fn start_cluster() -> Option<(Database, Cluster)> {
 struct ClusterEnv {
     postgres_url: String,
     nats_url: String,
+    /// etcd's client URL (`NATTER_TEST_ETCD_URL`): the split topology finds its chat nodes there.
+    etcd_url: Option<String>,
 }
 
 impl ClusterEnv {
     fn from_env() -> Option<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         match (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL")) {
-            (Some(postgres_url), Some(nats_url)) => Some(Self { postgres_url, nats_url }),
+            (Some(postgres_url), Some(nats_url)) => {
+                let etcd_url = var("NATTER_TEST_ETCD_URL");
+                assert!(
+                    etcd_url.is_some() || std::env::var_os("CI").is_none(),
+                    "the cluster test needs NATTER_TEST_ETCD_URL in CI: run scripts/test.sh"
+                );
+                Some(Self { postgres_url, nats_url, etcd_url })
+            }
             _ if std::env::var_os("CI").is_some() => {
                 panic!(
                     "the cluster test needs NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL in CI: run scripts/test.sh"
@@ -362,12 +397,12 @@ impl Cluster {
     /// Two nodes with every role (the monolith, replicated).
     fn start(database_url: &str, nats_url: &str) -> Self {
         let all = || Spec { roles: "all", chat_nodes: Vec::new() };
-        Self::start_nodes(database_url, nats_url, vec![all(), all()])
+        Self::start_nodes(database_url, nats_url, None, vec![all(), all()])
     }
 
-    /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling both chat
-    /// nodes over gRPC.
-    fn start_split(database_url: &str, nats_url: &str) -> Self {
+    /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling the chat
+    /// nodes over gRPC: those etcd lists when `etcd_url` is given, else both, listed statically.
+    fn start_split(database_url: &str, nats_url: &str, etcd_url: Option<&str>) -> Self {
         let grpc = [free_port(), free_port()].map(|port| format!("127.0.0.1:{port}"));
         let gateway = || Spec { roles: "gateway", chat_nodes: grpc.to_vec() };
         let chat = |address: &str| Spec { roles: "chat", chat_nodes: vec![address.to_owned()] };
@@ -378,10 +413,10 @@ impl Cluster {
             gateway(),
             gateway(),
         ];
-        Self::start_nodes(database_url, nats_url, specs)
+        Self::start_nodes(database_url, nats_url, etcd_url, specs)
     }
 
-    fn start_nodes(database_url: &str, nats_url: &str, specs: Vec<Spec>) -> Self {
+    fn start_nodes(database_url: &str, nats_url: &str, etcd_url: Option<&str>, specs: Vec<Spec>) -> Self {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let secret = format!("cluster-test-secret-{run}");
         let prefix = format!("natter-cluster-test.{run}");
@@ -423,6 +458,12 @@ impl Cluster {
                 .stderr(output);
             if let Some(address) = &grpc {
                 command.env("NATTER_CLUSTER__GRPC_LISTEN", address);
+            }
+            if let Some(etcd_url) = etcd_url {
+                command
+                    .env("NATTER_DISCOVERY__BACKEND", "etcd")
+                    .env("NATTER_DISCOVERY__ENDPOINTS", format!("[\"{etcd_url}\"]"))
+                    .env("NATTER_DISCOVERY__PREFIX", format!("/natter-cluster-test/{run}"));
             }
             let child = command.spawn().expect("start `natter serve`");
             cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log, grpc });

@@ -97,7 +97,13 @@ pub struct ClusterConfig {
     pub roles: Roles,
     /// Where the chat role's gRPC server listens, in a split deployment (roles other than `all`).
     pub grpc_listen: SocketAddr,
-    /// Chat nodes (`host:port` of their gRPC) a gateway without the chat role calls.
+    /// This node's id in discovery (unique in the cluster). Empty: the host name and a random
+    /// suffix, new at every start.
+    pub node_id: String,
+    /// The address other nodes reach this node's gRPC at. Empty: `grpc_listen` as bound.
+    pub grpc_advertise: String,
+    /// Chat nodes (`host:port` of their gRPC) a gateway without the chat role calls, when
+    /// `[discovery]` is `none`; with a discovery backend the gateway follows its chat nodes.
     #[serde(deserialize_with = "super::list_or_csv")]
     pub chat_nodes: Vec<String>,
     /// Deadline of one call from a gateway to a chat node, in seconds.
@@ -109,6 +115,8 @@ impl Default for ClusterConfig {
         Self {
             roles: Roles::ALL,
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            node_id: String::new(),
+            grpc_advertise: String::new(),
             chat_nodes: Vec::new(),
             rpc_timeout_secs: 30,
         }
@@ -116,6 +124,19 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// `node_id`, or a fresh one: the host name and a random suffix.
+    pub fn node_id(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .unwrap_or_else(|| "natter".into());
+        format!("{host}-{:08x}", rand::random::<u32>())
+    }
+
     /// Whether this process serves the chat services over gRPC: a chat node of a split
     /// deployment. The single process (`all`) calls them in-process and opens no port.
     pub fn serves_grpc(&self) -> bool {
@@ -132,10 +153,21 @@ pub(crate) const EXAMPLE: &str = r#"
 roles = "all"
 # Where a chat node of a split deployment serves gRPC.
 grpc_listen = "127.0.0.1:7070"
-# The chat nodes (host:port of their gRPC) a gateway without the chat role calls.
+# This node's id in discovery. Empty: the host name and a random suffix.
+node_id = ""
+# The address other nodes reach this node's gRPC at. Empty: grpc_listen as bound.
+grpc_advertise = ""
+# The chat nodes (host:port of their gRPC) a gateway without the chat role calls, when
+# [discovery] is "none"; with a discovery backend the gateway follows the chat nodes it lists.
 chat_nodes = []
 # Deadline of one gateway -> chat call, in seconds.
 rpc_timeout_secs = 30
+
+[discovery]
+# How nodes find each other: "none" (one process, or gateways with cluster.chat_nodes),
+# "etcd" (endpoints, prefix, lease_ttl_secs), "static" (nodes) or "dns" (name, port); see
+# docs/CONFIG.md.
+backend = "none"
 "#;
 
 #[cfg(test)]
