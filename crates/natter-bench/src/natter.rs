@@ -38,6 +38,9 @@ pub struct Natter {
     run_tag: String,
     /// PostgreSQL's processes, counted as part of the server in the cluster shape.
     database_pids: Option<Box<dyn Fn() -> Vec<u32> + Send + Sync>>,
+    /// In the split topology: the chat and worker processes (clients talk to `nodes`, the
+    /// gateways, only).
+    backends: Vec<Node>,
 }
 
 struct Node {
@@ -86,10 +89,61 @@ impl Natter {
         Ok(Natter::new(name, started, Some(Box::new(move || postgres.pids()))))
     }
 
+    /// The split topology: `chat` chat nodes and one worker behind `gateways` gateways, which
+    /// call the chat nodes over gRPC (listed statically), all on one PostgreSQL and one NATS.
+    pub async fn start_split(
+        binary: &Path,
+        work_dir: &Path,
+        postgres: &Arc<Postgres>,
+        nats: &Nats,
+        gateways: usize,
+        chat: usize,
+    ) -> anyhow::Result<Natter> {
+        let database = format!("natter_bench_{}", uuid::Uuid::new_v4().simple());
+        postgres.create_database(&database)?;
+        let secret = uuid::Uuid::new_v4().simple().to_string();
+        let grpc: Vec<String> =
+            (0..chat).map(|_| free_port().map(|port| format!("127.0.0.1:{port}"))).collect::<Result<_, _>>()?;
+        let common = vec![
+            ("NATTER_DATABASE__URL", postgres.url(&database)),
+            ("NATTER_DATABASE__MAX_CONNECTIONS", "32".to_owned()),
+            ("NATTER_BUS__KIND", "nats".to_owned()),
+            ("NATTER_BUS__NATS_URL", nats.url.clone()),
+            ("NATTER_SEARCH__BACKEND", "postgres".to_owned()),
+            ("NATTER_AUTH__JWT_SECRET", secret),
+            ("NATTER_CLUSTER__CHAT_NODES", grpc.join(",")),
+        ];
+        let with = |extra: Vec<(&'static str, String)>| -> Vec<(&'static str, String)> {
+            common.iter().cloned().chain(extra).collect()
+        };
+        let mut backends = Vec::new();
+        for (index, address) in grpc.iter().enumerate() {
+            let env = with(vec![("NATTER_ROLES", "chat".into()), ("NATTER_CLUSTER__GRPC_LISTEN", address.clone())]);
+            backends.push(start_node(binary, &work_dir.join(format!("chat{index}")), "natter-chat", &env).await?);
+        }
+        let env = with(vec![("NATTER_ROLES", "worker".into())]);
+        backends.push(start_node(binary, &work_dir.join("worker"), "natter-worker", &env).await?);
+        let mut started = Vec::new();
+        for index in 0..gateways {
+            let env = with(vec![("NATTER_ROLES", "gateway".into())]);
+            started.push(start_node(binary, &work_dir.join(format!("gateway{index}")), "natter-gateway", &env).await?);
+        }
+        let postgres = postgres.clone();
+        let name = format!("natter (split: {gateways} gateways, {chat} chat, 1 worker; PostgreSQL + NATS)");
+        let mut natter = Natter::new(name, started, Some(Box::new(move || postgres.pids())));
+        natter.backends = backends;
+        Ok(natter)
+    }
+
     fn new(name: String, nodes: Vec<Node>, database_pids: Option<Box<dyn Fn() -> Vec<u32> + Send + Sync>>) -> Natter {
         let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("a default HTTP client builds");
         let run_tag = format!("{:x}", payload::now_us() % 0xffff_ffff);
-        Natter { name, nodes, http, next_user: AtomicU64::new(0), run_tag, database_pids }
+        Natter { name, nodes, http, next_user: AtomicU64::new(0), run_tag, database_pids, backends: Vec::new() }
+    }
+
+    /// The chat and worker processes of the split topology (empty otherwise).
+    pub fn backend_pids(&self) -> Vec<u32> {
+        self.backends.iter().map(|node| node.process.pid()).collect()
     }
 
     fn base(&self, node: usize) -> String {
@@ -106,7 +160,7 @@ impl Natter {
     }
 
     pub async fn stop(self) {
-        for node in self.nodes {
+        for node in self.nodes.into_iter().chain(self.backends) {
             node.process.stop(Duration::from_secs(10)).await;
         }
     }
@@ -307,6 +361,7 @@ impl System for Natter {
 
     fn server_pids(&self) -> Vec<u32> {
         let mut pids = self.natter_pids();
+        pids.extend(self.backend_pids());
         if let Some(database) = &self.database_pids {
             pids.extend(database());
         }

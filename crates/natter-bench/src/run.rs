@@ -158,6 +158,32 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
             }
             Err(error) => note("natter (PostgreSQL + NATS)", error),
         }
+        stage(&status, "natter (split topology): starting");
+        match split(&natter_binary, &work, postgres).await {
+            Ok((natter, _nats)) => {
+                let name = natter.name();
+                if plan.wants("direct") {
+                    let label = format!("direct on {name}");
+                    stage(&status, format!("{label}: running"));
+                    let outcome = direct::run(&natter, plan.direct, &bar).await;
+                    step(&status, &label, outcome, &mut measurements, &mut note);
+                }
+                if plan.wants("fanout") {
+                    let label = format!("fanout on {name}");
+                    stage(&status, format!("{label}: running"));
+                    let outcome = fanout::run(&natter, plan.fanout, &bar).await;
+                    step(&status, &label, outcome, &mut measurements, &mut note);
+                }
+                if plan.wants("group") {
+                    let label = format!("{}-member group on {name}", plan.big_group.members);
+                    stage(&status, format!("{label}: running"));
+                    let outcome = fanout::run(&natter, plan.big_group, &bar).await;
+                    step(&status, &label, outcome, &mut measurements, &mut note);
+                }
+                natter.stop().await;
+            }
+            Err(error) => note("natter (split topology)", error),
+        }
         if plan.cluster_connections > 0 && plan.wants("connections") {
             let nodes = plan.cluster_connections.div_ceil(connections::PER_WORKER + 1000).max(2);
             stage(&status, format!("natter (PostgreSQL + NATS, {nodes} processes): starting"));
@@ -235,6 +261,17 @@ async fn cluster(
 ) -> anyhow::Result<(Natter, Nats)> {
     let nats = Nats::start(&work.join("nats-bus"), false).await?;
     let natter = Natter::start_cluster(binary, &work.join("cluster"), postgres, &nats, nodes).await?;
+    Ok((natter, nats))
+}
+
+/// The split topology: 2 gateways, 2 chat nodes, 1 worker.
+async fn split(
+    binary: &std::path::Path,
+    work: &std::path::Path,
+    postgres: &Arc<Postgres>,
+) -> anyhow::Result<(Natter, Nats)> {
+    let nats = Nats::start(&work.join("nats-split"), false).await?;
+    let natter = Natter::start_split(binary, &work.join("split"), postgres, &nats, 2, 2).await?;
     Ok((natter, nats))
 }
 
@@ -403,6 +440,20 @@ fn bars(measurements: &[Measurement], plan: &Plan) -> Vec<Bar> {
         throughput(find("direct", "natter (PostgreSQL", "saturated")),
         "messages/s",
     ));
+
+    let two_process = throughput(find("direct", "natter (PostgreSQL", "saturated"));
+    let split = throughput(find("direct", "natter (split", "saturated"));
+    let target = "split topology (gateways → gRPC → chat) ≥ the two-process shape, same run";
+    bars.push(match (split, two_process) {
+        (Some(split), Some(two)) if two > 0.0 => Bar {
+            scenario: "direct".into(),
+            target: target.into(),
+            measured: format!("{} vs {} messages/s ({:.2}×)", report::human(split), report::human(two), split / two),
+            ratio: Some(split / two),
+            met: Some(split >= two),
+        },
+        _ => Bar::not_measured("direct", target, "not measured in this run"),
+    });
 
     let natter_fanout = throughput(find("fanout", embedded, "saturated"));
     let ceiling_fanout = throughput(find("fanout", "ceiling", "saturated"));
