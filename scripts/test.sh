@@ -386,6 +386,13 @@ test_postgres() {
     NATTER_TEST_BACKEND=postgres run_tests postgres "$RUNNER" -p natter --test api
 }
 
+# The end-to-end suite again through the split topology: every request goes from a gateway over
+# gRPC to a chat node (in the test's process, on PostgreSQL + NATS). The scenarios that run on
+# both databases run their PostgreSQL variant this way; their SQLite variant ran already.
+test_split() {
+    NATTER_TEST_BACKEND=split run_tests split "$RUNNER" -p natter --test api -- --skip ::sqlite
+}
+
 # The benchmark's quick mode: every scenario at small sizes against natter (embedded and two
 # processes on PostgreSQL + NATS), the ceiling and NATS. Debug builds: it checks correctness
 # (every message delivered exactly once, in seq order), never speed. It starts its own servers.
@@ -481,6 +488,7 @@ phase "clippy" cargo clippy --workspace --all-targets --color "$COLOR" -- -D war
 phase "dependency rules" scripts/check-deps.sh
 phase "tests (sqlite)" test_workspace
 phase "tests (postgres e2e)" test_postgres
+phase "tests (split topology e2e)" test_split
 phase "browser" browser_tests
 phase "bench (quick)" bench_quick
 phase "search bench (tiny)" search_bench_tiny

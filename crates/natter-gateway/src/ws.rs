@@ -103,6 +103,7 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
     let mut last_heard = Instant::now();
     let mut shutdown = state.hub.shutdown_signal();
     let mut close: Option<(u16, String)> = None;
+    let mut typing = TypingGate::default();
     if revoked {
         close = Some((CLOSE_SESSION_ENDED, "session ended; log in again".into()));
     } else if send_frame(&mut sender, &hello).await.is_ok() {
@@ -128,7 +129,7 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
                             // Frames queued for this socket keep flowing while its request runs
                             // (a send waits for its commit): a client's own pushes never pile up
                             // behind its requests.
-                            let handling = handle_text(&state, &context, text.as_str());
+                            let handling = handle_text(&state, &context, &mut typing, text.as_str());
                             tokio::pin!(handling);
                             let mut closed = false;
                             let reply = loop {
@@ -273,8 +274,39 @@ async fn announce_presence(state: &AppState, user: &UserId, online: bool) {
     }
 }
 
+/// Which `typing` frames of one socket go on to the chat services: at most one per conversation
+/// per [`TypingGate::EVERY`]. The service relays at most one per 2 s anyway; dropping the rest
+/// here keeps a flood of typing frames from turning into a flood of calls to a chat node.
+#[derive(Default)]
+struct TypingGate {
+    forwarded: std::collections::HashMap<String, Instant>,
+}
+
+impl TypingGate {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn admit(&mut self, conversation: &str) -> bool {
+        let now = Instant::now();
+        if self.forwarded.len() > 256 {
+            self.forwarded.retain(|_, at| now.duration_since(*at) < Self::EVERY);
+        }
+        match self.forwarded.get(conversation) {
+            Some(at) if now.duration_since(*at) < Self::EVERY => false,
+            _ => {
+                self.forwarded.insert(conversation.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
 /// Handles one client frame; returns the direct reply, if any.
-async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Option<ServerFrame> {
+async fn handle_text(
+    state: &AppState,
+    context: &AuthContext,
+    typing: &mut TypingGate,
+    text: &str,
+) -> Option<ServerFrame> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(error) => {
@@ -314,6 +346,9 @@ async fn handle_text(state: &AppState, context: &AuthContext, text: &str) -> Opt
             }
         }
         ClientFrame::Typing { conversation_id } => {
+            if !typing.admit(&conversation_id) {
+                return None;
+            }
             match state.api.messages.typing(me, &ConversationId(conversation_id)).await {
                 Ok(()) => None,
                 Err(error) => Some(api_error_frame(None, error.into())),

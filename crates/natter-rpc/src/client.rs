@@ -22,7 +22,7 @@ use natter_core::api::{
     UsersApi,
 };
 use natter_core::blob::{BlobError, ByteStream};
-use natter_core::error::{DomainError, DomainResult};
+use natter_core::error::{DomainError, DomainResult, ErrorCode};
 use natter_core::ids::{ConversationId, FileId, FriendRequestId, Seq, SessionId, UserId};
 use natter_core::model::{ConversationSummary, FileRecord, Friend, Member, MemberRole, Message, Session, User};
 use natter_core::service::accounts::{AuthContext, Tokens};
@@ -477,24 +477,49 @@ impl FilesApi for ChatClient {
             let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
             grpc.client_streaming(Request::new(stream), path, BytesCodec).await
         };
-        tokio::pin!(call);
-        // The upload's body is read here, in this task, and handed over as it comes; a body
-        // that fails (the client went away) drops the call, which resets the stream, so the
-        // chat node stores nothing.
+        let mut call = Box::pin(call);
+        // The upload's body is read here, in this task, and handed over as it comes. The sender
+        // is handed back with the outcome: the request stream must not end (which the chat node
+        // would take for a complete file) while the call is still alive.
         let pump = async move {
             while let Some(chunk) = data.next().await {
-                if sender.send(chunk?).await.is_err() {
-                    break;
+                match chunk {
+                    Ok(chunk) => {
+                        if sender.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(error) => return Err((error, sender)),
                 }
             }
-            Ok::<(), BlobError>(())
+            Ok(())
         };
         let answer = tokio::select! {
             answer = &mut call => answer,
-            pumped = pump => {
-                pumped?;
-                call.await
-            }
+            pumped = pump => match pumped {
+                Ok(()) => call.await,
+                Err((error, sender)) => {
+                    // The body failed on this side (the client went away, or sent more than
+                    // the gateway accepts). The chat node may have refused the upload already
+                    // (413 file_too_large): that answer wins, as it would in one process.
+                    let verdict = tokio::time::timeout(Duration::from_secs(2), &mut call).await;
+                    // Cancel the call (a reset stream: the chat node stores nothing) before the
+                    // request stream can end.
+                    drop(call);
+                    drop(sender);
+                    match verdict {
+                        Ok(Err(status)) if domain_error(&status).is_some() => Err(status),
+                        _ => {
+                            let reason = match error {
+                                BlobError::Aborted(reason) => reason,
+                                other => other.to_string(),
+                            };
+                            let message = format!("the upload did not complete: {reason}");
+                            return Err(DomainError::invalid(ErrorCode::UploadFailed, message));
+                        }
+                    }
+                }
+            },
         };
         let answer = answer.map_err(|status| Self::failed(&node, &status))?;
         decode(answer.get_ref()).map_err(|status| wire::unreachable(status.message()))

@@ -236,3 +236,45 @@ async fn names_refuse_bidi_controls_and_invisible_only_values() {
     let me: Value = app.patch(&alice, "/users/me", json!({ "nickname": family })).await.expect(200);
     assert_eq!(me["nickname"], family, "a joiner inside an emoji is fine");
 }
+
+/// A client that goes away halfway through an upload leaves nothing stored: no file, no blob
+/// (through the split topology, too, where the gateway streams the body to a chat node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_off_halfway_stores_nothing() {
+    let app = spawn_app().await;
+    let alice = app.register("alice").await;
+    let (head, tail, boundary) = multipart_head_and_tail();
+    let size = 4 * 1024 * 1024;
+    let request = format!(
+        "POST /api/v1/files HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n{head}",
+        app.addr,
+        alice.access_token,
+        head.len() + size + tail.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("send the head");
+    stream.write_all(&vec![b'x'; size / 2]).await.expect("send half the file");
+    // Let the server take what came, then go away without the rest.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // No blob is left behind.
+    // Blobs live under <data_dir>/files/files/<id>.
+    let blobs = || std::fs::read_dir(app.data_dir().join("files/files")).map(Iterator::count).unwrap_or(0);
+    assert_eq!(blobs(), 0, "a cut-off upload left a blob");
+    // A whole upload then works, and is the only blob.
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(vec![b'y'; 1000]).file_name("whole.bin"));
+    let response = app
+        .http
+        .post(app.api_url("/files"))
+        .bearer_auth(&alice.access_token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+    assert_eq!(blobs(), 1, "only the whole upload is stored");
+}

@@ -5,6 +5,7 @@ use sqlx::{Connection, Executor, PgConnection};
 
 const BACKEND_VAR: &str = "NATTER_TEST_BACKEND";
 const POSTGRES_URL_VAR: &str = "NATTER_TEST_POSTGRES_URL";
+const NATS_URL_VAR: &str = "NATTER_TEST_NATS_URL";
 
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
@@ -12,11 +13,14 @@ pub(crate) enum Backend {
     Sqlite,
     /// A fresh database per test, created through this admin URL.
     Postgres { admin_url: String },
+    /// The split topology in this process: a chat (+ worker) node on a fresh PostgreSQL
+    /// database and a gateway calling it over gRPC, both on NATS.
+    Split { admin_url: String, nats_url: String },
 }
 
 impl Backend {
-    /// `NATTER_TEST_BACKEND`: `sqlite` (default) or `postgres`. Asking for PostgreSQL without
-    /// `NATTER_TEST_POSTGRES_URL` is a mistake, not a reason to skip.
+    /// `NATTER_TEST_BACKEND`: `sqlite` (default), `postgres` or `split` (PostgreSQL and NATS).
+    /// Asking for PostgreSQL without `NATTER_TEST_POSTGRES_URL` is a mistake, not a reason to skip.
     pub(crate) fn from_env() -> Backend {
         match std::env::var(BACKEND_VAR).as_deref() {
             Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
@@ -24,13 +28,23 @@ impl Backend {
                 admin_url: std::env::var(POSTGRES_URL_VAR)
                     .unwrap_or_else(|_| panic!("{BACKEND_VAR}=postgres needs {POSTGRES_URL_VAR} (an admin URL)")),
             },
-            Ok(other) => panic!("{BACKEND_VAR} must be `sqlite` or `postgres`, not `{other}`"),
+            Ok("split") => Backend::Split {
+                admin_url: std::env::var(POSTGRES_URL_VAR)
+                    .unwrap_or_else(|_| panic!("{BACKEND_VAR}=split needs {POSTGRES_URL_VAR} (an admin URL)")),
+                nats_url: std::env::var(NATS_URL_VAR)
+                    .unwrap_or_else(|_| panic!("{BACKEND_VAR}=split needs {NATS_URL_VAR}")),
+            },
+            Ok(other) => panic!("{BACKEND_VAR} must be `sqlite`, `postgres` or `split`, not `{other}`"),
         }
     }
 
     /// PostgreSQL when `NATTER_TEST_POSTGRES_URL` is set. Otherwise `None` after printing a skip
     /// line, or a panic under CI, where a silently skipped backend would hide failures.
+    /// Under `NATTER_TEST_BACKEND=split` the PostgreSQL variant runs on the split topology.
     pub(crate) fn postgres_or_skip(test: &str) -> Option<Backend> {
+        if let split @ Backend::Split { .. } = Backend::from_env() {
+            return Some(split);
+        }
         match std::env::var(POSTGRES_URL_VAR) {
             Ok(admin_url) if !admin_url.is_empty() => Some(Backend::Postgres { admin_url }),
             _ if std::env::var_os("CI").is_some() => {
@@ -48,7 +62,9 @@ impl Backend {
     pub(crate) async fn create_database(&self) -> Option<TestDatabase> {
         match self {
             Backend::Sqlite => None,
-            Backend::Postgres { admin_url } => Some(TestDatabase::create(admin_url).await),
+            Backend::Postgres { admin_url } | Backend::Split { admin_url, .. } => {
+                Some(TestDatabase::create(admin_url).await)
+            }
         }
     }
 }

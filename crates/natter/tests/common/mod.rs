@@ -34,6 +34,8 @@ pub(crate) struct TestApp {
     pub(crate) http: reqwest::Client,
     data_dir: PathBuf,
     server: tokio::task::JoinHandle<()>,
+    /// The split backend's chat node (the gateway is `server`).
+    chat_server: Option<tokio::task::JoinHandle<()>>,
     _database: Option<backend::TestDatabase>,
 }
 
@@ -73,6 +75,25 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
 
     // Before any reqwest client is built (reqwest has no crypto provider of its own).
     natter::install_crypto_provider();
+    let mut chat_server = None;
+    if let Backend::Split { nats_url, .. } = &backend {
+        // A chat + worker node, then the gateway below calls it over gRPC; events go over NATS.
+        config.bus.kind = "nats".into();
+        config.bus.nats_url = nats_url.clone();
+        config.bus.subject_prefix = format!("natter-split-test.{}", uuid::Uuid::new_v4().simple());
+        let mut chat = config.clone();
+        chat.cluster.roles = "chat,worker".parse().expect("roles");
+        chat.cluster.grpc_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        let chat = natter::Application::build(chat).await.expect("the chat node builds");
+        let grpc = chat.grpc_addr().expect("a chat node of a split deployment serves gRPC");
+        chat_server = Some(tokio::spawn(async move {
+            if let Err(error) = chat.run_until_stopped().await {
+                eprintln!("natter test chat node stopped with an error: {error:#}");
+            }
+        }));
+        config.cluster.roles = "gateway".parse().expect("roles");
+        config.cluster.chat_nodes = vec![grpc.to_string()];
+    }
     let app = natter::Application::build(config).await.expect("the application builds");
     let addr = app.local_addr();
     let server = tokio::spawn(async move {
@@ -88,6 +109,7 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
             .expect("build the HTTP client"),
         data_dir,
         server,
+        chat_server,
         _database: database,
     }
 }
@@ -117,6 +139,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(chat) = &self.chat_server {
+            chat.abort();
+        }
         // Best effort: a leftover directory in the temp dir is harmless.
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
