@@ -180,6 +180,15 @@ pub(crate) async fn member_ids(db: &Db, conversation: &ConversationId) -> StoreR
     Ok(ids.into_iter().map(UserId).collect())
 }
 
+/// PostgreSQL: the version of the conversation's member set (`None`: no such conversation).
+pub(crate) async fn members_version(db: &Db, conversation: &ConversationId) -> StoreResult<Option<i64>> {
+    sqlx::query_scalar("SELECT members_version FROM conversations WHERE id = $1")
+        .bind(conversation.as_str())
+        .fetch_optional(&db.read)
+        .await
+        .map_err(backend)
+}
+
 pub(crate) async fn member_count(db: &Db, conversation: &ConversationId) -> StoreResult<u64> {
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM members WHERE conversation_id = $1")
         .bind(conversation.as_str())

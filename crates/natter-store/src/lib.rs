@@ -42,7 +42,7 @@ use natter_core::store::{
 };
 
 use crate::db::Db;
-use crate::member_cache::MemberCache;
+use crate::member_cache::{MemberCache, VersionedMembers};
 
 /// The SQL store. Cheap to clone (pools are shared handles).
 #[derive(Clone)]
@@ -50,6 +50,8 @@ pub struct SqlStore {
     db: Db,
     /// SQLite: member ids of recently used conversations (see `member_cache`).
     members: Option<Arc<MemberCache>>,
+    /// PostgreSQL: the same, checked against each conversation's `members_version`.
+    versioned_members: Option<Arc<VersionedMembers>>,
 }
 
 impl SqlStore {
@@ -58,7 +60,8 @@ impl SqlStore {
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqlStore, StoreError> {
         let db = Db::connect(url, max_connections).await?;
         let members = db.sqlite.then(Arc::default);
-        Ok(SqlStore { db, members })
+        let versioned_members = (!db.sqlite).then(Arc::default);
+        Ok(SqlStore { db, members, versioned_members })
     }
 
     /// Closes every connection, waiting for checked-out ones to come back.
@@ -206,6 +209,17 @@ impl Store for SqlStore {
         conversations::members(&self.db, conversation).await
     }
     async fn member_ids(&self, conversation: &ConversationId) -> StoreResult<Vec<UserId>> {
+        if let Some(cache) = &self.versioned_members {
+            let Some(version) = conversations::members_version(&self.db, conversation).await? else {
+                return Ok(Vec::new());
+            };
+            if let Some(members) = cache.get(conversation, version) {
+                return Ok(members);
+            }
+            let members = conversations::member_ids(&self.db, conversation).await?;
+            cache.insert(conversation, version, &members);
+            return Ok(members);
+        }
         let Some(cache) = &self.members else { return conversations::member_ids(&self.db, conversation).await };
         if let Some(members) = cache.get(conversation) {
             return Ok(members);

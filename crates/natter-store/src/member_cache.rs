@@ -6,8 +6,12 @@
 //! entry after committing any change of membership (an append with a membership effect, an
 //! accepted friend request). A read that races a change must not put the old list back: every
 //! invalidation bumps a generation, and a list read from the database is kept only if no
-//! invalidation happened since the read began. PostgreSQL is shared by several processes, so it
-//! has no cache.
+//! invalidation happened since the read began.
+//!
+//! PostgreSQL is shared by several processes, so no process sees every change: there each
+//! conversation's `members_version` (moved by triggers on `members`, in the transaction of the
+//! change) says whether a remembered list is current ([`VersionedMembers`]): one primary-key read
+//! instead of the whole member list.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,6 +59,34 @@ impl MemberCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Vec<UserId>>> {
         // The map is always whole between statements; a panic elsewhere cannot corrupt it.
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// PostgreSQL: member ids remembered with the `members_version` they were read at.
+#[derive(Default)]
+pub(crate) struct VersionedMembers {
+    entries: Mutex<HashMap<ConversationId, (i64, Vec<UserId>)>>,
+}
+
+impl VersionedMembers {
+    /// The remembered list, if it was read at `version`.
+    pub(crate) fn get(&self, conversation: &ConversationId, version: i64) -> Option<Vec<UserId>> {
+        let entries = self.lock();
+        entries.get(conversation).filter(|(at, _)| *at == version).map(|(_, members)| members.clone())
+    }
+
+    /// Keeps `members`, read after `version` was (so they are at least that new: a later check
+    /// against a newer version reads them again).
+    pub(crate) fn insert(&self, conversation: &ConversationId, version: i64, members: &[UserId]) {
+        let mut entries = self.lock();
+        if entries.len() >= MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(conversation.clone(), (version, members.to_vec()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, (i64, Vec<UserId>)>> {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

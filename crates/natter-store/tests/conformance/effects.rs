@@ -165,3 +165,38 @@ pub(crate) async fn reactions(db: &TestDb) {
     assert_eq!(in_page.reactions, current);
     assert!(page.iter().filter(|m| m.kind == MessageKind::Reaction).all(|m| m.reactions.is_empty()));
 }
+
+/// PostgreSQL is shared: a member list one process remembers must follow a change another
+/// process commits (the `members_version` the triggers move), for added and removed members and
+/// for a group made with many members in one statement.
+pub(crate) async fn member_lists_follow_changes_made_by_another_process(db: &TestDb) {
+    if db.url.starts_with("sqlite:") {
+        // One process owns a SQLite database (its cache sees every change): nothing to share.
+        return;
+    }
+    let (node1, node2) = (&db.store, &natter_store::SqlStore::connect(&db.url, 4).await.expect("a second store"));
+    let (a, b, c) = (user(node1, "ann", "Ann").await, user(node1, "ben", "Ben").await, user(node1, "cy", "Cy").await);
+    let (g, _) = group(node1, "g", &a, &[&b], at(0)).await;
+    let sorted = |mut ids: Vec<natter_core::ids::UserId>| {
+        ids.sort();
+        ids
+    };
+    let ab = sorted(vec![a.id.clone(), b.id.clone()]);
+    // Both remember [a, b].
+    assert_eq!(sorted(node1.member_ids(&g.id).await.expect("ids")), ab);
+    assert_eq!(sorted(node2.member_ids(&g.id).await.expect("ids")), ab);
+    // Node 2 adds c; node 1 sees it at once.
+    let add = Effect::AddMembers(vec![member(&g.id, &c, MemberRole::Member, at(1))]);
+    system(node2, &g.id, &a, "members_added", add, at(1)).await;
+    let abc = sorted(vec![a.id.clone(), b.id.clone(), c.id.clone()]);
+    assert_eq!(sorted(node1.member_ids(&g.id).await.expect("ids")), abc, "node 1 follows node 2's addition");
+    // Node 1 removes b; node 2 sees it at once.
+    system(node1, &g.id, &a, "member_removed", Effect::RemoveMember(b.id.clone()), at(2)).await;
+    let ac = sorted(vec![a.id.clone(), c.id.clone()]);
+    assert_eq!(sorted(node2.member_ids(&g.id).await.expect("ids")), ac, "node 2 follows node 1's removal");
+    assert_eq!(sorted(node1.member_ids(&g.id).await.expect("ids")), ac);
+    // A role change is no membership change: the lists stay.
+    system(node2, &g.id, &a, "role_changed", Effect::SetRole(c.id.clone(), MemberRole::Admin), at(3)).await;
+    assert_eq!(sorted(node1.member_ids(&g.id).await.expect("ids")), ac);
+    node2.close().await;
+}

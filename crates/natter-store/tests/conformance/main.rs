@@ -61,6 +61,7 @@ conformance!(
     messages::paging_both_ways_with_min_seq,
     messages::mark_read_never_moves_back,
     effects::membership_effects,
+    effects::member_lists_follow_changes_made_by_another_process,
     effects::conversation_effects,
     effects::edit_and_recall,
     effects::reactions,
