@@ -9,8 +9,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod choices;
 mod cluster;
 mod files;
+pub use choices::{BusKind, FilesBackend, LogFormat, SearchBackend, Secret};
 pub use cluster::{ClusterConfig, Roles};
 pub use files::{FilesConfig, S3Config};
 
@@ -107,7 +109,7 @@ impl Default for DatabaseConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct BusConfig {
     /// `memory` (in-process, one node) or `nats`.
-    pub kind: String,
+    pub kind: BusKind,
     /// NATS server URL, for `kind = "nats"`.
     pub nats_url: String,
     /// Subject prefix, so several natter clusters can share one NATS.
@@ -116,7 +118,7 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        Self { kind: "memory".into(), nats_url: "nats://127.0.0.1:4222".into(), subject_prefix: "natter".into() }
+        Self { kind: BusKind::Memory, nats_url: "nats://127.0.0.1:4222".into(), subject_prefix: "natter".into() }
     }
 }
 
@@ -125,7 +127,7 @@ impl Default for BusConfig {
 pub struct AuthConfig {
     /// HMAC secret for access tokens. Empty: generated once and kept in `<data_dir>/jwt.key`.
     /// Every node of a cluster must share one secret.
-    pub jwt_secret: String,
+    pub jwt_secret: Secret,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
     /// argon2id memory cost in KiB.
@@ -149,7 +151,7 @@ pub struct AuthConfig {
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
-            jwt_secret: String::new(),
+            jwt_secret: Secret::default(),
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             argon2_memory_kib: 19 * 1024,
@@ -202,14 +204,14 @@ impl Default for LimitsConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
-    pub format: String,
+    pub format: LogFormat,
     /// A tracing filter, e.g. `info,natter=debug`. `RUST_LOG` wins when set.
     pub level: String,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self { format: LogFormat::Text, level: "info".into() }
     }
 }
 
@@ -217,7 +219,7 @@ impl Default for LogConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
     /// `embedded` (tantivy, in `path`; one process) or `postgres` (shared by a cluster).
-    pub backend: String,
+    pub backend: SearchBackend,
     /// Directory of the embedded index. Empty: `<data_dir>/search`.
     pub path: PathBuf,
     /// Database of the `postgres` index. Empty: `database.url` (which must then be PostgreSQL).
@@ -229,7 +231,12 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { backend: "embedded".into(), path: PathBuf::new(), postgres_url: String::new(), commit_interval_ms: 0 }
+        Self {
+            backend: SearchBackend::Embedded,
+            path: PathBuf::new(),
+            postgres_url: String::new(),
+            commit_interval_ms: 0,
+        }
     }
 }
 
@@ -253,12 +260,6 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        if !matches!(self.bus.kind.as_str(), "memory" | "nats") {
-            bail!("bus.kind must be `memory` or `nats`, not `{}`", self.bus.kind);
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            bail!("log.format must be `text` or `json`, not `{}`", self.log.format);
-        }
         let url = &self.database.url;
         if !(url.is_empty()
             || url.starts_with("sqlite:")
@@ -267,10 +268,7 @@ impl Config {
         {
             bail!("database.url must be empty, sqlite:… or postgres://…");
         }
-        if !matches!(self.search.backend.as_str(), "embedded" | "postgres") {
-            bail!("search.backend must be `embedded` or `postgres`, not `{}`", self.search.backend);
-        }
-        if self.search.backend == "postgres" && !self.search_postgres_url().starts_with("postgres") {
+        if self.search.backend == SearchBackend::Postgres && !self.search_postgres_url().starts_with("postgres") {
             bail!("search.backend = \"postgres\" needs search.postgres_url or a postgres:// database.url");
         }
         if self.auth.access_token_ttl_secs == 0 || self.auth.refresh_token_ttl_secs == 0 {
@@ -451,34 +449,30 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(toml::from_str::<Config>("[server]\nlisten_on = \"x\"").is_err());
-        let mut config = Config::default();
-        config.bus.kind = "kafka".into();
-        assert!(config.validate().is_err());
+        assert!(toml::from_str::<Config>("[bus]\nkind = \"kafka\"").is_err());
+        assert!(toml::from_str::<Config>("[files]\nbackend = \"ftp\"").is_err());
+        assert!(toml::from_str::<Config>("[search]\nbackend = \"elastic\"").is_err());
     }
 
     #[test]
     fn files_backend_is_checked() {
         let mut config = Config::default();
         assert!(config.files_dir().ends_with("files"));
-        config.files.backend = "s3".into();
+        config.files.backend = FilesBackend::S3;
         assert!(config.validate().is_err(), "s3 needs a bucket");
         config.files.s3.bucket = "b".into();
         assert!(config.validate().is_ok());
-        config.files.backend = "ftp".into();
-        assert!(config.validate().is_err());
     }
 
     #[test]
     fn search_defaults_to_the_embedded_index_and_postgres_needs_a_url() {
         let mut config = Config::default();
         assert_eq!(config.search_path(), config.server.data_dir.join("search"));
-        config.search.backend = "postgres".into();
+        config.search.backend = SearchBackend::Postgres;
         assert!(config.validate().is_err(), "no postgres URL anywhere");
         config.database.url = "postgres://u@h/db".into();
         assert!(config.validate().is_ok());
         assert_eq!(config.search_postgres_url(), "postgres://u@h/db");
-        config.search.backend = "elastic".into();
-        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -254,32 +254,32 @@ fn chat_client(config: &Config, discovery: &natter_discovery::Discovery) -> anyh
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {
-    Ok(match config.bus.kind.as_str() {
-        "nats" => Arc::new(
+    Ok(match config.bus.kind {
+        config::BusKind::Nats => Arc::new(
             NatsBus::connect(&config.bus.nats_url, &config.bus.subject_prefix)
                 .await
                 .with_context(|| format!("cannot connect to NATS at {}", config.bus.nats_url))?,
         ),
-        _ => Arc::new(MemoryBus::new(65_536)),
+        config::BusKind::Memory => Arc::new(MemoryBus::new(65_536)),
     })
 }
 
 async fn open_blobs(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
-    Ok(match config.files.backend.as_str() {
-        "s3" => {
+    Ok(match config.files.backend {
+        config::FilesBackend::S3 => {
             let s3 = &config.files.s3;
             let settings = natter_blob::S3Settings {
                 endpoint: s3.endpoint.clone(),
                 bucket: s3.bucket.clone(),
                 region: s3.region.clone(),
                 access_key: s3.access_key.clone(),
-                secret_key: s3.secret_key.clone(),
+                secret_key: s3.secret_key.expose().to_owned(),
                 path_style: s3.path_style,
                 allow_http: s3.allow_http,
             };
             Arc::new(natter_blob::S3Blobs::new(&settings).context("cannot configure S3 file storage")?)
         }
-        _ => {
+        config::FilesBackend::Local => {
             let dir = config.files_dir();
             Arc::new(
                 natter_blob::LocalBlobs::open(&dir)

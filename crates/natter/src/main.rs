@@ -107,7 +107,7 @@ fn load(args: &ConfigArgs) -> anyhow::Result<Config> {
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if config.log.format == "json" {
+    if config.log.format == natter::config::LogFormat::Json {
         builder.json().init();
     } else {
         builder.init();
@@ -138,13 +138,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config { command: ConfigCommand::Show(args) } => {
             let mut config = load(&args)?;
-            if !config.auth.jwt_secret.is_empty() {
-                config.auth.jwt_secret = "<hidden>".into();
-            }
+            // Secrets print as <hidden> by their type; a URL's password is hidden here.
             config.database.url = redact_password(&config.database.url);
-            if !config.files.s3.secret_key.is_empty() {
-                config.files.s3.secret_key = "<hidden>".into();
-            }
             if !config.speech.openai_api_key.is_empty() {
                 config.speech.openai_api_key = "<hidden>".into();
             }

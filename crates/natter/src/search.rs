@@ -19,8 +19,8 @@ use crate::config::{Config, SearchConfig};
 
 /// Opens the index named by `[search]`. `threads`: indexing threads of the embedded index.
 pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<dyn SearchIndex>> {
-    Ok(match config.search.backend.as_str() {
-        "postgres" => {
+    Ok(match config.search.backend {
+        crate::config::SearchBackend::Postgres => {
             let url = config.search_postgres_url();
             Arc::new(
                 PgSearchIndex::connect(&url, config.database.max_connections)
@@ -28,7 +28,7 @@ pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<d
                     .context("cannot open the postgres search index")?,
             )
         }
-        _ => {
+        crate::config::SearchBackend::Embedded => {
             let path = config.search_path();
             let index = tokio::task::spawn_blocking(move || TantivyIndex::open(&path, threads))
                 .await

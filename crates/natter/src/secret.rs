@@ -7,7 +7,7 @@ use crate::config::Config;
 
 pub(crate) async fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if !config.auth.jwt_secret.is_empty() {
-        return Ok(config.auth.jwt_secret.as_bytes().to_vec());
+        return Ok(config.auth.jwt_secret.expose().as_bytes().to_vec());
     }
     let path = config.server.data_dir.join("jwt.key");
     match tokio::fs::read_to_string(&path).await {

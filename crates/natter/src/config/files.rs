@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(default, deny_unknown_fields)]
 pub struct FilesConfig {
     /// `local` (a directory) or `s3` (S3-compatible object storage, see `[files.s3]`).
-    pub backend: String,
+    pub backend: super::FilesBackend,
     /// For `local`: the directory. Empty: `<data_dir>/files`.
     pub dir: PathBuf,
     /// Largest single upload in bytes (beyond it: 413 `file_too_large`).
@@ -24,7 +24,7 @@ pub struct FilesConfig {
 impl Default for FilesConfig {
     fn default() -> Self {
         Self {
-            backend: "local".into(),
+            backend: super::FilesBackend::Local,
             dir: PathBuf::new(),
             max_upload_bytes: 100 * 1024 * 1024,
             quota_bytes: 1024 * 1024 * 1024,
@@ -42,8 +42,8 @@ pub struct S3Config {
     pub bucket: String,
     pub region: String,
     pub access_key: String,
-    /// Hidden by `natter config show`.
-    pub secret_key: String,
+    /// Never printed (`natter config show` shows `<hidden>`).
+    pub secret_key: super::Secret,
     /// Path-style URLs (`host/bucket/key`), as MinIO, Ceph and moto want.
     pub path_style: bool,
     /// Allow an `http://` endpoint.
@@ -57,7 +57,7 @@ impl Default for S3Config {
             bucket: String::new(),
             region: "us-east-1".into(),
             access_key: String::new(),
-            secret_key: String::new(),
+            secret_key: super::Secret::default(),
             path_style: false,
             allow_http: false,
         }
@@ -66,13 +66,8 @@ impl Default for S3Config {
 
 impl FilesConfig {
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        match self.backend.as_str() {
-            "local" => {}
-            "s3" if self.s3.bucket.is_empty() => {
-                anyhow::bail!("files.s3.bucket is required when files.backend = \"s3\"")
-            }
-            "s3" => {}
-            other => anyhow::bail!("files.backend must be `local` or `s3`, not `{other}`"),
+        if self.backend == super::FilesBackend::S3 && self.s3.bucket.is_empty() {
+            anyhow::bail!("files.s3.bucket is required when files.backend = \"s3\"")
         }
         if self.max_upload_bytes == 0 || self.quota_bytes == 0 {
             anyhow::bail!("files.max_upload_bytes and files.quota_bytes must be positive");

@@ -200,7 +200,7 @@ async fn bad_tokens_are_unauthorized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_access_token_is_unauthorized() {
     const SECRET: &str = "e2e-test-secret-that-is-long-enough-for-hmac-sha256-0123456789";
-    let app = spawn_app_with(|config| config.auth.jwt_secret = SECRET.to_owned()).await;
+    let app = spawn_app_with(|config| config.auth.jwt_secret = SECRET.into()).await;
     let alice = app.register("alice").await;
 
     let header = jsonwebtoken::decode_header(&alice.access_token).expect("a JWT header");

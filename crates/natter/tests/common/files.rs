@@ -41,7 +41,7 @@ impl BlobBackend {
     pub(crate) fn apply(&self, config: &mut Config) {
         if let BlobBackend::S3(url) = self {
             let (endpoint, bucket) = url.rsplit_once('/').expect("NATTER_TEST_S3_URL is http://host:port/bucket");
-            config.files.backend = "s3".into();
+            config.files.backend = natter::config::FilesBackend::S3;
             config.files.s3.endpoint = endpoint.to_owned();
             config.files.s3.bucket = bucket.to_owned();
             config.files.s3.region = "us-east-1".into();

@@ -69,7 +69,7 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     let database = backend.create_database().await;
     if let Some(database) = &database {
         config.database.url = database.url.clone();
-        config.search.backend = "postgres".into();
+        config.search.backend = natter::config::SearchBackend::Postgres;
     }
     adjust(&mut config);
 
@@ -78,7 +78,7 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     let mut chat_server = None;
     if let Backend::Split { nats_url, .. } = &backend {
         // A chat + worker node, then the gateway below calls it over gRPC; events go over NATS.
-        config.bus.kind = "nats".into();
+        config.bus.kind = natter::config::BusKind::Nats;
         config.bus.nats_url = nats_url.clone();
         config.bus.subject_prefix = format!("natter-split-test.{}", uuid::Uuid::new_v4().simple());
         let mut chat = config.clone();
