@@ -104,7 +104,7 @@ impl Natter {
         let secret = uuid::Uuid::new_v4().simple().to_string();
         let grpc: Vec<String> =
             (0..chat).map(|_| free_port().map(|port| format!("127.0.0.1:{port}"))).collect::<Result<_, _>>()?;
-        let common = vec![
+        let common = [
             ("NATTER_DATABASE__URL", postgres.url(&database)),
             ("NATTER_DATABASE__MAX_CONNECTIONS", "32".to_owned()),
             ("NATTER_BUS__KIND", "nats".to_owned()),

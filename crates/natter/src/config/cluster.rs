@@ -182,7 +182,7 @@ mod tests {
         assert_eq!(gateway, Roles { gateway: true, chat: false, worker: false });
         assert_eq!(gateway.to_string(), "gateway");
         assert_eq!("chat,worker".parse::<Roles>().map(|r| r.to_string()), Ok("chat,worker".into()));
-        assert!("gateway,mailer".parse::<Roles>().unwrap_err().contains("mailer"));
+        assert!("gateway,mailer".parse::<Roles>().expect_err("no mailer role").contains("mailer"));
         assert!("".parse::<Roles>().is_err());
     }
 }
