@@ -92,8 +92,13 @@ allow_natter natter-discovery natter-proto natter-core
 forbid_prefix natter-discovery sqlx axum tonic
 # The benchmark is a client of the public contract: wire types only.
 allow_natter natter-bench natter-proto
-only_user sqlx natter-store
-only_user sqlx-core natter-store
+# The gRPC layer carries services; it reaches no storage itself.
+allow_natter natter-rpc natter-proto natter-core
+forbid_prefix natter-rpc sqlx
+# Test support (a dev-dependency only) creates throwaway databases; it uses no natter crate.
+allow_natter natter-testkit
+only_user sqlx natter-store natter-testkit
+only_user sqlx-core natter-store natter-testkit
 # natter-bench's ceiling server must use the same WebSocket library as the gateway.
 only_user axum natter-gateway natter-bench
 only_user tonic natter-rpc

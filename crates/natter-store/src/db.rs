@@ -34,6 +34,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "transcripts", include_str!("../migrations/postgres/0003_transcripts.sql")),
     (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
     (5, "search_checkpoints", include_str!("../migrations/postgres/0005_search_checkpoints.sql")),
+    (6, "members_version", include_str!("../migrations/postgres/0006_members_version.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

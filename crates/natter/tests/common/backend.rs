@@ -1,8 +1,5 @@
 //! Which database a test server runs on, and the throwaway PostgreSQL database per test.
 
-use reqwest::Url;
-use sqlx::{Connection, Executor, PgConnection};
-
 const BACKEND_VAR: &str = "NATTER_TEST_BACKEND";
 const POSTGRES_URL_VAR: &str = "NATTER_TEST_POSTGRES_URL";
 const NATS_URL_VAR: &str = "NATTER_TEST_NATS_URL";
@@ -45,16 +42,8 @@ impl Backend {
         if let split @ Backend::Split { .. } = Backend::from_env() {
             return Some(split);
         }
-        match std::env::var(POSTGRES_URL_VAR) {
-            Ok(admin_url) if !admin_url.is_empty() => Some(Backend::Postgres { admin_url }),
-            _ if std::env::var_os("CI").is_some() => {
-                panic!("{test}: {POSTGRES_URL_VAR} is not set, and CI requires PostgreSQL tests")
-            }
-            _ => {
-                eprintln!("skipping {test}: set {POSTGRES_URL_VAR} to run it on PostgreSQL");
-                None
-            }
-        }
+        let admin_url = natter_testkit::service_url(POSTGRES_URL_VAR, test)?;
+        Some(Backend::Postgres { admin_url })
     }
 
     /// The database the server should use: `None` for SQLite (the server's default, inside the
@@ -63,50 +52,11 @@ impl Backend {
         match self {
             Backend::Sqlite => None,
             Backend::Postgres { admin_url } | Backend::Split { admin_url, .. } => {
-                Some(TestDatabase::create(admin_url).await)
+                Some(TestDatabase::create(admin_url, "natter_t").await)
             }
         }
     }
 }
 
 /// A PostgreSQL database made for one test and dropped after it.
-pub(crate) struct TestDatabase {
-    pub(crate) url: String,
-    admin_url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    async fn create(admin_url: &str) -> TestDatabase {
-        let name = format!("natter_t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url)
-            .await
-            .unwrap_or_else(|error| panic!("connect to {POSTGRES_URL_VAR}: {error}"));
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the test database");
-        let _ = admin.close().await;
-
-        let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        TestDatabase { url: url.to_string(), admin_url: admin_url.to_owned(), name }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, so the cleanup gets a runtime of its own.
-        let admin_url = self.admin_url.clone();
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = admin.execute(statement.as_str()).await;
-                    let _ = admin.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
+pub(crate) type TestDatabase = natter_testkit::TestDatabase;
