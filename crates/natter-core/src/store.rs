@@ -131,11 +131,17 @@ pub enum AppendOutcome {
     ConversationGone,
 }
 
+/// Storage, by area: each role and service can hold the part it uses. [`Store`] is all of them
+/// (one database, one adapter).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AccountStore + SocialStore + ConversationStore + LogStore + FileStore {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+}
 
+/// Accounts and their sessions.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
     // ---- users ----
     /// `Conflict("username")` when taken (case-insensitively).
     async fn create_user(&self, new: NewUser) -> StoreResult<User>;
@@ -162,7 +168,11 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_session(&self, user: &UserId, id: &SessionId) -> StoreResult<bool>;
     /// Revokes every session of `user` except `keep`.
     async fn revoke_other_sessions(&self, user: &UserId, keep: Option<&SessionId>) -> StoreResult<()>;
+}
 
+/// Friend requests, friendships, blocks.
+#[async_trait]
+pub trait SocialStore: Send + Sync + 'static {
     // ---- friends ----
     /// `Conflict("friend_request")` if a pending request between the two exists (either way).
     async fn create_friend_request(&self, request: &FriendRequest) -> StoreResult<()>;
@@ -198,7 +208,11 @@ pub trait Store: Send + Sync + 'static {
     /// True if either has blocked the other.
     async fn is_blocked_between(&self, a: &UserId, b: &UserId) -> StoreResult<bool>;
     async fn blocked_by(&self, blocker: &UserId) -> StoreResult<Vec<User>>;
+}
 
+/// Conversations and their members.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
     // ---- conversations ----
     /// In one transaction: the conversation, its members (joined_seq 0, read_seq 1), and `first`
     /// as the entry with seq 1 (`last_seq` becomes 1). Returns the stored entry.
@@ -213,7 +227,7 @@ pub trait Store: Send + Sync + 'static {
     async fn direct_conversation(&self, a: &UserId, b: &UserId) -> StoreResult<Option<Conversation>>;
     async fn member(&self, conversation: &ConversationId, user: &UserId) -> StoreResult<Option<Member>>;
     /// The conversation and `user`'s membership of it, when `user` is a member (whether or not
-    /// the conversation is dissolved). The same as [`Store::conversation`] plus [`Store::member`];
+    /// the conversation is dissolved). The same as [`ConversationStore::conversation`] plus [`ConversationStore::member`];
     /// adapters answer it in one query because every conversation-scoped request asks it.
     async fn membership(
         &self,
@@ -229,13 +243,7 @@ pub trait Store: Send + Sync + 'static {
     /// In a direct conversation, the member who is not `me`, with the friendship and blocks
     /// between them (`None` when `me` is alone in it). One query in the adapters: every direct
     /// send asks it.
-    async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>> {
-        let members = self.member_ids(conversation).await?;
-        let Some(peer) = members.into_iter().find(|u| u != me) else { return Ok(None) };
-        let friends = self.are_friends(me, &peer).await?;
-        let blocked = self.is_blocked_between(me, &peer).await?;
-        Ok(Some(DirectPeer { user: peer, friends, blocked }))
-    }
+    async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>>;
     async fn member_count(&self, conversation: &ConversationId) -> StoreResult<u64>;
     /// The caller's conversations (not dissolved), newest activity (`updated_at`) first, each
     /// with unread count (entries after read_seq with a content kind and another sender), last
@@ -243,7 +251,12 @@ pub trait Store: Send + Sync + 'static {
     async fn conversations_of(&self, user: &UserId) -> StoreResult<Vec<ConversationSummary>>;
     async fn summary(&self, conversation: &ConversationId, user: &UserId) -> StoreResult<Option<ConversationSummary>>;
     async fn set_muted(&self, conversation: &ConversationId, user: &UserId, muted: bool) -> StoreResult<()>;
+}
 
+/// Each conversation's log: appends (with their effects), reads by `seq`, read markers, and the
+/// scans the search indexer rebuilds from.
+#[async_trait]
+pub trait LogStore: Send + Sync + 'static {
     // ---- messages ----
     /// See [`NewEntry`]. Bumps the conversation's `updated_at` to the entry's `created_at`.
     async fn append(&self, entry: NewEntry) -> StoreResult<AppendOutcome>;
@@ -274,24 +287,9 @@ pub trait Store: Send + Sync + 'static {
         seq: Seq,
     ) -> StoreResult<Option<(Seq, i64)>>;
 
-    // ---- files ----
-    /// `Conflict("file")` when the id is taken.
-    async fn create_file(&self, file: &FileRecord) -> StoreResult<()>;
-    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>>;
-    /// Bytes of every file `owner` uploaded (thumbnails the server made included).
-    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64>;
-    /// Whether `user` may read file `id`: it (or the file it is the thumbnail of) was uploaded by
-    /// `user`, is referenced by an entry `user` can see (member now, `seq >= joined_seq`), or is
-    /// the avatar of a user or of a live conversation.
-    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool>;
-    /// Removes the record; false when there was none. The blob is the caller's to delete.
-    async fn delete_file(&self, id: &FileId) -> StoreResult<bool>;
     // ---- search (scopes and rebuilding the index) ----
     /// Every conversation `user` is a member of (not dissolved) with their `joined_seq`.
-    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
-        let summaries = self.conversations_of(user).await?;
-        Ok(summaries.into_iter().map(|s| (s.conversation.id, s.me.joined_seq)).collect())
-    }
+    async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>>;
     /// Log entries of every conversation in `(conversation_id, seq)` order, starting just after
     /// `after`, at most `limit`, in their current state (without reactions).
     async fn entries_page(&self, after: Option<(&ConversationId, Seq)>, limit: u32) -> StoreResult<Vec<Message>>;
@@ -304,6 +302,23 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&ConversationId>,
         limit: u32,
     ) -> StoreResult<Vec<(ConversationId, Seq)>>;
+}
+
+/// File records (the bytes are the blob store's).
+#[async_trait]
+pub trait FileStore: Send + Sync + 'static {
+    // ---- files ----
+    /// `Conflict("file")` when the id is taken.
+    async fn create_file(&self, file: &FileRecord) -> StoreResult<()>;
+    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>>;
+    /// Bytes of every file `owner` uploaded (thumbnails the server made included).
+    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64>;
+    /// Whether `user` may read file `id`: it (or the file it is the thumbnail of) was uploaded by
+    /// `user`, is referenced by an entry `user` can see (member now, `seq >= joined_seq`), or is
+    /// the avatar of a user or of a live conversation.
+    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool>;
+    /// Removes the record; false when there was none. The blob is the caller's to delete.
+    async fn delete_file(&self, id: &FileId) -> StoreResult<bool>;
 }
 
 /// Convenience for building entries: a message of `kind` with every optional part empty.
@@ -343,4 +358,9 @@ pub fn system_message(conversation_id: ConversationId, event: SystemEvent, creat
     let mut message = blank_message(conversation_id, sender, MessageKind::System, created_at);
     message.system = Some(event);
     message
+}
+
+/// Every storage trait, for code that calls a concrete store's methods (`use store::prelude::*`).
+pub mod prelude {
+    pub use super::{AccountStore, ConversationStore, FileStore, LogStore, SocialStore, Store};
 }

@@ -36,9 +36,10 @@ use natter_core::model::{
     Conversation, ConversationSummary, FileRecord, Friend, FriendRequest, FriendRequestStatus, Member, Message,
     Session, Time, User,
 };
+use natter_core::store::prelude::*;
 use natter_core::store::{
-    AppendOutcome, DirectPeer, Effect, NewEntry, NewUser, ProfileUpdate, RefreshOutcome, RequestDirection, Store,
-    StoreError, StoreResult,
+    AccountStore, AppendOutcome, ConversationStore, DirectPeer, Effect, FileStore, LogStore, NewEntry, NewUser,
+    ProfileUpdate, RefreshOutcome, RequestDirection, SocialStore, StoreError, StoreResult,
 };
 
 use crate::db::Db;
@@ -82,7 +83,10 @@ impl Store for SqlStore {
         sqlx::query("SELECT 1").execute(&self.db.read).await.map_err(db::backend)?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AccountStore for SqlStore {
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
         users::create_user(&self.db, new).await
     }
@@ -126,7 +130,10 @@ impl Store for SqlStore {
     async fn revoke_other_sessions(&self, user: &UserId, keep: Option<&SessionId>) -> StoreResult<()> {
         sessions::revoke_other_sessions(&self.db, user, keep).await
     }
+}
 
+#[async_trait]
+impl SocialStore for SqlStore {
     async fn create_friend_request(&self, request: &FriendRequest) -> StoreResult<()> {
         friends::create_friend_request(&self.db, request).await
     }
@@ -180,7 +187,10 @@ impl Store for SqlStore {
     async fn blocked_by(&self, blocker: &UserId) -> StoreResult<Vec<User>> {
         friends::blocked_by(&self.db, blocker).await
     }
+}
 
+#[async_trait]
+impl ConversationStore for SqlStore {
     async fn create_group(
         &self,
         conversation: &Conversation,
@@ -244,7 +254,10 @@ impl Store for SqlStore {
     async fn set_muted(&self, conversation: &ConversationId, user: &UserId, muted: bool) -> StoreResult<()> {
         conversations::set_muted(&self.db, conversation, user, muted).await
     }
+}
 
+#[async_trait]
+impl LogStore for SqlStore {
     async fn append(&self, entry: NewEntry) -> StoreResult<AppendOutcome> {
         let changes_members =
             matches!(entry.effect, Effect::AddMembers(_) | Effect::RemoveMember(_) | Effect::Dissolve);
@@ -289,21 +302,6 @@ impl Store for SqlStore {
         messages::mark_read(&self.db, conversation, user, seq).await
     }
 
-    async fn create_file(&self, file: &FileRecord) -> StoreResult<()> {
-        files::create_file(&self.db, file).await
-    }
-    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>> {
-        files::file(&self.db, id).await
-    }
-    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64> {
-        files::storage_used(&self.db, owner).await
-    }
-    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool> {
-        files::file_readable(&self.db, id, user).await
-    }
-    async fn delete_file(&self, id: &FileId) -> StoreResult<bool> {
-        files::delete_file(&self.db, id).await
-    }
     async fn memberships_of(&self, user: &UserId) -> StoreResult<Vec<(ConversationId, Seq)>> {
         log_scan::memberships_of(&self.db, user).await
     }
@@ -319,5 +317,24 @@ impl Store for SqlStore {
         limit: u32,
     ) -> StoreResult<Vec<(ConversationId, Seq)>> {
         log_scan::conversation_heads(&self.db, after, limit).await
+    }
+}
+
+#[async_trait]
+impl FileStore for SqlStore {
+    async fn create_file(&self, file: &FileRecord) -> StoreResult<()> {
+        files::create_file(&self.db, file).await
+    }
+    async fn file(&self, id: &FileId) -> StoreResult<Option<FileRecord>> {
+        files::file(&self.db, id).await
+    }
+    async fn storage_used(&self, owner: &UserId) -> StoreResult<i64> {
+        files::storage_used(&self.db, owner).await
+    }
+    async fn file_readable(&self, id: &FileId, user: &UserId) -> StoreResult<bool> {
+        files::file_readable(&self.db, id, user).await
+    }
+    async fn delete_file(&self, id: &FileId) -> StoreResult<bool> {
+        files::delete_file(&self.db, id).await
     }
 }

@@ -11,7 +11,7 @@ use natter_core::bus::Bus;
 use natter_core::search::SearchIndex;
 use natter_core::search::indexer::Indexer;
 use natter_core::search::reindex::{ReindexStats, reindex};
-use natter_core::store::Store;
+use natter_core::store::{LogStore, Store};
 use natter_search::TantivyIndex;
 use natter_store::search::PgSearchIndex;
 

@@ -1,6 +1,7 @@
 use natter_core::ids::{ConversationId, UserId};
 use natter_core::model::{ConversationSummary, MemberRole, MessageKind, SystemEvent};
-use natter_core::store::{Effect, Store, StoreError};
+use natter_core::store::prelude::*;
+use natter_core::store::{Effect, StoreError};
 
 use crate::fixtures::{at, befriend, event, group, member, send, system, text, user};
 use crate::harness::TestDb;

@@ -1,7 +1,8 @@
 //! Effects: the change an entry records is applied in the transaction that appends it.
 
 use natter_core::model::{MemberRole, MessageKind};
-use natter_core::store::{Effect, Store};
+use natter_core::store::Effect;
+use natter_core::store::prelude::*;
 
 use crate::fixtures::{at, event, group, member, send, system, user};
 use crate::harness::TestDb;

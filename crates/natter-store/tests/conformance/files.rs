@@ -2,7 +2,8 @@
 
 use natter_core::ids::FileId;
 use natter_core::model::{FileRecord, MemberRole, MessageKind, User};
-use natter_core::store::{Effect, ProfileUpdate, Store, StoreError};
+use natter_core::store::prelude::*;
+use natter_core::store::{Effect, ProfileUpdate, StoreError};
 
 use crate::fixtures::{append, at, event, group, member, system, text, user};
 use crate::harness::TestDb;

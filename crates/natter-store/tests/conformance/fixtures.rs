@@ -7,7 +7,8 @@ use natter_core::model::{
     Conversation, ConversationKind, FriendRequest, FriendRequestStatus, Member, MemberRole, Message, MessageKind,
     SystemEvent, Time, User, UserRole,
 };
-use natter_core::store::{AppendOutcome, Effect, NewEntry, NewUser, Store, blank_message, system_message};
+use natter_core::store::prelude::*;
+use natter_core::store::{AppendOutcome, Effect, NewEntry, NewUser, blank_message, system_message};
 
 /// `seconds` after a fixed instant.
 pub(crate) fn at(seconds: i64) -> Time {

@@ -1,6 +1,7 @@
 use natter_core::ids::FriendRequestId;
 use natter_core::model::{ConversationKind, FriendRequestStatus, MemberRole, User};
-use natter_core::store::{Effect, RequestDirection, Store, StoreError};
+use natter_core::store::prelude::*;
+use natter_core::store::{Effect, RequestDirection, StoreError};
 
 use crate::fixtures::{at, befriend, friend_request, new_direct, send, system, user};
 use crate::harness::TestDb;

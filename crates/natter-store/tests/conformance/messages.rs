@@ -2,7 +2,8 @@ use std::sync::Arc;
 
 use natter_core::ids::ConversationId;
 use natter_core::model::{MessageKind, SystemEvent};
-use natter_core::store::{AppendOutcome, Effect, NewEntry, Store};
+use natter_core::store::prelude::*;
+use natter_core::store::{AppendOutcome, Effect, NewEntry};
 
 use crate::fixtures::{at, befriend, event, group, send, seqs, system, text, user};
 use crate::harness::TestDb;

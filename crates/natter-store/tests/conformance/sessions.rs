@@ -1,6 +1,7 @@
 use natter_core::ids::{SessionId, UserId};
 use natter_core::model::{Session, Time};
-use natter_core::store::{RefreshOutcome, Store, StoreError};
+use natter_core::store::prelude::*;
+use natter_core::store::{RefreshOutcome, StoreError};
 
 use crate::fixtures::{at, user};
 use crate::harness::TestDb;

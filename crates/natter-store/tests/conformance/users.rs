@@ -1,6 +1,7 @@
 use natter_core::ids::UserId;
 use natter_core::model::{User, UserRole};
-use natter_core::store::{NewUser, ProfileUpdate, Store, StoreError};
+use natter_core::store::prelude::*;
+use natter_core::store::{NewUser, ProfileUpdate, StoreError};
 use natter_store::SqlStore;
 
 use crate::fixtures::{at, user};

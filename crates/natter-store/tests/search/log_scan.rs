@@ -2,7 +2,8 @@
 //! from the store.
 
 use natter_core::model::MessageKind;
-use natter_core::store::{Effect, Store};
+use natter_core::store::Effect;
+use natter_core::store::prelude::*;
 
 use crate::fixtures::{at, event, group, member, send, user};
 use crate::harness::TestDb;
