@@ -154,6 +154,31 @@ impl Nats {
     }
 }
 
+/// A throwaway Redis (route table, presence and shared limits of natter's split topology).
+pub struct Redis {
+    pub url: String,
+    pub process: Proc,
+}
+
+impl Redis {
+    pub async fn start(dir: &Path) -> anyhow::Result<Redis> {
+        std::fs::create_dir_all(dir)?;
+        let port = free_port()?;
+        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .find(|candidate| Path::new(candidate).exists())
+            .context("redis-server is not installed (apt-get install redis-server)")?;
+        let mut command = Command::new(binary);
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir);
+        let mut process = Proc::spawn("redis-server", command, &dir.join("redis.log"))?;
+        process.wait_for_port(port, Duration::from_secs(10)).await?;
+        Ok(Redis { url: format!("redis://127.0.0.1:{port}"), process })
+    }
+}
+
 fn nats_server() -> anyhow::Result<PathBuf> {
     for candidate in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"] {
         if Path::new(candidate).exists() {
