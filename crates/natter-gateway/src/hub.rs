@@ -135,8 +135,8 @@ impl Hub {
         self.revocations.lock().get(user).is_some_and(|at| *at >= since)
     }
 
-    /// Closes the local sockets of `user` whose sessions `ends` covers.
-    fn end_sessions(&self, user: &UserId, ends: &SessionEnd) {
+    /// Closes the local sockets of `user` whose sessions `ends` covers; whether there were any.
+    fn end_sessions(&self, user: &UserId, ends: &SessionEnd) -> bool {
         let now = Instant::now();
         {
             let mut revocations = self.revocations.lock();
@@ -149,26 +149,37 @@ impl Hub {
             .get(user)
             .map(|list| list.iter().filter(|s| ends.covers(&s.session)).map(|s| (s.id, s.control.clone())).collect())
             .unwrap_or_default();
+        let any = !ended.is_empty();
         for (id, control) in ended {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose session ended");
             control.drop_socket(Dropped::SessionEnded);
             self.unregister(user, id);
         }
+        any
     }
 
-    /// Queues an event on every local socket of its recipients.
+    /// Queues an event on every local socket of its recipients. Counts it as received, and as
+    /// needed when at least one local socket is a recipient's (with targeted delivery the two
+    /// should be nearly equal; with broadcast every node receives every event).
     pub fn deliver(&self, event: &Event) {
+        self.metrics.bus_events_received.inc();
         if let Some(ends) = &event.ends {
+            let mut any = false;
             for user in &event.recipients {
-                self.end_sessions(user, ends);
+                any |= self.end_sessions(user, ends);
+            }
+            if any {
+                self.metrics.bus_events_needed.inc();
             }
             return;
         }
         let mut too_slow = Vec::new();
+        let mut needed = false;
         {
             let sockets = self.sockets.read();
             for user in &event.recipients {
                 let Some(list) = sockets.get(user) else { continue };
+                needed |= !list.is_empty();
                 for socket in list {
                     match socket.queue.try_send(event.frame.clone()) {
                         Ok(()) => {
@@ -182,6 +193,9 @@ impl Hub {
                     }
                 }
             }
+        }
+        if needed {
+            self.metrics.bus_events_needed.inc();
         }
         for (user, id, control) in too_slow {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose client fell behind");

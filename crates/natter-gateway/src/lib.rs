@@ -39,10 +39,15 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// Builds the state shared by every handler.
-pub fn build_state(services: Arc<Services>, bus: Arc<dyn Bus>, settings: GatewaySettings) -> AppState {
+pub fn build_state(
+    services: Arc<Services>,
+    presence: Arc<natter_core::service::presence::PresenceService>,
+    bus: Arc<dyn Bus>,
+    settings: GatewaySettings,
+) -> AppState {
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(settings.ws_queue_frames, metrics.clone()));
-    AppState { services, bus, hub, metrics, settings: Arc::new(settings) }
+    AppState { services, presence, bus, hub, metrics, settings: Arc::new(settings) }
 }
 
 /// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use natter_core::bus::Bus;
 use natter_core::service::Services;
+use natter_core::service::presence::PresenceService;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct GatewaySettings {
 #[derive(Clone)]
 pub struct AppState {
     pub services: Arc<Services>,
+    /// This node's devices in the route table; announces presence transitions.
+    pub presence: Arc<PresenceService>,
     pub bus: Arc<dyn Bus>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,

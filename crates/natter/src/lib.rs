@@ -1,7 +1,7 @@
 //! The natter binary's library: configuration and the composition root.
 //!
 //! This is the only crate that names concrete adapters (SQLite/PostgreSQL store, in-process/NATS
-//! bus, local/S3 blob store, the media inspector). It builds one [`Application`] and passes handles down; there is no global state.
+//! bus, local/S3 blob store, the media inspector, Redis for routes and the login throttle). It builds one [`Application`] and passes handles down; there is no global state.
 
 pub mod config;
 pub mod data_dir;
@@ -21,6 +21,7 @@ use natter_core::bus::Bus;
 use natter_core::clock::SystemClock;
 use natter_core::service::accounts::AuthSettings;
 use natter_core::service::files::{FileLimits, FilePorts};
+use natter_core::service::presence::PresenceService;
 use natter_core::service::{Deps, Limits, Services};
 use natter_gateway::{AppState, GatewaySettings};
 use natter_store::SqlStore;
@@ -57,8 +58,21 @@ impl Application {
             Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
         let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
         let search_index = search::open_index(&config, 1).await?;
-        let deps =
+        let node = config.server.node_id()?;
+        let mut deps =
             Deps::new(store.clone(), bus.clone(), Arc::new(SystemClock), limits).with_search(search_index.clone());
+        let shared = !config.redis.url.is_empty();
+        // Targeted only with both a shared route table and per-node subjects; else broadcast.
+        let targeted = shared && bus.has_node_subjects();
+        if shared {
+            let redis = natter_redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
+                .await
+                .with_context(|| format!("cannot connect to Redis at {}", config.redis.url))?;
+            let routes = Arc::new(natter_redis::RedisRoutes::new(redis.clone(), route_ttl(&config)));
+            deps = deps.with_shared_state(routes, Arc::new(natter_redis::RedisThrottle::new(redis)), targeted);
+        }
+        tracing::info!(%node, shared, targeted, "node identity and delivery");
+        let presence = Arc::new(PresenceService::new(deps.clone(), node.clone(), route_ttl(&config)));
         let auth = AuthSettings {
             jwt_secret,
             access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -94,11 +108,15 @@ impl Application {
             ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
             trusted_proxies: config.server.trusted_proxy_nets()?,
         };
-        let state = natter_gateway::build_state(services, bus.clone(), settings);
+        let state = natter_gateway::build_state(services, presence.clone(), bus.clone(), settings);
         // Subscribe before serving so that no event published after start-up is missed.
-        let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
+        let events = bus.subscribe_node(&node).await.context("cannot subscribe to the bus")?;
         tokio::spawn(state.hub.clone().run_dispatcher(events));
-        search::start_indexer(store, search_index, &bus, &config.search).await?;
+        if shared {
+            // Beats this node's heartbeat right away, then every TTL/3 with the sweep.
+            tokio::spawn(presence.run_maintenance());
+        }
+        search::start_indexer(store, search_index, &bus, &config.search, targeted).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
@@ -128,6 +146,10 @@ impl Application {
         };
         natter_gateway::serve(self.listener, router, shutdown).await.context("server failed")
     }
+}
+
+fn route_ttl(config: &Config) -> Duration {
+    Duration::from_secs(config.presence.route_ttl_secs)
 }
 
 async fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn Bus>> {

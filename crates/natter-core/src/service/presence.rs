@@ -1,0 +1,138 @@
+//! Presence: this node's devices in the route table, and `presence` frames to friends when a user
+//! comes online (first device anywhere) or goes offline (last device anywhere).
+//!
+//! The gateway calls [`PresenceService::connected`] and [`PresenceService::disconnected`] for each
+//! WebSocket; [`PresenceService::run_maintenance`] refreshes this node's routes and heartbeat every
+//! TTL/3 and sweeps nodes that died (their users go offline for their friends). The route table
+//! decides transitions atomically, so whichever node reports one announces it, exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use natter_proto::ServerFrame;
+use parking_lot::Mutex;
+
+use super::Deps;
+use crate::ids::{SessionId, UserId};
+use crate::presence::{NodeId, Route, RouteTable};
+
+pub struct PresenceService {
+    deps: Deps,
+    node: NodeId,
+    /// This node's devices (device → user), re-asserted by [`PresenceService::refresh`].
+    local: Mutex<HashMap<String, UserId>>,
+    /// How often routes are refreshed and dead nodes swept: a third of the route TTL.
+    interval: Duration,
+}
+
+impl PresenceService {
+    /// Routes of this node live `route_ttl` past their last refresh.
+    pub fn new(deps: Deps, node: NodeId, route_ttl: Duration) -> Self {
+        let interval = (route_ttl / 3).max(Duration::from_millis(100));
+        Self { deps, node, local: Mutex::default(), interval }
+    }
+
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// The device id of a socket: its session and the gateway's registration number.
+    pub fn device(session: &SessionId, socket: u64) -> String {
+        format!("{}:{socket}", session.0)
+    }
+
+    /// A socket of `user` opened on this node; announces `online` if it is their first anywhere.
+    pub async fn connected(&self, user: &UserId, device: &str) {
+        self.local.lock().insert(device.to_owned(), user.clone());
+        match self.deps.routes.connect(&self.route(user, device)).await {
+            Ok(true) => self.announce(user, true).await,
+            Ok(false) => {}
+            // The next refresh adds the route (and announces the user if it is their first).
+            Err(error) => tracing::warn!(%error, "could not add a route"),
+        }
+    }
+
+    /// A socket closed; announces `offline` if it was the user's last anywhere.
+    pub async fn disconnected(&self, user: &UserId, device: &str) {
+        self.local.lock().remove(device);
+        match self.deps.routes.disconnect(&self.route(user, device)).await {
+            Ok(true) => self.announce(user, false).await,
+            Ok(false) => {}
+            // The route expires with the TTL; the user may then look online for that long.
+            Err(error) => tracing::warn!(%error, "could not remove a route"),
+        }
+    }
+
+    /// Re-asserts this node's heartbeat and routes for another TTL. Users whose routes had gone
+    /// (this node stalled past the TTL and was swept) are announced online again.
+    pub async fn refresh(&self) {
+        let routes: Vec<Route> = self.local.lock().iter().map(|(device, user)| self.route(user, device)).collect();
+        match self.deps.routes.refresh(&self.node, &routes).await {
+            Ok(back) => {
+                for user in back {
+                    self.announce(&user, true).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not refresh this node's routes"),
+        }
+    }
+
+    /// Claims nodes that stopped refreshing and announces their users offline (those with no
+    /// device elsewhere).
+    pub async fn sweep(&self) {
+        match self.deps.routes.sweep().await {
+            Ok(gone) => {
+                if !gone.is_empty() {
+                    tracing::info!(users = gone.len(), "swept the routes of a dead node");
+                }
+                for user in gone {
+                    self.announce(&user, false).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not sweep dead nodes"),
+        }
+    }
+
+    /// Refreshes and sweeps every TTL/3, forever (spawned once by the composition root).
+    pub async fn run_maintenance(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.refresh().await;
+            self.sweep().await;
+        }
+    }
+
+    /// Whether each of `users` has a device connected anywhere.
+    pub async fn online(&self, users: &[UserId]) -> Vec<bool> {
+        online_flags(self.deps.routes.as_ref(), users).await
+    }
+
+    fn route(&self, user: &UserId, device: &str) -> Route {
+        Route { user: user.clone(), node: self.node.clone(), device: device.to_owned() }
+    }
+
+    async fn announce(&self, user: &UserId, online: bool) {
+        match self.deps.store.friends_of(user).await {
+            Ok(friends) => {
+                let recipients = friends.into_iter().map(|f| f.user.id).collect();
+                let frame = ServerFrame::Presence { user_id: user.0.clone(), online };
+                self.deps.notifier.publish(recipients, &frame).await;
+            }
+            Err(error) => tracing::warn!(%error, "could not announce presence"),
+        }
+    }
+}
+
+/// Online flags from `routes`; all offline (logged) when the table cannot be read.
+pub(crate) async fn online_flags(routes: &dyn RouteTable, users: &[UserId]) -> Vec<bool> {
+    match routes.online(users).await {
+        Ok(flags) => flags,
+        Err(error) => {
+            tracing::warn!(%error, "route table unavailable; users shown offline");
+            vec![false; users.len()]
+        }
+    }
+}
