@@ -28,6 +28,7 @@ use crate::sequencer::Sequencer;
 struct Socket {
     id: u64,
     session: SessionId,
+    registered_at: Instant,
     queue: mpsc::Sender<Bytes>,
     control: Arc<SocketControl>,
 }
@@ -109,7 +110,8 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel(self.queue_frames);
         let control = Arc::new(SocketControl::default());
-        let socket = Socket { id, session: session.clone(), queue, control: control.clone() };
+        let socket =
+            Socket { id, session: session.clone(), registered_at: Instant::now(), queue, control: control.clone() };
         self.sockets.write().entry(user.clone()).or_default().push(socket);
         self.metrics.ws_connections.inc();
         Registration { id, queue: receiver, control }
@@ -205,17 +207,30 @@ impl Hub {
         }
     }
 
+    /// Since when the earliest local socket of `users` has been registered.
+    fn followed_since(&self, users: &[UserId]) -> Option<Instant> {
+        let sockets = self.sockets.read();
+        users.iter().filter_map(|user| sockets.get(user)).flatten().map(|socket| socket.registered_at).min()
+    }
+
     /// Runs until the bus stream ends: every event goes to the local sockets of its recipients,
     /// log entries in `seq` order per conversation (see [`Sequencer`]). The caller subscribes
-    /// first, so that no event published after start-up is missed.
-    pub async fn run_dispatcher(self: Arc<Self>, mut events: BoxStream<'static, Event>) {
+    /// first, so that no event published after start-up is missed. `targeted`: the bus brings
+    /// only events for this node's sockets, so a gap nobody here followed is not waited for.
+    pub async fn run_dispatcher(self: Arc<Self>, mut events: BoxStream<'static, Event>, targeted: bool) {
         let mut sequencer = Sequencer::default();
         loop {
             let deadline = sequencer.next_deadline();
             tokio::select! {
                 event = events.next() => {
                     let Some(event) = event else { break };
-                    for event in sequencer.accept(event, Instant::now()) {
+                    let now = Instant::now();
+                    let ready = if targeted {
+                        sequencer.accept_targeted(event, now, |event| self.followed_since(&event.recipients))
+                    } else {
+                        sequencer.accept(event, now)
+                    };
+                    for event in ready {
                         self.deliver(&event);
                     }
                 }

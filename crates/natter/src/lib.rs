@@ -111,7 +111,7 @@ impl Application {
         let state = natter_gateway::build_state(services, presence.clone(), bus.clone(), settings);
         // Subscribe before serving so that no event published after start-up is missed.
         let events = bus.subscribe_node(&node).await.context("cannot subscribe to the bus")?;
-        tokio::spawn(state.hub.clone().run_dispatcher(events));
+        tokio::spawn(state.hub.clone().run_dispatcher(events, targeted));
         if shared {
             // Beats this node's heartbeat right away, then every TTL/3 with the sweep.
             tokio::spawn(presence.run_maintenance());
