@@ -16,8 +16,13 @@ use crate::bus::{Bus, Event, LogPosition, SessionEnd};
 use crate::ids::UserId;
 use crate::presence::RouteTable;
 
+/// Cheap to clone (one pointer): every service holds one.
 #[derive(Clone)]
 pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     bus: Arc<dyn Bus>,
     /// Set for targeted delivery.
     routes: Option<Arc<dyn RouteTable>>,
@@ -25,18 +30,18 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus, routes: None }
+        Self { inner: Arc::new(Inner { bus, routes: None }) }
     }
 
-    /// This notifier, delivering through `routes` to the nodes that hold the recipients. Only
-    /// for a bus with per-node subjects; otherwise it stays broadcast.
-    pub fn targeted(mut self, routes: Arc<dyn RouteTable>) -> Self {
-        if self.bus.has_node_subjects() {
-            self.routes = Some(routes);
-        } else {
+    /// A notifier on the same bus, delivering through `routes` to the nodes that hold the
+    /// recipients. Only for a bus with per-node subjects; otherwise it stays broadcast.
+    pub fn targeted(self, routes: Arc<dyn RouteTable>) -> Self {
+        let bus = self.inner.bus.clone();
+        if !bus.has_node_subjects() {
             tracing::warn!("the bus has no per-node subjects: delivery stays broadcast");
+            return self;
         }
-        self
+        Self { inner: Arc::new(Inner { bus, routes: Some(routes) }) }
     }
 
     /// Push a frame to every online device of `recipients`. Push may miss (sync repairs), so a
@@ -62,8 +67,8 @@ impl Notifier {
             }
         };
         let event = Event { recipients, frame, position, ends: None };
-        let published = match &self.routes {
-            None => self.bus.publish(event).await,
+        let published = match &self.inner.routes {
+            None => self.inner.bus.publish(event).await,
             Some(routes) => self.publish_targeted(routes.as_ref(), event).await,
         };
         if let Err(error) = published {
@@ -79,20 +84,20 @@ impl Notifier {
             Ok(nodes) => nodes,
             Err(error) => {
                 tracing::warn!(%error, "route lookup failed; broadcasting the event");
-                return self.bus.publish(event).await;
+                return self.inner.bus.publish(event).await;
             }
         };
         let mut result = Ok(());
         for (node, recipients) in nodes {
             let share = Event { recipients, ..event.clone() };
-            if let Err(error) = self.bus.publish_to(&node, share).await {
+            if let Err(error) = self.inner.bus.publish_to(&node, share).await {
                 result = Err(error);
             }
         }
         if event.position.is_some() {
             // The indexer reads the frame and the position, not who receives it.
             let entry = Event { recipients: Vec::new(), ..event };
-            if let Err(error) = self.bus.publish_log(entry).await {
+            if let Err(error) = self.inner.bus.publish_log(entry).await {
                 result = Err(error);
             }
         }
@@ -102,7 +107,7 @@ impl Notifier {
     /// Closes `user`'s sockets of the ended sessions on every gateway. A lost event is bounded by
     /// the access token's lifetime: a socket also closes when its token expires.
     pub async fn end_sessions(&self, user: UserId, ends: SessionEnd) {
-        if let Err(error) = self.bus.publish(Event::end_sessions(user, ends)).await {
+        if let Err(error) = self.inner.bus.publish(Event::end_sessions(user, ends)).await {
             tracing::warn!(%error, "bus publish of a session revocation failed; sockets close at token expiry");
         }
     }

@@ -163,6 +163,52 @@ async fn the_login_throttle_is_shared_across_nodes() {
     database.drop_database().await;
 }
 
+/// A careless client: 40 sockets of one account opened at once on both nodes, then half closed
+/// properly and half dropped mid-stream (no close frame), all at once. Her friend sees exactly
+/// one `online` and one `offline`, and both nodes list her offline afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sockets_on_both_nodes_gives_one_online_and_one_offline() {
+    let Some((database, cluster)) = start_cluster(&[]).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    befriend(&http, node1, &alice, node2, &bob).await;
+    let mut bob_ws = connect_ws(node2, &bob).await;
+
+    let opening = (0..40).map(|n| {
+        let node = if n % 2 == 0 { node1 } else { node2 };
+        connect_ws(node, &alice)
+    });
+    let sockets = futures_util::future::join_all(opening).await;
+    let mut closing = Vec::new();
+    for (n, mut socket) in sockets.into_iter().enumerate() {
+        if n % 2 == 0 {
+            closing.push(tokio::spawn(async move { socket.close(None).await.ok() }));
+        } else {
+            drop(socket);
+        }
+    }
+    for task in closing {
+        task.await.ok();
+    }
+
+    let mut seen = Vec::new();
+    let quiet = Duration::from_secs(2);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, bob_ws.next()).await {
+        let Message::Text(text) = message else { continue };
+        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
+        if frame["type"] == "presence" && frame["user_id"] == alice.user.id.as_str() {
+            seen.push(frame["online"].as_bool().expect("a flag"));
+        }
+    }
+    assert_eq!(seen, vec![true, false], "one online, then one offline");
+    assert_eq!(friend_online(&http, node1, &bob, &alice).await, Some(false));
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
+    drop(cluster);
+    database.drop_database().await;
+}
+
 async fn login(http: &reqwest::Client, node: &Node, username: &str, password: &str) -> StatusCode {
     let body = json!({ "username": username, "password": password });
     http.post(format!("{}/api/v1/auth/login", node.base_url)).json(&body).send().await.expect("log in").status()
