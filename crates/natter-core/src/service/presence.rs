@@ -22,6 +22,10 @@ pub struct PresenceService {
     node: NodeId,
     /// This node's devices (device → user), re-asserted by [`PresenceService::refresh`].
     local: Mutex<HashMap<String, UserId>>,
+    /// Connects and disconnects hold it shared, a refresh exclusively: a refresh that read a
+    /// device just before its disconnect must not write its route back after the disconnect
+    /// removed it (a ghost route, online with nobody to take it away but the TTL).
+    gate: tokio::sync::RwLock<()>,
     /// How often routes are refreshed and dead nodes swept: a third of the route TTL.
     interval: Duration,
 }
@@ -30,7 +34,7 @@ impl PresenceService {
     /// Routes of this node live `route_ttl` past their last refresh.
     pub fn new(deps: Deps, node: NodeId, route_ttl: Duration) -> Self {
         let interval = (route_ttl / 3).max(Duration::from_millis(100));
-        Self { deps, node, local: Mutex::default(), interval }
+        Self { deps, node, local: Mutex::default(), gate: tokio::sync::RwLock::new(()), interval }
     }
 
     pub fn node(&self) -> &NodeId {
@@ -44,8 +48,12 @@ impl PresenceService {
 
     /// A socket of `user` opened on this node; announces `online` if it is their first anywhere.
     pub async fn connected(&self, user: &UserId, device: &str) {
-        self.local.lock().insert(device.to_owned(), user.clone());
-        match self.deps.routes.connect(&self.route(user, device)).await {
+        let added = {
+            let _shared = self.gate.read().await;
+            self.local.lock().insert(device.to_owned(), user.clone());
+            self.deps.routes.connect(&self.route(user, device)).await
+        };
+        match added {
             Ok(true) => self.announce(user, true).await,
             Ok(false) => {}
             // The next refresh adds the route (and announces the user if it is their first).
@@ -55,8 +63,12 @@ impl PresenceService {
 
     /// A socket closed; announces `offline` if it was the user's last anywhere.
     pub async fn disconnected(&self, user: &UserId, device: &str) {
-        self.local.lock().remove(device);
-        match self.deps.routes.disconnect(&self.route(user, device)).await {
+        let removed = {
+            let _shared = self.gate.read().await;
+            self.local.lock().remove(device);
+            self.deps.routes.disconnect(&self.route(user, device)).await
+        };
+        match removed {
             Ok(true) => self.announce(user, false).await,
             Ok(false) => {}
             // The route expires with the TTL; the user may then look online for that long.
@@ -67,8 +79,12 @@ impl PresenceService {
     /// Re-asserts this node's heartbeat and routes for another TTL. Users whose routes had gone
     /// (this node stalled past the TTL and was swept) are announced online again.
     pub async fn refresh(&self) {
-        let routes: Vec<Route> = self.local.lock().iter().map(|(device, user)| self.route(user, device)).collect();
-        match self.deps.routes.refresh(&self.node, &routes).await {
+        let refreshed = {
+            let _exclusive = self.gate.write().await;
+            let routes: Vec<Route> = self.local.lock().iter().map(|(device, user)| self.route(user, device)).collect();
+            self.deps.routes.refresh(&self.node, &routes).await
+        };
+        match refreshed {
             Ok(back) => {
                 for user in back {
                     self.announce(&user, true).await;
