@@ -84,6 +84,19 @@ async fn presence_crosses_nodes_and_each_node_receives_only_its_sockets_events()
     let node2_received = after[1].received - before[1].received;
     assert_eq!(node2_received, 10, "node 2 receives alice's 10 messages to bob and nothing of carol and dave's");
 
+    // The indexers follow the log subject: carol and dave's entries, never published to a
+    // gateway subject of node 2, are searchable (the index is shared; the start-up catch-up ran
+    // before they were sent, the next is a minute away).
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let found: Value = get(&http, node2, &dave, "/search/messages?q=cd-19").await;
+        if found["hits"].as_array().is_some_and(|hits| !hits.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cd-19 never indexed: {found}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // alice leaves: bob on node 2 sees her go offline, and node 2 lists her offline.
     alice_ws.close(None).await.ok();
     drop(alice_ws);
