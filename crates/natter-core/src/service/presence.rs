@@ -130,8 +130,19 @@ impl PresenceService {
         Route { user: user.clone(), node: self.node.clone(), device: device.to_owned() }
     }
 
+    /// Tells `user`'s friends. Two transitions of one user on two nodes (offline on one, then
+    /// online on another) are announced independently; the friend lookup takes a while, so the
+    /// state is read again just before publishing and a transition already overtaken is not
+    /// sent: the later one, whose node publishes it, is the state friends end up with.
     async fn announce(&self, user: &UserId, online: bool) {
-        match self.deps.store.friends_of(user).await {
+        let friends = self.deps.store.friends_of(user).await;
+        // Unreadable now: announce what the table said a moment ago.
+        if let Ok(now) = self.deps.routes.online(std::slice::from_ref(user)).await
+            && now.first() != Some(&online)
+        {
+            return;
+        }
+        match friends {
             Ok(friends) => {
                 let recipients = friends.into_iter().map(|f| f.user.id).collect();
                 let frame = ServerFrame::Presence { user_id: user.0.clone(), online };
