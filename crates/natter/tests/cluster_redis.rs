@@ -222,6 +222,85 @@ async fn a_flood_of_sockets_on_both_nodes_gives_one_online_and_one_offline() {
     database.drop_database().await;
 }
 
+/// Redis stalls (SIGSTOP) while alice's last socket closes: node 1's route removal times out.
+/// Redis resumes and runs the buffered removal anyway (its reply is lost); node 1 retries with its
+/// next refresh, finds alice offline and tells bob. Nobody is left online by a Redis hiccup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_lost_to_a_stalled_redis_is_announced_after_it_recovers() {
+    if std::env::var_os("NATTER_TEST_REDIS_URL").is_none() {
+        return start_cluster(&[]).await.map_or((), |_| ());
+    }
+    let redis = OwnRedis::start();
+    let env = [("NATTER_REDIS__URL", redis.url.as_str()), ("NATTER_PRESENCE__ROUTE_TTL_SECS", "10")];
+    let Some((database, cluster)) = start_cluster(&env).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    befriend(&http, node1, &alice, node2, &bob).await;
+    let mut bob_ws = connect_ws(node2, &bob).await;
+    let mut alice_ws = connect_ws(node1, &alice).await;
+    let online = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(online["online"], true);
+
+    redis.signal("-STOP");
+    alice_ws.close(None).await.ok();
+    drop(alice_ws);
+    // Longer than the client's 2 s response timeout, well within the 10 s TTL.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.signal("-CONT");
+    let offline =
+        next_frame_within(&mut bob_ws, "presence", Duration::from_secs(10), |f| f["user_id"] == alice.user.id.as_str())
+            .await;
+    assert_eq!(offline["online"], false);
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// A redis-server of this test's own, to stall.
+struct OwnRedis {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("natter-test-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/test.sh installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < START_TIMEOUT, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url: format!("redis://127.0.0.1:{port}"), dir }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 async fn login(http: &reqwest::Client, node: &Node, username: &str, password: &str) -> StatusCode {
     let body = json!({ "username": username, "password": password });
     http.post(format!("{}/api/v1/auth/login", node.base_url)).json(&body).send().await.expect("log in").status()

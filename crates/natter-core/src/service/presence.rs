@@ -17,6 +17,9 @@ use super::Deps;
 use crate::ids::{SessionId, UserId};
 use crate::presence::{NodeId, Route, RouteTable};
 
+/// Failed route removals kept for a retry (a long outage leaves the rest to the TTL).
+const MAX_UNREMOVED: usize = 100_000;
+
 pub struct PresenceService {
     deps: Deps,
     node: NodeId,
@@ -26,6 +29,8 @@ pub struct PresenceService {
     /// device just before its disconnect must not write its route back after the disconnect
     /// removed it (a ghost route, online with nobody to take it away but the TTL).
     gate: tokio::sync::RwLock<()>,
+    /// Routes whose removal failed (the table was unreachable), retried by the next refresh.
+    unremoved: Mutex<Vec<Route>>,
     /// How often routes are refreshed and dead nodes swept: a third of the route TTL.
     interval: Duration,
 }
@@ -34,7 +39,14 @@ impl PresenceService {
     /// Routes of this node live `route_ttl` past their last refresh.
     pub fn new(deps: Deps, node: NodeId, route_ttl: Duration) -> Self {
         let interval = (route_ttl / 3).max(Duration::from_millis(100));
-        Self { deps, node, local: Mutex::default(), gate: tokio::sync::RwLock::new(()), interval }
+        Self {
+            deps,
+            node,
+            local: Mutex::default(),
+            gate: tokio::sync::RwLock::new(()),
+            unremoved: Mutex::default(),
+            interval,
+        }
     }
 
     pub fn node(&self) -> &NodeId {
@@ -71,19 +83,48 @@ impl PresenceService {
         match removed {
             Ok(true) => self.announce(user, false).await,
             Ok(false) => {}
-            // The route expires with the TTL; the user may then look online for that long.
-            Err(error) => tracing::warn!(%error, "could not remove a route"),
+            // Retried by the next refresh (and the route expires with the TTL anyway).
+            Err(error) => {
+                tracing::warn!(%error, "could not remove a route; retrying with the next refresh");
+                let mut unremoved = self.unremoved.lock();
+                // Past this many the routes are left to expire with the TTL.
+                if unremoved.len() < MAX_UNREMOVED {
+                    unremoved.push(self.route(user, device));
+                }
+            }
         }
     }
 
     /// Re-asserts this node's heartbeat and routes for another TTL. Users whose routes had gone
     /// (this node stalled past the TTL and was swept) are announced online again.
     pub async fn refresh(&self) {
+        let mut gone = Vec::new();
         let refreshed = {
             let _exclusive = self.gate.write().await;
+            let mut unremoved = std::mem::take(&mut *self.unremoved.lock()).into_iter();
+            while let Some(route) = unremoved.next() {
+                match self.deps.routes.disconnect(&route).await {
+                    // Also when the route was gone already: the call that timed out may have
+                    // removed it, transition and all, with nobody told. `announce` checks the
+                    // user is offline now.
+                    Ok(_) => gone.push(route.user),
+                    // Still unreachable: keep the rest for later rather than wait on each.
+                    Err(_) => {
+                        let mut kept = self.unremoved.lock();
+                        kept.push(route);
+                        kept.extend(unremoved);
+                        break;
+                    }
+                }
+            }
             let routes: Vec<Route> = self.local.lock().iter().map(|(device, user)| self.route(user, device)).collect();
             self.deps.routes.refresh(&self.node, &routes).await
         };
+        gone.sort();
+        gone.dedup();
+        for user in gone {
+            self.announce(&user, false).await;
+        }
         match refreshed {
             Ok(back) => {
                 for user in back {
