@@ -6,9 +6,9 @@
 #
 # * natter-proto depends on no other natter crate;
 # * natter-core depends on natter-proto only, and on none of sqlx, axum, tonic;
-# * the adapters (natter-store, natter-bus, natter-blob, natter-media, natter-discovery) and
-#   natter-gateway use no natter crate but proto/core, so the gateway never reaches storage or
-#   the bus except through core's ports;
+# * the adapters (natter-store, natter-bus, natter-blob, natter-media, natter-redis,
+#   natter-discovery) and natter-gateway use no natter crate but proto/core, so the gateway never
+#   reaches storage or the bus except through core's ports;
 # * only natter-store uses sqlx directly, only natter-gateway (and natter-bench's ceiling server)
 #   axum, only natter-rpc tonic; natter-bench uses natter-proto only;
 # * no crate reaches aws-lc-rs/aws-lc-sys or opusic-sys (both built with cmake).
@@ -81,6 +81,8 @@ allow_natter natter-store natter-proto natter-core
 allow_natter natter-bus natter-proto natter-core
 allow_natter natter-blob natter-proto natter-core
 allow_natter natter-media natter-proto natter-core
+allow_natter natter-redis natter-proto natter-core
+forbid_prefix natter-redis sqlx axum
 allow_natter natter-gateway natter-proto natter-core
 allow_natter natter-search natter-proto natter-core
 forbid_prefix natter-search sqlx axum
@@ -102,6 +104,7 @@ only_user sqlx-core natter-store natter-testkit
 # natter-bench's ceiling server must use the same WebSocket library as the gateway.
 only_user axum natter-gateway natter-bench
 only_user tonic natter-rpc
+only_user redis natter-redis
 # The build needs no cmake for TLS or Opus: rustls with ring (not aws-lc), Opus with opus-rs (not
 # libopus through opusic-sys).
 for member in $members; do

@@ -4,17 +4,18 @@
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
 #                                    end-to-end suite again on PostgreSQL), the web client's
 #                                    browser tests, then the benchmark's quick mode (correctness only)
-#   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS, S3 and etcd, print the env to
-#                                    export, and wait (Ctrl-C, or kill the script, stops them)
+#   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS, S3, etcd and Redis, print
+#                                    the env to export, and wait (Ctrl-C, or kill the script, stops them)
 #   scripts/test.sh --help
 #
-# Works from any directory, on a fresh Debian 12 as root (installs nats-server, postgresql and
-# etcd-server with apt-get when missing) and in CI (CI=true, no stdin). Services listen on 127.0.0.1 only, keep
-# their data under target/test-services/ and are stopped on any exit. Ports can be moved with
-# NATTER_TEST_PG_PORT (25432) and NATTER_TEST_NATS_PORT (24222; monitor NATTER_TEST_NATS_MONITOR_PORT,
-# 28222) and NATTER_TEST_S3_PORT (25900; moto's S3 server from PyPI, installed into a venv under
-# target/) and NATTER_TEST_ETCD_PORT (22379; peer NATTER_TEST_ETCD_PEER_PORT, 22380) when two
-# checkouts test at once. Uses cargo-nextest when installed, else cargo test.
+# Works from any directory, on a fresh Debian 12 as root (installs nats-server, postgresql,
+# etcd-server and redis-server with apt-get when missing) and in CI (CI=true, no stdin). Services
+# listen on 127.0.0.1 only, keep their data under target/test-services/ and are stopped on any
+# exit. Ports can be moved with NATTER_TEST_PG_PORT (25432), NATTER_TEST_NATS_PORT (24222; monitor
+# NATTER_TEST_NATS_MONITOR_PORT, 28222), NATTER_TEST_S3_PORT (25900; moto's S3 server from PyPI,
+# installed into a venv under target/), NATTER_TEST_ETCD_PORT (22379; peer
+# NATTER_TEST_ETCD_PEER_PORT, 22380) and NATTER_TEST_REDIS_PORT (26379; redis-server from Debian)
+# when two checkouts test at once. Uses cargo-nextest when installed, else cargo test.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,6 +29,7 @@ NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}
 S3_PORT=${NATTER_TEST_S3_PORT:-25900}
 ETCD_PORT=${NATTER_TEST_ETCD_PORT:-22379}
 ETCD_PEER_PORT=${NATTER_TEST_ETCD_PEER_PORT:-22380}
+REDIS_PORT=${NATTER_TEST_REDIS_PORT:-26379}
 # The bucket the S3 blob-store tests use (created on the in-memory moto server at start).
 S3_BUCKET=natter-test
 MOTO_VERSION=5.2.1
@@ -124,6 +126,7 @@ install_missing() {
     local missing=()
     command -v nats-server >/dev/null || missing+=(nats-server)
     command -v etcd >/dev/null || missing+=(etcd-server)
+    command -v redis-server >/dev/null || missing+=(redis-server)
     command -v curl >/dev/null || missing+=(curl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
     # Speech: the tests synthesize speech (espeak-ng), resample (sox) and encode Opus (opusenc).
@@ -151,10 +154,20 @@ nats_ready() {
     [[ $line == INFO* ]]
 }
 
+redis_ready() {
+    local line
+    { exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT"; } 2>/dev/null || return 1
+    printf 'PING\r\n' >&3
+    IFS= read -r -t 2 line <&3 || true
+    exec 3<&-
+    [[ $line == +PONG* ]]
+}
+
 PG_DATA=""
 NATS_PID=""
 MOTO_PID=""
 ETCD_PID=""
+REDIS_PID=""
 
 stop_services() {
     if [[ -n $ETCD_PID ]]; then
@@ -162,6 +175,12 @@ stop_services() {
         wait "$ETCD_PID" 2>/dev/null || true
         ETCD_PID=""
         rm -f "$SERVICES_DIR/etcd.pid"
+    fi
+    if [[ -n $REDIS_PID ]]; then
+        kill "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=""
+        rm -f "$SERVICES_DIR/redis.pid"
     fi
     if [[ -n $MOTO_PID ]]; then
         kill "$MOTO_PID" 2>/dev/null || true
@@ -199,6 +218,14 @@ stop_leftovers() {
             for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
         fi
         rm -f "$SERVICES_DIR/etcd.pid"
+    fi
+    if [[ -f $SERVICES_DIR/redis.pid ]]; then
+        pid=$(<"$SERVICES_DIR/redis.pid")
+        if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == redis-server ]]; then
+            kill "$pid" 2>/dev/null || true
+            for _ in {1..50}; do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        fi
+        rm -f "$SERVICES_DIR/redis.pid"
     fi
     if [[ -f $SERVICES_DIR/moto.pid ]]; then
         pid=$(<"$SERVICES_DIR/moto.pid")
@@ -257,6 +284,25 @@ start_nats() {
     done
     cat "$SERVICES_DIR/nats.log" >&2
     die "nats-server did not become ready"
+}
+
+# Redis in the foreground (no daemon), no persistence, its files in a throwaway directory.
+start_redis() {
+    port_busy "$REDIS_PORT" && die "port $REDIS_PORT is in use; set NATTER_TEST_REDIS_PORT to a free one"
+    local dir=$SERVICES_DIR/redis
+    rm -rf "$dir"
+    install -d "$dir"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" --save '' --appendonly no \
+        --daemonize no >"$SERVICES_DIR/redis.log" 2>&1 &
+    REDIS_PID=$!
+    echo "$REDIS_PID" >"$SERVICES_DIR/redis.pid"
+    for _ in {1..100}; do
+        redis_ready && return 0
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$SERVICES_DIR/redis.log" >&2
+    die "redis-server did not become ready"
 }
 
 # moto's standalone S3 server (in memory, checks nothing we rely on but speaks real S3 HTTP),
@@ -320,6 +366,8 @@ start_services() {
     start_nats
     start_moto
     start_etcd
+    start_redis
+    export NATTER_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
     export NATTER_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export NATTER_TEST_NATS_URL="nats://127.0.0.1:$NATS_PORT"
     export NATTER_TEST_S3_URL="http://127.0.0.1:$S3_PORT/$S3_BUCKET"
@@ -328,6 +376,7 @@ start_services() {
     echo "NATS $(nats-server --version | awk '{print $2}') on 127.0.0.1:$NATS_PORT (monitor :$NATS_MONITOR_PORT), pid $NATS_PID"
     echo "S3 (moto $MOTO_VERSION, in memory) on 127.0.0.1:$S3_PORT, bucket $S3_BUCKET, pid $MOTO_PID"
     echo "etcd $(etcd --version | awk 'NR == 1 { print $3 }') on 127.0.0.1:$ETCD_PORT (peer :$ETCD_PEER_PORT), pid $ETCD_PID"
+    echo "Redis $(redis-server --version | awk '{print $3}' | sed 's/^v=//') on 127.0.0.1:$REDIS_PORT, pid $REDIS_PID"
 }
 
 on_exit() {
@@ -471,6 +520,7 @@ Services are up. In another shell:
     export NATTER_TEST_NATS_URL=$NATTER_TEST_NATS_URL
     export NATTER_TEST_S3_URL=$NATTER_TEST_S3_URL
     export NATTER_TEST_ETCD_URL=$NATTER_TEST_ETCD_URL
+    export NATTER_TEST_REDIS_URL=$NATTER_TEST_REDIS_URL
     export NATTER_TEST_WHISPER_MODEL=$SPEECH_MODEL_DIR   # after: natter models fetch tiny.en --dest that
 
 Ctrl-C (or kill $$) stops them.

@@ -4,8 +4,11 @@
 //! This crate owns two implementations of the port [`natter_core::bus::Bus`]:
 //!
 //! * [`MemoryBus`], the in-process default for a single `natter serve`: a tokio broadcast channel.
-//! * [`NatsBus`], for a cluster: every event goes through one NATS subject,
-//!   `<prefix>.events`, in the encoding described in [`codec`].
+//! * [`NatsBus`], for a cluster, in the encoding described in [`codec`]: `<prefix>.events`
+//!   reaches every node (broadcast delivery, and session revocations always), `<prefix>.gw.<node>`
+//!   one node's gateway (targeted delivery: the publisher looked the recipients up in the route
+//!   table), `<prefix>.log` the consumers of every log entry (the search indexer) when delivery
+//!   is targeted.
 //!
 //! Both are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
 //! of truth and clients repair gaps by `seq`. So neither buffers durably nor retries.

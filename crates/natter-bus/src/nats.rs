@@ -1,4 +1,5 @@
-//! The NATS bus: every natter process of a cluster publishes to and subscribes to one subject.
+//! The NATS bus. Subjects (see the crate docs): `<prefix>.events` to every node,
+//! `<prefix>.gw.<node>` to one node's gateway, `<prefix>.log` to the every-entry consumers.
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt};
 use natter_core::bus::{Bus, BusError, Event};
+use natter_core::presence::NodeId;
 
 use crate::codec::{decode_event, encode_event};
 
@@ -13,7 +15,9 @@ use crate::codec::{decode_event, encode_event};
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Core NATS (no JetStream): at-most-once fan-out to every subscribed process, which is all the
-/// bus promises. Events travel on `<prefix>.events`, encoded as described in [`crate::codec`].
+/// bus promises. Events travel on `<prefix>.events` (to every node), `<prefix>.gw.<node>` (to one
+/// node) and `<prefix>.log` (log entries for the indexer, when delivery is targeted), encoded as
+/// described in [`crate::codec`].
 ///
 /// Reconnecting after a broken connection is async-nats's job; events published meanwhile are
 /// buffered by the client up to its capacity, and a publish that cannot be queued in time fails.
@@ -21,6 +25,7 @@ const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NatsBus {
     client: async_nats::Client,
     subject: String,
+    prefix: String,
     publish_timeout: Duration,
 }
 
@@ -40,7 +45,8 @@ impl NatsBus {
             .await
             .map_err(|error| failed("connect", error))?;
         tracing::info!(%subject, "connected to NATS");
-        Ok(Self { client, subject, publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT })
+        let prefix = subject_prefix.to_owned();
+        Ok(Self { client, subject, prefix, publish_timeout: Self::DEFAULT_PUBLISH_TIMEOUT })
     }
 
     /// Change how long a publish may wait while the connection is down and the buffer is full.
@@ -65,17 +71,24 @@ impl NatsBus {
         }
     }
 
-    /// The subject events travel on.
+    /// The subject events to every node travel on.
     pub fn subject(&self) -> &str {
         &self.subject
     }
-}
 
-#[async_trait]
-impl Bus for NatsBus {
-    async fn publish(&self, event: Event) -> Result<(), BusError> {
-        let payload = encode_event(&event);
-        let publish = self.client.publish(self.subject.clone(), payload);
+    /// The subject of one node's gateway.
+    pub fn node_subject(&self, node: &NodeId) -> String {
+        format!("{}.gw.{node}", self.prefix)
+    }
+
+    /// The subject of log entries for the every-entry consumers.
+    pub fn log_subject(&self) -> String {
+        format!("{}.log", self.prefix)
+    }
+
+    async fn publish_on(&self, subject: String, event: &Event) -> Result<(), BusError> {
+        let payload = encode_event(event);
+        let publish = self.client.publish(subject, payload);
         match tokio::time::timeout(self.publish_timeout, publish).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(failed("publish", error)),
@@ -83,11 +96,10 @@ impl Bus for NatsBus {
         }
     }
 
-    async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError> {
-        let subscriber =
-            self.client.subscribe(self.subject.clone()).await.map_err(|error| failed("subscribe", error))?;
-        self.await_server_subscriptions().await?;
-        let subject = self.subject.clone();
+    /// The decoded events of `subject`; call [`Self::await_server_subscriptions`] before relying
+    /// on it.
+    async fn events_of(&self, subject: String) -> Result<BoxStream<'static, Event>, BusError> {
+        let subscriber = self.client.subscribe(subject.clone()).await.map_err(|error| failed("subscribe", error))?;
         let events = subscriber.filter_map(move |message| {
             let decoded = match decode_event(&message.payload) {
                 Ok(event) => Some(event),
@@ -99,6 +111,46 @@ impl Bus for NatsBus {
             std::future::ready(decoded)
         });
         Ok(events.boxed())
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    async fn publish(&self, event: Event) -> Result<(), BusError> {
+        self.publish_on(self.subject.clone(), &event).await
+    }
+
+    async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError> {
+        let events = self.events_of(self.subject.clone()).await?;
+        self.await_server_subscriptions().await?;
+        Ok(events)
+    }
+
+    async fn publish_to(&self, node: &NodeId, event: Event) -> Result<(), BusError> {
+        self.publish_on(self.node_subject(node), &event).await
+    }
+
+    /// Two subscriptions, merged. Each subject keeps its publishers' order; the gateway's
+    /// sequencer orders log entries across them.
+    async fn subscribe_node(&self, node: &NodeId) -> Result<BoxStream<'static, Event>, BusError> {
+        let everyone = self.events_of(self.subject.clone()).await?;
+        let mine = self.events_of(self.node_subject(node)).await?;
+        self.await_server_subscriptions().await?;
+        Ok(futures_util::stream::select(everyone, mine).boxed())
+    }
+
+    async fn publish_log(&self, event: Event) -> Result<(), BusError> {
+        self.publish_on(self.log_subject(), &event).await
+    }
+
+    async fn subscribe_log(&self) -> Result<BoxStream<'static, Event>, BusError> {
+        let events = self.events_of(self.log_subject()).await?;
+        self.await_server_subscriptions().await?;
+        Ok(events)
+    }
+
+    fn has_node_subjects(&self) -> bool {
+        true
     }
 
     async fn healthy(&self) -> bool {

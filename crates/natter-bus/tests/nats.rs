@@ -101,3 +101,38 @@ async fn undecodable_payloads_are_skipped_and_the_stream_goes_on() {
     bus.publish(event(&["bob"], b"good")).await.expect("publish");
     assert_eq!(next(&mut events).await, event(&["bob"], b"good"));
 }
+
+/// Targeted delivery: an event for one node reaches that node's gateway subscription only; an
+/// event for every node reaches both; a log entry reaches the log subscribers only.
+#[tokio::test]
+async fn node_subjects_reach_one_node_and_the_log_subject_its_own_subscribers() {
+    let Some(url) = nats_url("node_subjects_reach_one_node_and_the_log_subject_its_own_subscribers") else {
+        return;
+    };
+    use natter_core::presence::NodeId;
+    let prefix = unique_prefix();
+    let bus_a = NatsBus::connect(&url, &prefix).await.expect("node a connects");
+    let bus_b = NatsBus::connect(&url, &prefix).await.expect("node b connects");
+    assert!(bus_a.has_node_subjects());
+    let (a, b) = (NodeId::parse("gw-a").expect("id"), NodeId::parse("gw-b").expect("id"));
+    assert_eq!(bus_a.node_subject(&a), format!("{prefix}.gw.gw-a"));
+    let mut gateway_a = bus_a.subscribe_node(&a).await.expect("subscribe a");
+    let mut gateway_b = bus_b.subscribe_node(&b).await.expect("subscribe b");
+    let mut log = bus_b.subscribe_log().await.expect("subscribe to the log");
+
+    let for_a = event(&["alice"], b"for a");
+    bus_b.publish_to(&a, for_a.clone()).await.expect("publish to a");
+    let entry = event(&[], b"entry");
+    bus_a.publish_log(entry.clone()).await.expect("publish a log entry");
+    let everyone = event(&["alice", "bob"], b"everyone");
+    bus_a.publish(everyone.clone()).await.expect("publish to every node");
+
+    // Two publishers on two connections: either may arrive first.
+    let mut got = vec![next(&mut gateway_a).await, next(&mut gateway_a).await];
+    got.sort_by(|x, y| x.frame.cmp(&y.frame));
+    assert_eq!(got, vec![everyone.clone(), for_a]);
+    assert_eq!(next(&mut gateway_b).await, everyone, "b never got a's event");
+    assert_eq!(next(&mut log).await, entry, "the log subject carries log entries only");
+    let nothing = tokio::time::timeout(Duration::from_millis(200), gateway_b.next()).await;
+    assert!(nothing.is_err(), "nothing more for b: {nothing:?}");
+}

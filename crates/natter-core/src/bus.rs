@@ -10,6 +10,7 @@ use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConversationId, Seq, SessionId, UserId};
+use crate::presence::NodeId;
 
 /// One notification: an already-encoded server frame and the users whose devices should get it.
 ///
@@ -73,13 +74,48 @@ pub enum BusError {
     Unavailable(String),
 }
 
+/// Delivery is either broadcast (every node gets every event and keeps what its sockets need: one
+/// process, or a cluster without a route table) or targeted (the publisher looks recipients up in
+/// the route table and sends each node only its share; see `notify`). A bus with per-node
+/// subjects supports both; the defaults below make a bus without them broadcast-only.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
-    /// Hand an event to every subscriber (of every process sharing this bus).
+    /// Hand an event to every node (of every process sharing this bus).
     async fn publish(&self, event: Event) -> Result<(), BusError>;
 
-    /// A stream of every event published from now on, by this process or any other.
+    /// A stream of every event published with [`Bus::publish`] from now on, by this process or
+    /// any other.
     async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError>;
+
+    /// Hand an event to one node's gateway only. Default: to every node.
+    async fn publish_to(&self, node: &NodeId, event: Event) -> Result<(), BusError> {
+        let _ = node;
+        self.publish(event).await
+    }
+
+    /// What `node`'s gateway receives: the events published to every node and those published
+    /// to it. Default: [`Bus::subscribe`].
+    async fn subscribe_node(&self, node: &NodeId) -> Result<BoxStream<'static, Event>, BusError> {
+        let _ = node;
+        self.subscribe().await
+    }
+
+    /// Hand a log entry, once, to the consumers of every entry (the search indexer) when
+    /// delivery is targeted. Default: nothing (a broadcast-only bus already gave it to them).
+    async fn publish_log(&self, event: Event) -> Result<(), BusError> {
+        let _ = event;
+        Ok(())
+    }
+
+    /// Every log entry published with [`Bus::publish_log`]. Default: [`Bus::subscribe`].
+    async fn subscribe_log(&self) -> Result<BoxStream<'static, Event>, BusError> {
+        self.subscribe().await
+    }
+
+    /// Whether [`Bus::publish_to`] reaches one node only (so delivery may be targeted).
+    fn has_node_subjects(&self) -> bool {
+        false
+    }
 
     /// Whether the bus is reachable (for `/readyz`).
     async fn healthy(&self) -> bool {

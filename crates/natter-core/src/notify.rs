@@ -1,4 +1,12 @@
 //! Publishing committed changes: encode the frame once, hand it to the bus.
+//!
+//! Broadcast (the default): one event to every node, each keeps what its sockets need.
+//! Targeted ([`Notifier::targeted`]): the recipients are looked up in the route table (one
+//! round trip per event) and each node that holds a device of one of them gets one event with
+//! only its recipients; recipients with no route get nothing (they sync when they connect). A log
+//! entry also goes once to the every-entry consumers (the search indexer) through
+//! [`Bus::publish_log`]. Session revocations always go to every node: a route may be stale, and a
+//! socket of an ended session must close wherever it is.
 
 use std::sync::Arc;
 
@@ -6,15 +14,34 @@ use natter_proto::ServerFrame;
 
 use crate::bus::{Bus, Event, LogPosition, SessionEnd};
 use crate::ids::UserId;
+use crate::presence::RouteTable;
 
+/// Cheap to clone (one pointer): every service holds one.
 #[derive(Clone)]
 pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     bus: Arc<dyn Bus>,
+    /// Set for targeted delivery.
+    routes: Option<Arc<dyn RouteTable>>,
 }
 
 impl Notifier {
     pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus }
+        Self { inner: Arc::new(Inner { bus, routes: None }) }
+    }
+
+    /// A notifier on the same bus, delivering through `routes` to the nodes that hold the
+    /// recipients. Only for a bus with per-node subjects; otherwise it stays broadcast.
+    pub fn targeted(self, routes: Arc<dyn RouteTable>) -> Self {
+        let bus = self.inner.bus.clone();
+        if !bus.has_node_subjects() {
+            tracing::warn!("the bus has no per-node subjects: delivery stays broadcast");
+            return self;
+        }
+        Self { inner: Arc::new(Inner { bus, routes: Some(routes) }) }
     }
 
     /// Push a frame to every online device of `recipients`. Push may miss (sync repairs), so a
@@ -39,15 +66,48 @@ impl Notifier {
                 return;
             }
         };
-        if let Err(error) = self.bus.publish(Event { recipients, frame, position, ends: None }).await {
+        let event = Event { recipients, frame, position, ends: None };
+        let published = match &self.inner.routes {
+            None => self.inner.bus.publish(event).await,
+            Some(routes) => self.publish_targeted(routes.as_ref(), event).await,
+        };
+        if let Err(error) = published {
             tracing::warn!(%error, "bus publish failed; clients will catch up by sync");
         }
+    }
+
+    /// One event per node that holds a recipient's device, then the log entry for the indexer.
+    /// If the route table cannot be read, the event is broadcast instead (every node filters, as
+    /// without a table), so a route-table outage costs bandwidth, not pushes.
+    async fn publish_targeted(&self, routes: &dyn RouteTable, event: Event) -> Result<(), crate::bus::BusError> {
+        let nodes = match routes.nodes_of(&event.recipients).await {
+            Ok(nodes) => nodes,
+            Err(error) => {
+                tracing::warn!(%error, "route lookup failed; broadcasting the event");
+                return self.inner.bus.publish(event).await;
+            }
+        };
+        let mut result = Ok(());
+        for (node, recipients) in nodes {
+            let share = Event { recipients, ..event.clone() };
+            if let Err(error) = self.inner.bus.publish_to(&node, share).await {
+                result = Err(error);
+            }
+        }
+        if event.position.is_some() {
+            // The indexer reads the frame and the position, not who receives it.
+            let entry = Event { recipients: Vec::new(), ..event };
+            if let Err(error) = self.inner.bus.publish_log(entry).await {
+                result = Err(error);
+            }
+        }
+        result
     }
 
     /// Closes `user`'s sockets of the ended sessions on every gateway. A lost event is bounded by
     /// the access token's lifetime: a socket also closes when its token expires.
     pub async fn end_sessions(&self, user: UserId, ends: SessionEnd) {
-        if let Err(error) = self.bus.publish(Event::end_sessions(user, ends)).await {
+        if let Err(error) = self.inner.bus.publish(Event::end_sessions(user, ends)).await {
             tracing::warn!(%error, "bus publish of a session revocation failed; sockets close at token expiry");
         }
     }

@@ -28,6 +28,7 @@ use crate::sequencer::Sequencer;
 struct Socket {
     id: u64,
     session: SessionId,
+    registered_at: Instant,
     queue: mpsc::Sender<Bytes>,
     control: Arc<SocketControl>,
 }
@@ -109,7 +110,8 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (queue, receiver) = mpsc::channel(self.queue_frames);
         let control = Arc::new(SocketControl::default());
-        let socket = Socket { id, session: session.clone(), queue, control: control.clone() };
+        let socket =
+            Socket { id, session: session.clone(), registered_at: Instant::now(), queue, control: control.clone() };
         self.sockets.write().entry(user.clone()).or_default().push(socket);
         self.metrics.ws_connections.inc();
         Registration { id, queue: receiver, control }
@@ -135,8 +137,8 @@ impl Hub {
         self.revocations.lock().get(user).is_some_and(|at| *at >= since)
     }
 
-    /// Closes the local sockets of `user` whose sessions `ends` covers.
-    fn end_sessions(&self, user: &UserId, ends: &SessionEnd) {
+    /// Closes the local sockets of `user` whose sessions `ends` covers; whether there were any.
+    fn end_sessions(&self, user: &UserId, ends: &SessionEnd) -> bool {
         let now = Instant::now();
         {
             let mut revocations = self.revocations.lock();
@@ -149,26 +151,37 @@ impl Hub {
             .get(user)
             .map(|list| list.iter().filter(|s| ends.covers(&s.session)).map(|s| (s.id, s.control.clone())).collect())
             .unwrap_or_default();
+        let any = !ended.is_empty();
         for (id, control) in ended {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose session ended");
             control.drop_socket(Dropped::SessionEnded);
             self.unregister(user, id);
         }
+        any
     }
 
-    /// Queues an event on every local socket of its recipients.
+    /// Queues an event on every local socket of its recipients. Counts it as received, and as
+    /// needed when at least one local socket is a recipient's (with targeted delivery the two
+    /// should be nearly equal; with broadcast every node receives every event).
     pub fn deliver(&self, event: &Event) {
+        self.metrics.bus_events_received.inc();
         if let Some(ends) = &event.ends {
+            let mut any = false;
             for user in &event.recipients {
-                self.end_sessions(user, ends);
+                any |= self.end_sessions(user, ends);
+            }
+            if any {
+                self.metrics.bus_events_needed.inc();
             }
             return;
         }
         let mut too_slow = Vec::new();
+        let mut needed = false;
         {
             let sockets = self.sockets.read();
             for user in &event.recipients {
                 let Some(list) = sockets.get(user) else { continue };
+                needed |= !list.is_empty();
                 for socket in list {
                     match socket.queue.try_send(event.frame.clone()) {
                         Ok(()) => {
@@ -183,6 +196,9 @@ impl Hub {
                 }
             }
         }
+        if needed {
+            self.metrics.bus_events_needed.inc();
+        }
         for (user, id, control) in too_slow {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose client fell behind");
             self.metrics.ws_slow_disconnects.inc();
@@ -191,17 +207,30 @@ impl Hub {
         }
     }
 
+    /// Since when the earliest local socket of `users` has been registered.
+    fn followed_since(&self, users: &[UserId]) -> Option<Instant> {
+        let sockets = self.sockets.read();
+        users.iter().filter_map(|user| sockets.get(user)).flatten().map(|socket| socket.registered_at).min()
+    }
+
     /// Runs until the bus stream ends: every event goes to the local sockets of its recipients,
     /// log entries in `seq` order per conversation (see [`Sequencer`]). The caller subscribes
-    /// first, so that no event published after start-up is missed.
-    pub async fn run_dispatcher(self: Arc<Self>, mut events: BoxStream<'static, Event>) {
+    /// first, so that no event published after start-up is missed. `targeted`: the bus brings
+    /// only events for this node's sockets, so a gap nobody here followed is not waited for.
+    pub async fn run_dispatcher(self: Arc<Self>, mut events: BoxStream<'static, Event>, targeted: bool) {
         let mut sequencer = Sequencer::default();
         loop {
             let deadline = sequencer.next_deadline();
             tokio::select! {
                 event = events.next() => {
                     let Some(event) = event else { break };
-                    for event in sequencer.accept(event, Instant::now()) {
+                    let now = Instant::now();
+                    let ready = if targeted {
+                        sequencer.accept_targeted(event, now, |event| self.followed_since(&event.recipients))
+                    } else {
+                        sequencer.accept(event, now)
+                    };
+                    for event in ready {
                         self.deliver(&event);
                     }
                 }

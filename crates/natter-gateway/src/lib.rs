@@ -29,8 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use natter_core::api::Api;
 use natter_core::bus::Bus;
-use natter_core::notify::Notifier;
-use natter_core::presence::Presence;
 use natter_proto::ErrorBody;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -41,11 +39,15 @@ use crate::hub::Hub;
 use crate::metrics::Metrics;
 
 /// Builds the state shared by every handler.
-pub fn build_state(api: Api, bus: Arc<dyn Bus>, settings: GatewaySettings) -> AppState {
+pub fn build_state(
+    api: Api,
+    presence: Arc<natter_core::service::presence::PresenceService>,
+    bus: Arc<dyn Bus>,
+    settings: GatewaySettings,
+) -> AppState {
     let metrics = Arc::new(Metrics::default());
     let hub = Arc::new(Hub::new(settings.ws_queue_frames, metrics.clone()));
-    let notifier = Notifier::new(bus.clone());
-    AppState { api, presence: Arc::new(Presence::default()), notifier, bus, hub, metrics, settings: Arc::new(settings) }
+    AppState { api, presence, bus, hub, metrics, settings: Arc::new(settings) }
 }
 
 /// The whole HTTP surface: `/api/v1/…` plus the operational endpoints at the root.

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub messages_sent: Counter,
     pub send_latency: Histogram,
     pub events_delivered: Counter,
+    pub bus_events_received: Counter,
+    pub bus_events_needed: Counter,
 }
 
 impl Default for Metrics {
@@ -43,6 +45,8 @@ impl Default for Metrics {
         let messages_sent = Counter::default();
         let send_latency = Histogram::new(exponential_buckets(0.000_1, 2.0, 18));
         let events_delivered = Counter::default();
+        let bus_events_received = Counter::default();
+        let bus_events_needed = Counter::default();
         registry.register("natter_http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("natter_http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("natter_ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -62,6 +66,16 @@ impl Default for Metrics {
             send_latency.clone(),
         );
         registry.register("natter_events_delivered", "Frames queued to local WebSockets", events_delivered.clone());
+        registry.register(
+            "natter_bus_events_received",
+            "Bus events this node's gateway received (its own subject and the one to every node)",
+            bus_events_received.clone(),
+        );
+        registry.register(
+            "natter_bus_events_needed",
+            "Bus events received that had at least one recipient socket on this node",
+            bus_events_needed.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -71,6 +85,8 @@ impl Default for Metrics {
             messages_sent,
             send_latency,
             events_delivered,
+            bus_events_received,
+            bus_events_needed,
         }
     }
 }

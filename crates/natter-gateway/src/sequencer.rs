@@ -6,6 +6,12 @@
 //! predecessor has not arrived waits (at most [`GAP_WAIT`]) for it. The bus may lose events; if
 //! the gap does not fill in time the held entries go out anyway and clients repair the gap by
 //! sync, as always.
+//!
+//! With targeted delivery a node receives a conversation's entries only while it holds a socket
+//! of a recipient, so a gap may be one that never fills: entries published while no recipient
+//! was here. [`Sequencer::accept_targeted`] does not wait for those: when no local recipient
+//! socket was registered before the conversation's last entry went out here (or none went out
+//! yet), nothing here followed the missing entries, and the sockets that are here sync past them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -34,6 +40,8 @@ pub struct Sequencer {
 struct Log {
     /// The highest seq handed out.
     last: Seq,
+    /// When an entry was last handed out.
+    released_at: Instant,
     held: BTreeMap<Seq, Event>,
     /// When the oldest held entry arrived.
     held_since: Option<Instant>,
@@ -47,7 +55,8 @@ impl Sequencer {
         let log = match self.logs.get_mut(&position.conversation) {
             Some(log) => log,
             None if position.seq <= 1 => {
-                let log = Log { last: position.seq, held: BTreeMap::new(), held_since: None, touched: now };
+                let log =
+                    Log { last: position.seq, released_at: now, held: BTreeMap::new(), held_since: None, touched: now };
                 self.logs.insert(position.conversation, log);
                 return vec![event];
             }
@@ -56,7 +65,13 @@ impl Sequencer {
                 // predecessor may be a moment behind (from another process), or long delivered
                 // (before this process started). Wait for it as for any gap.
                 // Taking the last seq out as two behind makes this entry wait for the one before it.
-                let log = Log { last: position.seq - 2, held: BTreeMap::new(), held_since: None, touched: now };
+                let log = Log {
+                    last: position.seq - 2,
+                    released_at: now,
+                    held: BTreeMap::new(),
+                    held_since: None,
+                    touched: now,
+                };
                 self.logs.entry(position.conversation.clone()).or_insert(log)
             }
         };
@@ -72,6 +87,7 @@ impl Sequencer {
             return Vec::new();
         }
         log.last = position.seq;
+        log.released_at = now;
         let mut ready = vec![event];
         while let Some(entry) = log.held.first_entry() {
             if *entry.key() != log.last + 1 {
@@ -85,6 +101,53 @@ impl Sequencer {
             self.waiting.remove(&position.conversation);
         }
         ready
+    }
+
+    /// [`Sequencer::accept`] for targeted delivery. `followed_since`: since when the earliest
+    /// local socket of the event's recipients has been registered (`None`: none is here). A gap
+    /// is waited for only if such a socket was here when the conversation's last entry went out
+    /// (then the missing entries were published to this node too and may be on their way);
+    /// otherwise the gap is skipped: held entries before this one go out, then this one.
+    pub fn accept_targeted(
+        &mut self,
+        event: Event,
+        now: Instant,
+        followed_since: impl FnOnce(&Event) -> Option<Instant>,
+    ) -> Vec<Event> {
+        let Some(position) = event.position.clone() else { return vec![event] };
+        let followed = |log: &Log| followed_since(&event).is_some_and(|since| since <= log.released_at);
+        match self.logs.get_mut(&position.conversation) {
+            Some(log) if position.seq <= log.last + 1 || followed(log) => {}
+            Some(log) => {
+                // Skip the gap: what waited before this entry goes out first, in order.
+                let mut ready: Vec<Event> = Vec::new();
+                let later = log.held.split_off(&position.seq);
+                for (seq, held) in std::mem::replace(&mut log.held, later) {
+                    log.last = seq;
+                    ready.push(held);
+                }
+                log.last = position.seq - 1;
+                if log.held.is_empty() {
+                    log.held_since = None;
+                    self.waiting.remove(&position.conversation);
+                }
+                ready.extend(self.accept(event, now));
+                return ready;
+            }
+            None if position.seq <= 1 => {}
+            None => {
+                // Nothing of this conversation went out here: nobody here followed it.
+                let log = Log {
+                    last: position.seq - 1,
+                    released_at: now,
+                    held: BTreeMap::new(),
+                    held_since: None,
+                    touched: now,
+                };
+                self.logs.insert(position.conversation.clone(), log);
+            }
+        }
+        self.accept(event, now)
     }
 
     /// Entries that waited [`GAP_WAIT`] for a predecessor go out, in order.
@@ -102,6 +165,7 @@ impl Sequencer {
                     log.last = seq;
                     ready.push(event);
                 }
+                log.released_at = now;
                 log.held_since = None;
             }
             self.waiting.remove(&id);
@@ -184,5 +248,26 @@ mod tests {
         // The lost entry turns up late: it still goes out; what follows is in order again.
         assert_eq!(seqs(&sequencer.accept(entry("c", 2), now + GAP_WAIT)), [2]);
         assert_eq!(seqs(&sequencer.accept(entry("c", 5), now + GAP_WAIT)), [5]);
+    }
+
+    #[test]
+    fn targeted_gaps_nobody_here_followed_are_not_waited_for() {
+        let mut sequencer = Sequencer::default();
+        let start = Instant::now();
+        let later = start + Duration::from_secs(5);
+        let nobody = |_: &Event| None;
+        // First entry seen, past the start: nothing here followed the conversation.
+        assert_eq!(seqs(&sequencer.accept_targeted(entry("c", 8), start, nobody)), [8]);
+        // A socket here since before seq 8 went out: 10 waits for 9, which is on its way.
+        assert!(sequencer.accept_targeted(entry("c", 10), start, |_| Some(start)).is_empty());
+        assert_eq!(seqs(&sequencer.accept_targeted(entry("c", 9), start, |_| Some(start))), [9, 10]);
+        // The recipients left and came back (their socket is newer than seq 10 going out): entries
+        // 11-14 were never published here; 15 goes out at once.
+        assert_eq!(seqs(&sequencer.accept_targeted(entry("c", 15), later, |_| Some(later))), [15]);
+        // Something held when the gap is skipped goes out first, in order.
+        assert!(sequencer.accept_targeted(entry("c", 17), later, |_| Some(start)).is_empty());
+        let after = later + Duration::from_millis(10);
+        assert_eq!(seqs(&sequencer.accept_targeted(entry("c", 20), after, |_| Some(after))), [17, 20]);
+        assert_eq!(sequencer.next_deadline(), None);
     }
 }

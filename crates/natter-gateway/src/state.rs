@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use natter_core::api::Api;
 use natter_core::bus::Bus;
-use natter_core::notify::Notifier;
-use natter_core::presence::Presence;
+use natter_core::service::presence::PresenceService;
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;
@@ -29,10 +28,8 @@ pub struct GatewaySettings {
 pub struct AppState {
     /// The chat services: in this process, or over gRPC on a chat node.
     pub api: Api,
-    /// Which users have a socket open here (decides presence announcements).
-    pub presence: Arc<Presence>,
-    /// Publishes presence announcements.
-    pub notifier: Notifier,
+    /// This node's devices in the route table; announces presence transitions.
+    pub presence: Arc<PresenceService>,
     pub bus: Arc<dyn Bus>,
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,

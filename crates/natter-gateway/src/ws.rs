@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use natter_core::ids::{ConversationId, UserId};
 use natter_core::service::accounts::AuthContext;
 use natter_core::service::messages::SendInput;
+use natter_core::service::presence::PresenceService;
 use natter_proto::{ClientFrame, ServerFrame};
 use tokio::sync::mpsc;
 
@@ -89,9 +90,8 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
     let revoked =
         state.hub.revoked_since(&user, authenticated_at) && state.api.accounts.authenticate(&token).await.is_err();
     let expiry = token_expiry(&context);
-    if state.presence.connect(&user) {
-        announce_presence(&state, &user, true).await;
-    }
+    let device = PresenceService::device(&context.session_id, registration.id);
+    state.presence.connected(&user, &device).await;
     let (mut sender, mut receiver) = socket.split();
     let hello = ServerFrame::Hello {
         user_id: user.0.clone(),
@@ -206,9 +206,7 @@ async fn run_socket(state: AppState, socket: WebSocket, auth: Authenticated) {
     }
     let _ = sender.close().await;
     state.hub.unregister(&user, registration.id);
-    if state.presence.disconnect(&user) {
-        announce_presence(&state, &user, false).await;
-    }
+    state.presence.disconnected(&user, &device).await;
 }
 
 fn dropped_close(why: Dropped) -> (u16, String) {
@@ -261,17 +259,6 @@ where
 {
     let text = serde_json::to_string(frame).map_err(|_| ())?;
     sender.send(Message::Text(Utf8Bytes::from(text))).await.map_err(|_| ())
-}
-
-async fn announce_presence(state: &AppState, user: &UserId, online: bool) {
-    match state.api.friends.friends(user).await {
-        Ok(friends) => {
-            let recipients = friends.into_iter().map(|f| f.user.id).collect();
-            let frame = ServerFrame::Presence { user_id: user.0.clone(), online };
-            state.notifier.publish(recipients, &frame).await;
-        }
-        Err(error) => tracing::warn!(%error, "could not announce presence"),
-    }
 }
 
 /// Which `typing` frames of one socket go on to the chat services: at most one per conversation

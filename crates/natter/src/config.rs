@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use natter_core::presence::NodeId;
 use serde::{Deserialize, Serialize};
 
 mod choices;
@@ -31,6 +32,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// How nodes find each other (etcd, DNS, a static list); see natter-discovery.
     pub discovery: natter_discovery::DiscoveryConfig,
+    pub redis: RedisConfig,
+    pub presence: PresenceConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,9 +50,25 @@ pub struct ServerConfig {
     /// client and forwarding headers are ignored. In the environment: a comma-separated list.
     #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<String>,
+    /// This node's identity in a cluster (its gateway's routes and NATS subject): 1–64 of
+    /// `[A-Za-z0-9_-]`. Empty: the host name and a random suffix, new at every start.
+    pub node_id: String,
 }
 
 impl ServerConfig {
+    /// `node_id`, or a new one from the host name and a random suffix.
+    pub fn node_id(&self) -> anyhow::Result<NodeId> {
+        if self.node_id.is_empty() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .unwrap_or_default();
+            let suffix: u32 = rand::random();
+            return Ok(NodeId::generate(host.trim(), &format!("{suffix:08x}")));
+        }
+        NodeId::parse(&self.node_id)
+            .with_context(|| format!("server.node_id {:?}: use 1-64 of A-Z a-z 0-9 _ -", self.node_id))
+    }
+
     /// `trusted_proxies` parsed; a bare address is a /32 (/128) network.
     pub fn trusted_proxy_nets(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
         self.trusted_proxies
@@ -86,6 +105,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./natter-data"),
             shutdown_grace_secs: 10,
             trusted_proxies: Vec::new(),
+            node_id: String::new(),
         }
     }
 }
@@ -119,6 +139,37 @@ pub struct BusConfig {
 impl Default for BusConfig {
     fn default() -> Self {
         Self { kind: BusKind::Memory, nats_url: "nats://127.0.0.1:4222".into(), subject_prefix: "natter".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`: the route table (presence, targeted delivery) and the login
+    /// throttle are shared through it. Empty: both are this process's own (one node).
+    pub url: String,
+    /// The first part of every key, so several clusters can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: String::new(), key_prefix: "natter".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Seconds a route (and a node's heartbeat) lives in Redis without a refresh. Nodes refresh
+    /// and sweep dead nodes every third of it; a dead node's users go offline within about
+    /// 1⅓ × this.
+    pub route_ttl_secs: u64,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self { route_ttl_secs: 15 }
     }
 }
 
@@ -281,6 +332,21 @@ impl Config {
             bail!("auth.login_window_secs and auth.register_window_secs must be positive");
         }
         self.server.trusted_proxy_nets()?;
+        if !self.server.node_id.is_empty() {
+            self.server.node_id()?;
+        }
+        if !(self.redis.url.is_empty()
+            || self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("unix://"))
+        {
+            bail!("redis.url must be empty, redis://… or unix://… (TLS is not built in)");
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(char::is_whitespace) {
+            bail!("redis.key_prefix must be non-empty, without spaces");
+        }
+        if self.presence.route_ttl_secs == 0 {
+            bail!("presence.route_ttl_secs must be positive");
+        }
         if self.limits.max_group_members < 2 {
             bail!("limits.max_group_members must be at least 2");
         }
@@ -344,6 +410,9 @@ shutdown_grace_secs = 10
 # ["127.0.0.1", "10.0.0.0/8"] behind nginx. Empty: the TCP peer is the client. In the
 # environment: a comma-separated list (NATTER_SERVER__TRUSTED_PROXIES=127.0.0.1,10.0.0.0/8).
 trusted_proxies = []
+# This node's identity in a cluster: its routes in Redis and its NATS subject <prefix>.gw.<id>.
+# 1-64 of A-Z a-z 0-9 _ -. Empty: the host name and a random suffix, new at every start.
+node_id = ""
 
 [database]
 # Empty: SQLite at <data_dir>/natter.db. Or sqlite://PATH, or postgres://user:pass@host:5432/db.
@@ -357,6 +426,20 @@ kind = "memory"
 nats_url = "nats://127.0.0.1:4222"
 # Subject prefix, so several natter clusters can share one NATS server.
 subject_prefix = "natter"
+
+[redis]
+# redis://host:port[/db]. Set: presence (which node holds which device of which user), the login
+# throttle and, with bus.kind = "nats", targeted delivery (each event only to the nodes holding
+# a recipient) are shared by every node. Empty: each process keeps its own (one node; a NATS
+# cluster without Redis broadcasts every event to every node and presence is per node).
+url = ""
+# The first part of every key, so several clusters can share one Redis.
+key_prefix = "natter"
+
+[presence]
+# Seconds a route and a node's heartbeat live in Redis without a refresh; nodes refresh and
+# sweep dead nodes every third of it, so a dead node's users go offline within ~1.33 x this.
+route_ttl_secs = 15
 
 [auth]
 # HMAC secret for access tokens. Empty: generated once into <data_dir>/jwt.key.

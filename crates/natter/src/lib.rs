@@ -1,7 +1,7 @@
 //! The natter binary's library: configuration and the composition root.
 //!
 //! This is the only crate that names concrete adapters (SQLite/PostgreSQL store, in-process/NATS
-//! bus, local/S3 blob store, the media inspector). It builds one [`Application`] and passes handles down; there is no global state.
+//! bus, local/S3 blob store, the media inspector, Redis for routes and the login throttle). It builds one [`Application`] and passes handles down; there is no global state.
 
 pub mod config;
 pub mod data_dir;
@@ -20,8 +20,12 @@ use natter_core::api::Api;
 use natter_core::blob::BlobStore;
 use natter_core::bus::Bus;
 use natter_core::clock::SystemClock;
+use natter_core::notify::Notifier;
+use natter_core::presence::{MemoryRoutes, NodeId, RouteTable};
 use natter_core::service::accounts::AuthSettings;
 use natter_core::service::files::{FileLimits, FilePorts};
+use natter_core::service::presence::PresenceService;
+use natter_core::service::throttle::{MemoryThrottle, Throttle};
 use natter_core::service::{Deps, Limits, Services};
 use natter_gateway::{AppState, GatewaySettings};
 use natter_store::SqlStore;
@@ -56,8 +60,12 @@ impl Application {
         config.validate()?;
         let roles = config.cluster.roles;
         let bus = connect_bus(&config).await?;
+        let node = config.server.node_id()?;
+        let shared = SharedState::open(&config, &bus).await?;
+        tracing::info!(%node, shared = shared.is_shared, targeted = shared.targeted, "node identity and delivery");
         // The chat and worker roles run the services on the database; a gateway alone has none.
-        let services = if roles.chat || roles.worker { Some(build_services(&config, &bus).await?) } else { None };
+        let services =
+            if roles.chat || roles.worker { Some(build_services(&config, &bus, &shared).await?) } else { None };
         let local_api = services.clone().map(Api::local);
         let listener = TcpListener::bind(config.server.listen)
             .await
@@ -68,7 +76,7 @@ impl Application {
         } else {
             None
         };
-        let discovery = start_discovery(&config, &listener, grpc.as_ref()).await?;
+        let discovery = start_discovery(&config, &node, &listener, grpc.as_ref()).await?;
         let api = match &local_api {
             Some(api) if roles.chat => api.clone(),
             _ if roles.gateway => Api::from_one(Arc::new(chat_client(&config, &discovery)?)),
@@ -84,18 +92,32 @@ impl Application {
             trusted_proxies: config.server.trusted_proxy_nets()?,
             roles: roles.names(),
         };
-        let state = natter_gateway::build_state(api, bus.clone(), settings);
+        // Presence is the gateway's: its sockets' routes, announced to friends it asks the chat
+        // services for, through the same route table the services read online flags from.
+        let presence_notifier = shared.notifier(&bus);
+        let presence = Arc::new(PresenceService::new(
+            shared.routes.clone(),
+            api.friends.clone(),
+            presence_notifier,
+            node.clone(),
+            route_ttl(&config),
+        ));
+        let state = natter_gateway::build_state(api, presence.clone(), bus.clone(), settings);
         if roles.gateway {
             // Subscribe before serving so that no event published after start-up is missed.
-            let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
-            tokio::spawn(state.hub.clone().run_dispatcher(events));
+            let events = bus.subscribe_node(&node).await.context("cannot subscribe to the bus")?;
+            tokio::spawn(state.hub.clone().run_dispatcher(events, shared.targeted));
+            if shared.is_shared {
+                // Beats this node's heartbeat right away, then every TTL/3 with the sweep.
+                tokio::spawn(presence.run_maintenance());
+            }
         }
         if roles.worker
             && let Some(services) = &services
         {
             let deps = &services.deps;
             if let Some(index) = &deps.search {
-                search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search).await?;
+                search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search, shared.targeted).await?;
             }
         }
         tracing::info!(roles = %roles, "natter built");
@@ -156,7 +178,7 @@ impl Application {
 }
 
 /// The chat services on the configured database, bus, search index, files and speech engine.
-async fn build_services(config: &Config, bus: &Arc<dyn Bus>) -> anyhow::Result<Arc<Services>> {
+async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedState) -> anyhow::Result<Arc<Services>> {
     data_dir::prepare(&config.server.data_dir)?;
     let store = SqlStore::connect(&config.database_url(), config.database.max_connections)
         .await
@@ -166,7 +188,9 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>) -> anyhow::Result<A
         Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
     let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
     let search_index = search::open_index(config, 1).await?;
-    let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits).with_search(search_index);
+    let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits)
+        .with_search(search_index)
+        .with_shared_state(shared.routes.clone(), shared.throttle.clone(), shared.targeted);
     let auth = AuthSettings {
         jwt_secret,
         access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -190,6 +214,49 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>) -> anyhow::Result<A
     Ok(Arc::new(Services::new(deps, auth, file_ports).with_speech(speech)))
 }
 
+/// The route table and limits a node shares with the others (Redis), or this process's own.
+struct SharedState {
+    routes: Arc<dyn RouteTable>,
+    throttle: Arc<dyn Throttle>,
+    /// A Redis is configured: routes and limits are the cluster's.
+    is_shared: bool,
+    /// Events go only to the nodes holding a recipient's device (Redis + per-node subjects).
+    targeted: bool,
+}
+
+impl SharedState {
+    async fn open(config: &Config, bus: &Arc<dyn Bus>) -> anyhow::Result<Self> {
+        if config.redis.url.is_empty() {
+            return Ok(Self {
+                routes: Arc::new(MemoryRoutes::default()),
+                throttle: Arc::new(MemoryThrottle::default()),
+                is_shared: false,
+                targeted: false,
+            });
+        }
+        let redis = natter_redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
+            .await
+            .with_context(|| format!("cannot connect to Redis at {}", config.redis.url))?;
+        Ok(Self {
+            routes: Arc::new(natter_redis::RedisRoutes::new(redis.clone(), route_ttl(config))),
+            throttle: Arc::new(natter_redis::RedisThrottle::new(redis)),
+            is_shared: true,
+            // Targeted only with both a shared route table and per-node subjects; else broadcast.
+            targeted: bus.has_node_subjects(),
+        })
+    }
+
+    /// A notifier for what the gateway publishes itself (presence), delivered like the rest.
+    fn notifier(&self, bus: &Arc<dyn Bus>) -> Notifier {
+        let notifier = Notifier::new(bus.clone());
+        if self.targeted { notifier.targeted(self.routes.clone()) } else { notifier }
+    }
+}
+
+fn route_ttl(config: &Config) -> Duration {
+    Duration::from_secs(config.presence.route_ttl_secs)
+}
+
 fn file_limits(config: &Config) -> FileLimits {
     FileLimits {
         max_upload_bytes: config.files.max_upload_bytes,
@@ -201,6 +268,7 @@ fn file_limits(config: &Config) -> FileLimits {
 /// Registers this node (its id, roles and addresses) and follows the others.
 async fn start_discovery(
     config: &Config,
+    node: &NodeId,
     listener: &TcpListener,
     grpc: Option<&TcpListener>,
 ) -> anyhow::Result<natter_discovery::Discovery> {
@@ -209,7 +277,7 @@ async fn start_discovery(
         (advertised, _) => advertised.to_owned(),
     };
     let this = natter_discovery::Node {
-        id: config.cluster.node_id(),
+        id: node.to_string(),
         roles: config.cluster.roles.names().into_iter().map(str::to_owned).collect(),
         grpc_addr,
         http_addr: Some(listener.local_addr()?.to_string()),

@@ -41,13 +41,17 @@ pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<d
 
 /// Starts the indexer: subscribed before this returns, so no entry committed later is missed;
 /// what was committed before (and never indexed) it catches up from the log in the background.
+/// `targeted`: delivery sends events only to the nodes of their recipients, so the indexer
+/// follows the log subject, which carries every entry once.
 pub async fn start_indexer(
     store: Arc<dyn Store>,
     index: Arc<dyn SearchIndex>,
     bus: &Arc<dyn Bus>,
     config: &SearchConfig,
+    targeted: bool,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let events = bus.subscribe().await.context("the search indexer cannot subscribe to the bus")?;
+    let events = if targeted { bus.subscribe_log().await } else { bus.subscribe().await };
+    let events = events.context("the search indexer cannot subscribe to the bus")?;
     let commit_interval = Duration::from_millis(config.commit_interval_ms);
     Ok(tokio::spawn(Indexer::new(store, index, commit_interval).run(events)))
 }

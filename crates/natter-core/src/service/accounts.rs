@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::Deps;
 use super::password::PasswordHasher;
 use super::rules;
-use super::throttle::{Limit, LoginThrottle};
+use super::throttle::Limit;
 use crate::bus::SessionEnd;
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{SessionId, UserId};
@@ -75,8 +75,6 @@ pub struct AccountService {
     encoding_key: EncodingKey,
     decoding_key: DecodingKey,
     passwords: PasswordHasher,
-    throttle: LoginThrottle,
-    registrations: LoginThrottle,
 }
 
 impl AccountService {
@@ -89,8 +87,6 @@ impl AccountService {
                 settings.argon2_iterations,
                 settings.hash_workers,
             ),
-            throttle: LoginThrottle::new(settings.login_window),
-            registrations: LoginThrottle::new(settings.register_window),
             deps,
             settings,
         }
@@ -107,12 +103,12 @@ impl AccountService {
         // Every attempt counts, valid or not: the limit is on accounts made from one address.
         let limit = match client {
             Some(client) if self.settings.register_max_per_address > 0 => {
-                vec![Limit::new(format!("addr:{client}"), self.settings.register_max_per_address)]
+                vec![Limit::new(format!("register:addr:{client}"), self.settings.register_max_per_address)]
             }
             _ => Vec::new(),
         };
-        self.registrations.check(&limit).map_err(|retry_after| DomainError::RateLimited { retry_after })?;
-        self.registrations.record(&limit);
+        self.check_throttle(&limit, self.settings.register_window).await?;
+        self.record_throttle(&limit, self.settings.register_window).await;
         rules::check_username(username)?;
         rules::check_password(password, username)?;
         let nickname = match nickname {
@@ -150,16 +146,16 @@ impl AccountService {
     ) -> DomainResult<Tokens> {
         let account = username.to_lowercase();
         let address = client.map_or_else(|| "-".to_owned(), |client| client.to_string());
-        let pair_key = format!("pair:{account}|{address}");
+        let pair_key = format!("login:pair:{account}|{address}");
         let settings = &self.settings;
         let mut keys = vec![
             Limit::new(pair_key.clone(), settings.login_max_failures),
-            Limit::new(format!("user:{account}"), settings.login_max_failures_per_account),
+            Limit::new(format!("login:user:{account}"), settings.login_max_failures_per_account),
         ];
         if client.is_some() {
-            keys.push(Limit::new(format!("addr:{address}"), settings.login_max_failures_per_address));
+            keys.push(Limit::new(format!("login:addr:{address}"), settings.login_max_failures_per_address));
         }
-        self.throttle.check(&keys).map_err(|retry_after| DomainError::RateLimited { retry_after })?;
+        self.check_throttle(&keys, settings.login_window).await?;
         let device_name = rules::check_device_name(device_name)?;
         let found = self.deps.store.user_by_username(username).await?;
         let verified = match &found {
@@ -172,16 +168,38 @@ impl AccountService {
         };
         match found {
             Some((user, _)) if verified && !user.disabled => {
-                self.throttle.clear(&pair_key);
+                if let Err(error) = self.deps.throttle.clear(&pair_key).await {
+                    tracing::warn!(%error, "could not clear a login throttle key");
+                }
                 self.start_session(user, device_name).await
             }
             Some((user, _)) if verified && user.disabled => {
                 Err(DomainError::forbidden(ErrorCode::AccountDisabled, "this account is disabled"))
             }
             _ => {
-                self.throttle.record(&keys);
+                self.record_throttle(&keys, settings.login_window).await;
                 Err(DomainError::unauthenticated(ErrorCode::InvalidCredentials, "wrong username or password"))
             }
+        }
+    }
+
+    /// Refuses with `RateLimited` past a limit. A throttle store that cannot be reached lets the
+    /// attempt through (logged): sign-in stays available, and every attempt still costs an
+    /// argon2 hash.
+    async fn check_throttle(&self, limits: &[Limit], window: Duration) -> DomainResult<()> {
+        match self.deps.throttle.check(limits, window).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
+            Err(error) => {
+                tracing::warn!(%error, "login throttle unavailable; attempt not limited");
+                Ok(())
+            }
+        }
+    }
+
+    async fn record_throttle(&self, limits: &[Limit], window: Duration) {
+        if let Err(error) = self.deps.throttle.record(limits, window).await {
+            tracing::warn!(%error, "login throttle unavailable; attempt not counted");
         }
     }
 

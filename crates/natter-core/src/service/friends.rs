@@ -2,7 +2,7 @@
 
 use natter_proto::ServerFrame;
 
-use super::{Deps, rules};
+use super::{Deps, presence, rules};
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, FriendRequestId, UserId};
 use crate::model::{
@@ -200,8 +200,15 @@ impl FriendService {
         Ok(self.deps.store.blocked_by(me).await?)
     }
 
-    pub fn is_online(&self, user: &UserId) -> bool {
-        self.deps.presence.is_online(user)
+    /// Whether `user` has a device connected to any node.
+    pub async fn is_online(&self, user: &UserId) -> bool {
+        self.online(std::slice::from_ref(user)).await.first().copied().unwrap_or(false)
+    }
+
+    /// Whether each of `users` is online, in one lookup; an unreachable route table answers
+    /// offline for all (logged).
+    pub async fn online(&self, users: &[UserId]) -> Vec<bool> {
+        presence::online_flags(self.deps.routes.as_ref(), users).await
     }
 
     async fn request_for(

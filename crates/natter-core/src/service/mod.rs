@@ -10,6 +10,7 @@ pub mod friends;
 pub mod log;
 pub mod messages;
 pub mod password;
+pub mod presence;
 pub mod rules;
 pub mod search;
 pub mod speech;
@@ -25,7 +26,7 @@ use crate::error::{DomainError, DomainResult, Thing};
 use crate::ids::{ConversationId, UserId};
 use crate::model::{Conversation, ConversationKind, Member, Message};
 use crate::notify::Notifier;
-use crate::presence::Presence;
+use crate::presence::{MemoryRoutes, RouteTable};
 use crate::search::SearchIndex;
 use crate::store::Store;
 
@@ -48,7 +49,10 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub notifier: Notifier,
     pub clock: Arc<dyn Clock>,
-    pub presence: Arc<Presence>,
+    /// Which node holds which device of which user (presence, targeted delivery).
+    pub routes: Arc<dyn RouteTable>,
+    /// Sliding windows for the login and registration limits.
+    pub throttle: Arc<dyn throttle::Throttle>,
     pub limits: Limits,
     /// Appends entries and pushes them, in `seq` order per conversation.
     pub log: log::ConversationLog,
@@ -64,10 +68,29 @@ impl Deps {
             store,
             notifier,
             clock,
-            presence: Arc::new(Presence::default()),
+            routes: Arc::new(MemoryRoutes::default()),
+            throttle: Arc::new(throttle::MemoryThrottle::default()),
             limits,
             search: None,
         }
+    }
+
+    /// These deps with a shared route table and throttle (a cluster's), instead of this process's.
+    /// `targeted`: publish each event only to the nodes that hold a recipient's device (the bus
+    /// must have per-node subjects).
+    pub fn with_shared_state(
+        mut self,
+        routes: Arc<dyn RouteTable>,
+        throttle: Arc<dyn throttle::Throttle>,
+        targeted: bool,
+    ) -> Self {
+        if targeted {
+            self.notifier = self.notifier.targeted(routes.clone());
+            self.log = log::ConversationLog::new(self.store.clone(), self.notifier.clone());
+        }
+        self.routes = routes;
+        self.throttle = throttle;
+        self
     }
 
     /// These deps with a search index.

@@ -3,10 +3,14 @@
 //! attempts are refused until enough of its events age out.
 //! Hand-written because governor limits every attempt, while only failures should count for
 //! logins, and because one check here spans several keys with different limits.
+//!
+//! [`Throttle`] is the port: [`MemoryThrottle`] counts in this process (one node); natter-redis
+//! counts in Redis so that limits hold across the nodes of a cluster.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
@@ -23,29 +27,42 @@ impl Limit {
     }
 }
 
-#[derive(Debug)]
-pub struct LoginThrottle {
-    window: Duration,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+#[derive(Debug, thiserror::Error)]
+#[error("throttle store unavailable: {0}")]
+pub struct ThrottleError(pub String);
+
+/// Sliding windows of events per key. A key is used with one window only.
+#[async_trait]
+pub trait Throttle: Send + Sync + 'static {
+    /// `Ok(Err(retry_after))` when any key has reached its limit within `window`.
+    async fn check(&self, limits: &[Limit], window: Duration) -> Result<Result<(), Duration>, ThrottleError>;
+
+    /// Counts one event now for every key.
+    async fn record(&self, limits: &[Limit], window: Duration) -> Result<(), ThrottleError>;
+
+    /// Forgets a key's events.
+    async fn clear(&self, key: &str) -> Result<(), ThrottleError>;
 }
 
-impl LoginThrottle {
-    pub fn new(window: Duration) -> Self {
-        Self { window, failures: Mutex::default() }
-    }
+/// The windows of one process.
+#[derive(Debug, Default)]
+pub struct MemoryThrottle {
+    /// key → (its window, its newest events).
+    events: Mutex<HashMap<String, (Duration, VecDeque<Instant>)>>,
+}
 
-    /// `Err(retry_after)` when any key has reached its limit.
-    pub fn check(&self, limits: &[Limit]) -> Result<(), Duration> {
+impl MemoryThrottle {
+    fn check_now(&self, limits: &[Limit], window: Duration) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut failures = self.failures.lock();
+        let mut events = self.events.lock();
         let mut wait = Duration::ZERO;
         for limit in limits {
-            if let Some(times) = failures.get_mut(&limit.key) {
-                prune(times, now, self.window);
+            if let Some((_, times)) = events.get_mut(&limit.key) {
+                prune(times, now, window);
                 if times.len() >= limit.max {
                     // The limit lifts when enough of the oldest events have aged out.
                     if let Some(oldest) = times.get(times.len() - limit.max) {
-                        wait = wait.max(self.window.saturating_sub(now - *oldest));
+                        wait = wait.max(window.saturating_sub(now - *oldest));
                     }
                 }
             }
@@ -53,16 +70,17 @@ impl LoginThrottle {
         if wait.is_zero() { Ok(()) } else { Err(wait.max(Duration::from_secs(1))) }
     }
 
-    pub fn record(&self, limits: &[Limit]) {
+    fn record_now(&self, limits: &[Limit], window: Duration) {
         let now = Instant::now();
-        let mut failures = self.failures.lock();
+        let mut events = self.events.lock();
         // Bound memory under a flood of distinct keys: forget windows that have fully passed.
-        if failures.len() > 100_000 {
-            failures.retain(|_, times| times.back().is_some_and(|t| now - *t < self.window));
+        if events.len() > 100_000 {
+            events.retain(|_, (window, times)| times.back().is_some_and(|t| now - *t < *window));
         }
         for limit in limits {
-            let times = failures.entry(limit.key.clone()).or_default();
-            prune(times, now, self.window);
+            let (kept_window, times) = events.entry(limit.key.clone()).or_default();
+            *kept_window = window;
+            prune(times, now, window);
             times.push_back(now);
             // Only the newest `max` matter for `check`.
             while times.len() > limit.max {
@@ -70,9 +88,22 @@ impl LoginThrottle {
             }
         }
     }
+}
 
-    pub fn clear(&self, key: &str) {
-        self.failures.lock().remove(key);
+#[async_trait]
+impl Throttle for MemoryThrottle {
+    async fn check(&self, limits: &[Limit], window: Duration) -> Result<Result<(), Duration>, ThrottleError> {
+        Ok(self.check_now(limits, window))
+    }
+
+    async fn record(&self, limits: &[Limit], window: Duration) -> Result<(), ThrottleError> {
+        self.record_now(limits, window);
+        Ok(())
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), ThrottleError> {
+        self.events.lock().remove(key);
+        Ok(())
     }
 }
 
@@ -90,41 +121,43 @@ mod tests {
         pairs.iter().map(|(key, max)| Limit::new(*key, *max)).collect()
     }
 
+    const WINDOW: Duration = Duration::from_secs(60);
+
     #[tokio::test(start_paused = true)]
     async fn refuses_after_limit_until_window_passes() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60));
+        let throttle = MemoryThrottle::default();
         let keys = limits(&[("pair:alice|1.2.3.4", 3), ("user:alice", 10)]);
         for _ in 0..3 {
-            assert!(throttle.check(&keys).is_ok());
-            throttle.record(&keys);
+            assert!(throttle.check_now(&keys, WINDOW).is_ok());
+            throttle.record_now(&keys, WINDOW);
         }
-        let wait = throttle.check(&keys).expect_err("over the limit");
+        let wait = throttle.check_now(&keys, WINDOW).expect_err("over the limit");
         assert!(wait <= Duration::from_secs(60));
         // The same account from another address is not refused: its own limit is looser.
-        assert!(throttle.check(&limits(&[("pair:alice|5.6.7.8", 3), ("user:alice", 10)])).is_ok());
+        assert!(throttle.check_now(&limits(&[("pair:alice|5.6.7.8", 3), ("user:alice", 10)]), WINDOW).is_ok());
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(throttle.check(&keys).is_ok());
+        assert!(throttle.check_now(&keys, WINDOW).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn each_key_has_its_own_limit() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60));
+        let throttle = MemoryThrottle::default();
         for i in 0..5 {
-            throttle.record(&limits(&[(&format!("pair:u{i}|a"), 3), ("addr:a", 5)]));
+            throttle.record_now(&limits(&[(&format!("pair:u{i}|a"), 3), ("addr:a", 5)]), WINDOW);
         }
-        assert!(throttle.check(&limits(&[("pair:u9|a", 3)])).is_ok());
-        assert!(throttle.check(&limits(&[("pair:u9|a", 3), ("addr:a", 5)])).is_err());
-        assert!(throttle.check(&limits(&[("addr:a", 6)])).is_ok());
+        assert!(throttle.check_now(&limits(&[("pair:u9|a", 3)]), WINDOW).is_ok());
+        assert!(throttle.check_now(&limits(&[("pair:u9|a", 3), ("addr:a", 5)]), WINDOW).is_err());
+        assert!(throttle.check_now(&limits(&[("addr:a", 6)]), WINDOW).is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn clear_forgets_one_key() {
-        let throttle = LoginThrottle::new(Duration::from_secs(60));
+        let throttle = MemoryThrottle::default();
         let keys = limits(&[("pair:alice|a", 2), ("addr:a", 2)]);
-        throttle.record(&keys);
-        throttle.record(&keys);
-        throttle.clear("pair:alice|a");
-        assert!(throttle.check(&keys[..1]).is_ok());
-        assert!(throttle.check(&keys[1..]).is_err());
+        throttle.record_now(&keys, WINDOW);
+        throttle.record_now(&keys, WINDOW);
+        throttle.clear("pair:alice|a").await.expect("clear");
+        assert!(throttle.check_now(&keys[..1], WINDOW).is_ok());
+        assert!(throttle.check_now(&keys[1..], WINDOW).is_err());
     }
 }

@@ -49,7 +49,11 @@ impl UserService {
         Ok(self.deps.store.search_users(query, limit).await?)
     }
 
-    pub fn is_online(&self, id: &UserId) -> bool {
-        self.deps.presence.is_online(id)
+    pub async fn is_online(&self, id: &UserId) -> bool {
+        super::presence::online_flags(self.deps.routes.as_ref(), std::slice::from_ref(id))
+            .await
+            .first()
+            .copied()
+            .unwrap_or(false)
     }
 }

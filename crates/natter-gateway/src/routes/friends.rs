@@ -101,10 +101,13 @@ pub(crate) async fn list_friends(
     Auth(me): Auth,
 ) -> Result<axum::Json<FriendList>, ApiError> {
     let friends = state.api.friends.friends(&me.user_id).await?;
+    let ids: Vec<UserId> = friends.iter().map(|friend| friend.user.id.clone()).collect();
+    let online = state.presence.online(&ids).await;
     let friends = friends
         .into_iter()
-        .map(|friend| FriendView {
-            online: state.presence.is_online(&friend.user.id),
+        .zip(online)
+        .map(|(friend, online)| FriendView {
+            online,
             user: wire::user_view(&friend.user),
             since: friend.since,
             conversation_id: friend.conversation_id.0,

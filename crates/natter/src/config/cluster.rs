@@ -97,9 +97,6 @@ pub struct ClusterConfig {
     pub roles: Roles,
     /// Where the chat role's gRPC server listens, in a split deployment (roles other than `all`).
     pub grpc_listen: SocketAddr,
-    /// This node's id in discovery (unique in the cluster). Empty: the host name and a random
-    /// suffix, new at every start.
-    pub node_id: String,
     /// The address other nodes reach this node's gRPC at. Empty: `grpc_listen` as bound.
     pub grpc_advertise: String,
     /// Chat nodes (`host:port` of their gRPC) a gateway without the chat role calls, when
@@ -115,7 +112,6 @@ impl Default for ClusterConfig {
         Self {
             roles: Roles::ALL,
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 7070)),
-            node_id: String::new(),
             grpc_advertise: String::new(),
             chat_nodes: Vec::new(),
             rpc_timeout_secs: 30,
@@ -124,19 +120,6 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// `node_id`, or a fresh one: the host name and a random suffix.
-    pub fn node_id(&self) -> String {
-        if !self.node_id.is_empty() {
-            return self.node_id.clone();
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty() && !name.contains('/'))
-            .unwrap_or_else(|| "natter".into());
-        format!("{host}-{:08x}", rand::random::<u32>())
-    }
-
     /// Whether this process serves the chat services over gRPC: a chat node of a split
     /// deployment. The single process (`all`) calls them in-process and opens no port.
     pub fn serves_grpc(&self) -> bool {
@@ -153,8 +136,6 @@ pub(crate) const EXAMPLE: &str = r#"
 roles = "all"
 # Where a chat node of a split deployment serves gRPC.
 grpc_listen = "127.0.0.1:7070"
-# This node's id in discovery. Empty: the host name and a random suffix.
-node_id = ""
 # The address other nodes reach this node's gRPC at. Empty: grpc_listen as bound.
 grpc_advertise = ""
 # The chat nodes (host:port of their gRPC) a gateway without the chat role calls, when

@@ -1,0 +1,190 @@
+//! The Redis adapters against a real Redis: route transitions with several devices and nodes,
+//! racing connects, TTL expiry, the sweep of a dead node, and throttle windows shared by two
+//! clients.
+//!
+//! Needs `NATTER_TEST_REDIS_URL` (scripts/test.sh starts a Redis). Without it the tests skip,
+//! unless `CI` is set: there they fail. Every test uses its own key prefix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use natter_core::ids::UserId;
+use natter_core::presence::{NodeId, Route, RouteTable};
+use natter_core::service::throttle::{Limit, Throttle};
+use natter_redis::{Redis, RedisRoutes, RedisThrottle};
+
+async fn redis() -> Option<Redis> {
+    let Some(url) = std::env::var("NATTER_TEST_REDIS_URL").ok().filter(|url| !url.is_empty()) else {
+        assert!(std::env::var_os("CI").is_none(), "NATTER_TEST_REDIS_URL is required in CI: run scripts/test.sh");
+        println!("skipping: set NATTER_TEST_REDIS_URL (scripts/test.sh --services-only)");
+        return None;
+    };
+    let prefix = format!("natter-test-{}", uuid::Uuid::new_v4().simple());
+    Some(Redis::connect(&url, &prefix).await.expect("connect to NATTER_TEST_REDIS_URL"))
+}
+
+fn node(id: &str) -> NodeId {
+    NodeId::parse(id).expect("a node id")
+}
+
+fn route(user: &str, node_id: &str, device: &str) -> Route {
+    Route { user: UserId::from(user), node: node(node_id), device: device.to_owned() }
+}
+
+fn users(ids: &[&str]) -> Vec<UserId> {
+    ids.iter().map(|id| UserId::from(*id)).collect()
+}
+
+#[tokio::test]
+async fn a_user_is_online_while_any_device_on_any_node_has_a_route() {
+    let Some(redis) = redis().await else { return };
+    let table = RedisRoutes::new(redis, Duration::from_secs(30));
+    assert!(table.connect(&route("alice", "gw1", "s1:1")).await.expect("connect"), "first device: online");
+    assert!(!table.connect(&route("alice", "gw2", "s2:1")).await.expect("connect"), "second device: no transition");
+    assert!(!table.connect(&route("alice", "gw2", "s2:1")).await.expect("connect"), "the same device again");
+    assert_eq!(table.online(&users(&["alice", "bob"])).await.expect("online"), vec![true, false]);
+
+    let mut nodes = table.nodes_of(&users(&["bob", "alice"])).await.expect("nodes_of");
+    nodes.sort();
+    assert_eq!(nodes, vec![(node("gw1"), users(&["alice"])), (node("gw2"), users(&["alice"]))]);
+
+    assert!(!table.disconnect(&route("alice", "gw1", "s1:1")).await.expect("disconnect"), "one device left");
+    assert!(table.disconnect(&route("alice", "gw2", "s2:1")).await.expect("disconnect"), "last device: offline");
+    assert!(!table.disconnect(&route("alice", "gw2", "s2:1")).await.expect("disconnect"), "gone already");
+    assert_eq!(table.online(&users(&["alice"])).await.expect("online"), vec![false]);
+    assert!(table.nodes_of(&users(&["alice"])).await.expect("nodes_of").is_empty());
+}
+
+/// Many devices of one user connecting at once from two nodes: exactly one sees the user come
+/// online; disconnecting them all at once: exactly one sees them go.
+#[tokio::test]
+async fn racing_connects_and_disconnects_give_exactly_one_transition_each() {
+    let Some(redis) = redis().await else { return };
+    let table = Arc::new(RedisRoutes::new(redis, Duration::from_secs(30)));
+    for round in 0..5 {
+        let routes: Vec<Route> =
+            (0..20).map(|i| route("carol", if i % 2 == 0 { "gw1" } else { "gw2" }, &format!("r{round}d{i}"))).collect();
+        let connects = routes.iter().cloned().map(|route| {
+            let table = table.clone();
+            tokio::spawn(async move { table.connect(&route).await.expect("connect") })
+        });
+        let firsts = futures_count(connects).await;
+        assert_eq!(firsts, 1, "round {round}: one online transition");
+        let disconnects = routes.iter().cloned().map(|route| {
+            let table = table.clone();
+            tokio::spawn(async move { table.disconnect(&route).await.expect("disconnect") })
+        });
+        assert_eq!(futures_count(disconnects).await, 1, "round {round}: one offline transition");
+    }
+}
+
+async fn futures_count(tasks: impl Iterator<Item = tokio::task::JoinHandle<bool>>) -> usize {
+    let mut count = 0;
+    for task in tasks.collect::<Vec<_>>() {
+        if task.await.expect("the task ran") {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn routes_expire_without_refresh_and_a_refresh_brings_them_back() {
+    let Some(redis) = redis().await else { return };
+    let table = RedisRoutes::new(redis, Duration::from_millis(300));
+    let dave = route("dave", "gw1", "s:1");
+    assert!(table.connect(&dave).await.expect("connect"));
+    // Refreshed in time: still online past the first TTL.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(table.refresh(&node("gw1"), std::slice::from_ref(&dave)).await.expect("refresh").is_empty());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(table.online(&users(&["dave"])).await.expect("online"), vec![true]);
+    // Not refreshed: gone after the TTL, from presence and from delivery.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(table.online(&users(&["dave"])).await.expect("online"), vec![false]);
+    assert!(table.nodes_of(&users(&["dave"])).await.expect("nodes_of").is_empty());
+    // The node wakes up and refreshes: dave is reported back online, once.
+    assert_eq!(table.refresh(&node("gw1"), std::slice::from_ref(&dave)).await.expect("refresh"), users(&["dave"]));
+    assert!(table.refresh(&node("gw1"), std::slice::from_ref(&dave)).await.expect("refresh").is_empty());
+    assert_eq!(table.online(&users(&["dave"])).await.expect("online"), vec![true]);
+}
+
+/// gw1 dies (stops refreshing) holding erin and frank's only devices and one of grace's two;
+/// gw2 lives. Three sweepers race once gw1's heartbeat expired: exactly one gets erin and
+/// frank (grace stays online through gw2), and gw2 is never swept.
+#[tokio::test]
+async fn exactly_one_sweeper_claims_a_dead_node_and_reports_its_users_offline() {
+    let Some(redis) = redis().await else { return };
+    let ttl = Duration::from_millis(400);
+    let table = Arc::new(RedisRoutes::new(redis, ttl));
+    let on_gw1 = [route("erin", "gw1", "a"), route("frank", "gw1", "b"), route("grace", "gw1", "c")];
+    let on_gw2 = [route("grace", "gw2", "d"), route("heidi", "gw2", "e")];
+    for route in on_gw1.iter().chain(&on_gw2) {
+        table.connect(route).await.expect("connect");
+    }
+    // erin's second device on gw1 closed cleanly: still one left on gw1.
+    table.connect(&route("erin", "gw1", "a2")).await.expect("connect");
+    table.disconnect(&route("erin", "gw1", "a2")).await.expect("disconnect");
+    assert!(table.sweep().await.expect("sweep").is_empty(), "nobody is dead yet");
+
+    // gw2 keeps refreshing; gw1 does not.
+    for _ in 0..6 {
+        tokio::time::sleep(ttl / 4).await;
+        table.refresh(&node("gw2"), &on_gw2).await.expect("refresh");
+    }
+    let sweeps = (0..3).map(|_| {
+        let table = table.clone();
+        tokio::spawn(async move { table.sweep().await.expect("sweep") })
+    });
+    let mut results = Vec::new();
+    for sweep in sweeps.collect::<Vec<_>>() {
+        results.push(sweep.await.expect("the sweep ran"));
+    }
+    let mut claimed: Vec<Vec<UserId>> = results.into_iter().filter(|gone| !gone.is_empty()).collect();
+    assert_eq!(claimed.len(), 1, "exactly one sweeper claimed gw1: {claimed:?}");
+    let mut gone = claimed.remove(0);
+    gone.sort();
+    assert_eq!(gone, users(&["erin", "frank"]), "grace is still on gw2");
+    assert_eq!(
+        table.online(&users(&["erin", "frank", "grace", "heidi"])).await.expect("online"),
+        vec![false, false, true, true]
+    );
+    let nodes = table.nodes_of(&users(&["grace"])).await.expect("nodes_of");
+    assert_eq!(nodes, vec![(node("gw2"), users(&["grace"]))], "nothing is delivered to gw1 any more");
+    assert!(table.sweep().await.expect("sweep").is_empty(), "gw1 is claimed once");
+}
+
+#[tokio::test]
+async fn throttle_windows_are_shared_by_two_clients() {
+    let Some(redis) = redis().await else { return };
+    // Two nodes: two connections to the same keys.
+    let url = std::env::var("NATTER_TEST_REDIS_URL").expect("set");
+    let first = RedisThrottle::new(redis.clone());
+    let second = RedisThrottle::new(redis_with_same_prefix(&url, &redis).await);
+    let window = Duration::from_millis(1500);
+    let keys = vec![Limit::new("login:pair:ann|1.2.3.4", 3), Limit::new("login:user:ann", 10)];
+    for node in [&first, &second, &first] {
+        assert_eq!(node.check(&keys, window).await.expect("check"), Ok(()));
+        node.record(&keys, window).await.expect("record");
+    }
+    let wait = second.check(&keys, window).await.expect("check").expect_err("over the limit on either node");
+    assert!(wait <= Duration::from_secs(2), "{wait:?}");
+    assert!(first.check(&keys, window).await.expect("check").is_err());
+    // Another address is under its own (pair) limit; the account-wide limit is looser.
+    let other = vec![Limit::new("login:pair:ann|5.6.7.8", 3), Limit::new("login:user:ann", 10)];
+    assert_eq!(second.check(&other, window).await.expect("check"), Ok(()));
+    // Clearing the pair on one node lifts it on the other.
+    first.clear("login:pair:ann|1.2.3.4").await.expect("clear");
+    assert_eq!(second.check(&keys, window).await.expect("check"), Ok(()));
+    // Events age out of the window.
+    for _ in 0..3 {
+        second.record(&keys, window).await.expect("record");
+    }
+    assert!(first.check(&keys, window).await.expect("check").is_err());
+    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    assert_eq!(first.check(&keys, window).await.expect("check"), Ok(()));
+}
+
+async fn redis_with_same_prefix(url: &str, redis: &Redis) -> Redis {
+    Redis::connect(url, redis.prefix()).await.expect("a second connection")
+}

@@ -1,0 +1,569 @@
+//! Two real `natter serve` processes on one PostgreSQL, one NATS and one Redis: presence seen
+//! across nodes, targeted delivery (a node receives only the events its own sockets need,
+//! checked by its metrics), a node killed with SIGKILL whose users go offline for their friends
+//! on the other node within the route TTL and a sweep, and the login throttle shared by both.
+//!
+//! Needs `NATTER_TEST_POSTGRES_URL`, `NATTER_TEST_NATS_URL` and `NATTER_TEST_REDIS_URL`
+//! (scripts/test.sh starts them). Without them the tests skip, unless `CI` is set: there they
+//! fail. Self-contained like cluster.rs: it drives the binary, not the library.
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use natter_proto::{AcceptFriendResponse, AuthResponse, FriendList, FriendRequestView};
+use reqwest::{StatusCode, Url};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Short, so the kill test is quick: routes refresh and dead nodes are swept every second.
+const ROUTE_TTL_SECS: u64 = 3;
+const PASSWORD: &str = "correct horse battery staple";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_nodes_and_each_node_receives_only_its_sockets_events() {
+    let Some((database, cluster)) = start_cluster(&[]).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    let carol = register(&http, node1, "carol").await;
+    let dave = register(&http, node1, "dave").await;
+    let alice_bob = befriend(&http, node1, &alice, node2, &bob).await;
+    let carol_dave = befriend(&http, node1, &carol, node1, &dave).await;
+
+    // bob on node 2 sees alice come online on node 1, and node 2 lists her online.
+    let mut bob_ws = connect_ws(node2, &bob).await;
+    let mut alice_ws = connect_ws(node1, &alice).await;
+    let online = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(online["online"], true);
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(true));
+    // alice, on node 1, sees bob (connected on node 2 first) online too.
+    assert_eq!(friend_online(&http, node1, &alice, &bob).await, Some(true));
+
+    // Targeted delivery: carol and dave (both on node 1) talk; node 2 holds neither and must
+    // receive none of it. alice and bob talk across nodes; each node receives what it needs.
+    let mut carol_ws = connect_ws(node1, &carol).await;
+    let mut dave_ws = connect_ws(node1, &dave).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = [metrics(&http, node1).await, metrics(&http, node2).await];
+    for n in 0..20 {
+        send(&mut carol_ws, &carol_dave, &format!("cd-{n}")).await;
+        next_frame(&mut dave_ws, "message", |f| f["message"]["text"] == format!("cd-{n}").as_str()).await;
+    }
+    for n in 0..10 {
+        let sent = Instant::now();
+        send(&mut alice_ws, &alice_bob, &format!("ab-{n}")).await;
+        next_frame(&mut bob_ws, "message", |f| f["message"]["text"] == format!("ab-{n}").as_str()).await;
+        if n == 0 {
+            // Node 2 never received this conversation's earlier entries (nobody of it was
+            // connected there): its sequencer must not hold the first one for the missing
+            // predecessor (that wait is a whole second).
+            let took = sent.elapsed();
+            println!("first message of a conversation new to node 2 arrived in {:.0} ms", took.as_secs_f64() * 1e3);
+            assert!(took < Duration::from_millis(900), "held for a predecessor that never comes: {took:?}");
+        }
+    }
+    let after = [metrics(&http, node1).await, metrics(&http, node2).await];
+    for (index, (before, after)) in before.iter().zip(&after).enumerate() {
+        let received = after.received - before.received;
+        let needed = after.needed - before.needed;
+        println!("node {}: received {received} bus events, {needed} with a local recipient", index + 1);
+        assert!(received as f64 <= 1.1 * needed as f64, "node {}: {received} received, {needed} needed", index + 1);
+    }
+    let node2_received = after[1].received - before[1].received;
+    assert_eq!(node2_received, 10, "node 2 receives alice's 10 messages to bob and nothing of carol and dave's");
+
+    // The indexers follow the log subject: carol and dave's entries, never published to a
+    // gateway subject of node 2, are searchable (the index is shared; the start-up catch-up ran
+    // before they were sent, the next is a minute away).
+    let deadline = Instant::now() + FRAME_TIMEOUT;
+    loop {
+        let found: Value = get(&http, node2, &dave, "/search/messages?q=cd-19").await;
+        if found["hits"].as_array().is_some_and(|hits| !hits.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cd-19 never indexed: {found}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // alice leaves: bob on node 2 sees her go offline, and node 2 lists her offline.
+    alice_ws.close(None).await.ok();
+    drop(alice_ws);
+    let offline = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(offline["online"], false);
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
+
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// alice's only socket is on node 1; node 1 is killed with SIGKILL (no clean disconnect). bob on
+/// node 2 sees her go offline within the route TTL plus a sweep interval, and node 2 lists her
+/// offline. She reconnects to node 2 and catches up by `seq`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_users_go_offline_for_friends_on_the_other_node() {
+    let Some((database, mut cluster)) = start_cluster(&[]).await else { return };
+    let http = reqwest::Client::new();
+    let alice = register(&http, &cluster.nodes[0], "alice").await;
+    let bob = register(&http, &cluster.nodes[1], "bob").await;
+    let conversation = befriend(&http, &cluster.nodes[0], &alice, &cluster.nodes[1], &bob).await;
+    let mut bob_ws = connect_ws(&cluster.nodes[1], &bob).await;
+    let alice_ws = connect_ws(&cluster.nodes[0], &alice).await;
+    let online = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(online["online"], true);
+
+    let killed = Instant::now();
+    cluster.kill(0);
+    let bound = Duration::from_secs(ROUTE_TTL_SECS + ROUTE_TTL_SECS / 3 + 3);
+    let offline = next_frame_within(&mut bob_ws, "presence", bound, |f| f["user_id"] == alice.user.id.as_str()).await;
+    let took = killed.elapsed();
+    println!(
+        "alice offline for bob {:.2} s after node 1 was killed (route TTL {ROUTE_TTL_SECS} s)",
+        took.as_secs_f64()
+    );
+    assert_eq!(offline["online"], false);
+    assert_eq!(friend_online(&http, &cluster.nodes[1], &bob, &alice).await, Some(false));
+    drop(alice_ws);
+
+    // What bob sends meanwhile reaches alice when she comes back, on node 2, by seq.
+    let message: Value = post(
+        &http,
+        &cluster.nodes[1],
+        &bob,
+        &format!("/conversations/{conversation}/messages"),
+        json!({ "client_msg_id": "while-away", "kind": "text", "text": "are you there?" }),
+    )
+    .await;
+    let mut alice_ws = connect_ws(&cluster.nodes[1], &alice).await;
+    let back = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(back["online"], true);
+    let seq = message["seq"].as_i64().expect("a seq");
+    let page: Value =
+        get(&http, &cluster.nodes[1], &alice, &format!("/conversations/{conversation}/messages?after_seq={}", seq - 1))
+            .await;
+    assert_eq!(page["messages"][0]["text"], "are you there?");
+    alice_ws.close(None).await.ok();
+
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// Failed logins counted on one node refuse the next attempt on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_throttle_is_shared_across_nodes() {
+    let Some((database, cluster)) = start_cluster(&[("NATTER_AUTH__LOGIN_MAX_FAILURES", "3")]).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    register(&http, node1, "erin").await;
+    for node in [node1, node2, node1] {
+        assert_eq!(login(&http, node, "erin", "wrong password").await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(login(&http, node2, "erin", "wrong password").await, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(login(&http, node2, "erin", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "even the right one");
+    assert_eq!(login(&http, node1, "erin", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "on either node");
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// A careless client: 40 sockets of one account opened at once on both nodes, then half closed
+/// properly and half dropped mid-stream (no close frame), all at once. Her friend sees exactly
+/// one `online` and one `offline`, and both nodes list her offline afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sockets_on_both_nodes_gives_one_online_and_one_offline() {
+    let Some((database, cluster)) = start_cluster(&[]).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    befriend(&http, node1, &alice, node2, &bob).await;
+    let mut bob_ws = connect_ws(node2, &bob).await;
+
+    let opening = (0..40).map(|n| {
+        let node = if n % 2 == 0 { node1 } else { node2 };
+        connect_ws(node, &alice)
+    });
+    let sockets = futures_util::future::join_all(opening).await;
+    let mut closing = Vec::new();
+    for (n, mut socket) in sockets.into_iter().enumerate() {
+        if n % 2 == 0 {
+            closing.push(tokio::spawn(async move { socket.close(None).await.ok() }));
+        } else {
+            drop(socket);
+        }
+    }
+    for task in closing {
+        task.await.ok();
+    }
+
+    let mut seen = Vec::new();
+    let quiet = Duration::from_secs(2);
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(quiet, bob_ws.next()).await {
+        let Message::Text(text) = message else { continue };
+        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
+        if frame["type"] == "presence" && frame["user_id"] == alice.user.id.as_str() {
+            seen.push(frame["online"].as_bool().expect("a flag"));
+        }
+    }
+    assert_eq!(seen, vec![true, false], "one online, then one offline");
+    assert_eq!(friend_online(&http, node1, &bob, &alice).await, Some(false));
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// Redis stalls (SIGSTOP) while alice's last socket closes: node 1's route removal times out.
+/// Redis resumes and runs the buffered removal anyway (its reply is lost); node 1 retries with its
+/// next refresh, finds alice offline and tells bob. Nobody is left online by a Redis hiccup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_lost_to_a_stalled_redis_is_announced_after_it_recovers() {
+    if std::env::var_os("NATTER_TEST_REDIS_URL").is_none() {
+        return start_cluster(&[]).await.map_or((), |_| ());
+    }
+    let redis = OwnRedis::start();
+    let env = [("NATTER_REDIS__URL", redis.url.as_str()), ("NATTER_PRESENCE__ROUTE_TTL_SECS", "10")];
+    let Some((database, cluster)) = start_cluster(&env).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    befriend(&http, node1, &alice, node2, &bob).await;
+    let mut bob_ws = connect_ws(node2, &bob).await;
+    let mut alice_ws = connect_ws(node1, &alice).await;
+    let online = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
+    assert_eq!(online["online"], true);
+
+    redis.signal("-STOP");
+    alice_ws.close(None).await.ok();
+    drop(alice_ws);
+    // Longer than the client's 2 s response timeout, well within the 10 s TTL.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    redis.signal("-CONT");
+    let offline =
+        next_frame_within(&mut bob_ws, "presence", Duration::from_secs(10), |f| f["user_id"] == alice.user.id.as_str())
+            .await;
+    assert_eq!(offline["online"], false);
+    assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
+    drop(cluster);
+    database.drop_database().await;
+}
+
+/// A redis-server of this test's own, to stall.
+struct OwnRedis {
+    child: Child,
+    url: String,
+    dir: PathBuf,
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("natter-test-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (scripts/test.sh installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < START_TIMEOUT, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url: format!("redis://127.0.0.1:{port}"), dir }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(signal).arg(self.child.id().to_string()).status().expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-CONT").arg(self.child.id().to_string()).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn login(http: &reqwest::Client, node: &Node, username: &str, password: &str) -> StatusCode {
+    let body = json!({ "username": username, "password": password });
+    http.post(format!("{}/api/v1/auth/login", node.base_url)).json(&body).send().await.expect("log in").status()
+}
+
+/// `user` sends `text` over the socket and waits for the ack.
+async fn send(socket: &mut Socket, conversation: &str, text: &str) {
+    let frame = json!({
+        "type": "send", "id": text, "conversation_id": conversation,
+        "client_msg_id": text, "kind": "text", "text": text,
+    });
+    socket.send(Message::text(frame.to_string())).await.expect("send a frame");
+    next_frame(socket, "sent", |f| f["id"] == text).await;
+}
+
+/// Friends, asked on one node and accepted on another; their direct conversation's id.
+async fn befriend(http: &reqwest::Client, at: &Node, from: &AuthResponse, to_at: &Node, to: &AuthResponse) -> String {
+    let request: FriendRequestView = post(http, at, from, "/friend-requests", json!({ "user_id": to.user.id })).await;
+    let accepted: AcceptFriendResponse =
+        post(http, to_at, to, &format!("/friend-requests/{}/accept", request.id), json!({})).await;
+    accepted.conversation.id
+}
+
+async fn friend_online(http: &reqwest::Client, node: &Node, me: &AuthResponse, friend: &AuthResponse) -> Option<bool> {
+    let list: FriendList = get(http, node, me, "/friends").await;
+    list.friends.iter().find(|f| f.user.id == friend.user.id).map(|f| f.online)
+}
+
+struct BusCounts {
+    received: u64,
+    needed: u64,
+}
+
+async fn metrics(http: &reqwest::Client, node: &Node) -> BusCounts {
+    let text =
+        http.get(format!("{}/metrics", node.base_url)).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} is not in the metrics"))
+    };
+    BusCounts {
+        received: value("natter_bus_events_received_total") as u64,
+        needed: value("natter_bus_events_needed_total") as u64,
+    }
+}
+
+/// A fresh database and two ready nodes on it, or `None` without the services.
+async fn start_cluster(extra_env: &[(&str, &str)]) -> Option<(Database, Cluster)> {
+    natter::install_crypto_provider();
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let (Some(postgres), Some(nats), Some(redis)) =
+        (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL"), var("NATTER_TEST_REDIS_URL"))
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the Redis cluster tests need NATTER_TEST_POSTGRES_URL, NATTER_TEST_NATS_URL and NATTER_TEST_REDIS_URL in CI"
+        );
+        println!("skipping: set NATTER_TEST_POSTGRES_URL, NATTER_TEST_NATS_URL and NATTER_TEST_REDIS_URL");
+        return None;
+    };
+    let database = Database::create(&postgres).await;
+    let cluster = Cluster::start(&database.url, &nats, &redis, extra_env);
+    cluster.wait_ready().await;
+    Some((database, cluster))
+}
+
+struct Database {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    async fn create(admin_url: &str) -> Self {
+        let name = format!("natter_cluster_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(admin_url).await.expect("connect to NATTER_TEST_POSTGRES_URL");
+        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the database");
+        admin.close().await.ok();
+        let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        Self { admin_url: admin_url.to_owned(), name, url: url.to_string() }
+    }
+
+    async fn drop_database(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+            let _ = admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await;
+            admin.close().await.ok();
+        }
+    }
+}
+
+struct Node {
+    child: Child,
+    base_url: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+}
+
+/// The running nodes; dropping it kills them (and prints their logs' ends after a failure).
+struct Cluster {
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start(database_url: &str, nats_url: &str, redis_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        let mut cluster = Cluster { nodes: Vec::new() };
+        for index in 1..=2 {
+            let data_dir = std::env::temp_dir().join(format!("natter-cluster-{run}-node{index}"));
+            std::fs::create_dir_all(&data_dir).expect("create the data dir");
+            let log = data_dir.join("natter.log");
+            let output = File::create(&log).expect("create the log file");
+            let port = free_port();
+            let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
+            for (name, _) in std::env::vars_os() {
+                if name.to_string_lossy().starts_with("NATTER_") {
+                    command.env_remove(name);
+                }
+            }
+            command
+                .arg("serve")
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--data-dir")
+                .arg(&data_dir)
+                .env("NATTER_DATABASE__URL", database_url)
+                .env("NATTER_BUS__KIND", "nats")
+                .env("NATTER_BUS__NATS_URL", nats_url)
+                .env("NATTER_BUS__SUBJECT_PREFIX", format!("natter-cluster-test.{run}"))
+                .env("NATTER_REDIS__URL", redis_url)
+                .env("NATTER_REDIS__KEY_PREFIX", format!("natter-cluster-test-{run}"))
+                .env("NATTER_PRESENCE__ROUTE_TTL_SECS", ROUTE_TTL_SECS.to_string())
+                .env("NATTER_SERVER__NODE_ID", format!("node{index}"))
+                .env("NATTER_SEARCH__BACKEND", "postgres")
+                .env("NATTER_AUTH__JWT_SECRET", format!("cluster-test-secret-{run}"))
+                .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
+                .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
+                .envs(extra_env.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(output.try_clone().expect("clone the log file"))
+                .stderr(output);
+            let child = command.spawn().expect("start `natter serve`");
+            cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log });
+        }
+        cluster
+    }
+
+    /// SIGKILL: no socket is closed, no route removed.
+    fn kill(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        node.child.kill().expect("kill the node");
+        node.child.wait().expect("reap the node");
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
+        for node in &self.nodes {
+            let started = Instant::now();
+            loop {
+                let response = http.get(format!("{}/readyz", node.base_url)).send().await;
+                if response.is_ok_and(|response| response.status() == StatusCode::OK) {
+                    break;
+                }
+                assert!(started.elapsed() < START_TIMEOUT, "{} not ready within {START_TIMEOUT:?}", node.base_url);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill();
+            let _ = node.child.wait();
+            if std::thread::panicking() {
+                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("---- last lines of {} ----", node.base_url);
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+            let _ = std::fs::remove_dir_all(&node.data_dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+async fn register(http: &reqwest::Client, node: &Node, username: &str) -> AuthResponse {
+    let body = json!({ "username": username, "password": PASSWORD, "nickname": username });
+    let response =
+        http.post(format!("{}/api/v1/auth/register", node.base_url)).json(&body).send().await.expect("register");
+    assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
+    response.json().await.expect("an auth response")
+}
+
+async fn post<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    node: &Node,
+    user: &AuthResponse,
+    path: &str,
+    body: Value,
+) -> T {
+    let url = format!("{}/api/v1{path}", node.base_url);
+    let response = http.post(&url).bearer_auth(&user.access_token).json(&body).send().await.expect("POST");
+    decode(response, &url).await
+}
+
+async fn get<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    node: &Node,
+    user: &AuthResponse,
+    path: &str,
+) -> T {
+    let url = format!("{}/api/v1{path}", node.base_url);
+    let response = http.get(&url).bearer_auth(&user.access_token).send().await.expect("GET");
+    decode(response, &url).await
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: &str) -> T {
+    let status = response.status();
+    let body = response.text().await.expect("a response body");
+    assert!(status.is_success(), "{url}: {status} {body}");
+    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
+}
+
+async fn connect_ws(node: &Node, user: &AuthResponse) -> Socket {
+    let url = format!("{}/api/v1/ws?token={}", node.base_url.replacen("http", "ws", 1), user.access_token);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
+    let hello = next_frame(&mut socket, "hello", |_| true).await;
+    assert_eq!(hello["user_id"], user.user.id.as_str());
+    socket
+}
+
+async fn next_frame(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    next_frame_within(socket, kind, FRAME_TIMEOUT, matches).await
+}
+
+/// The next frame of type `kind` that `matches` within `timeout`, skipping any other.
+async fn next_frame_within(
+    socket: &mut Socket,
+    kind: &str,
+    timeout: Duration,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let text = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => panic!("no `{kind}` frame within {timeout:?}"),
+            Ok(None) => panic!("socket closed before a `{kind}` frame"),
+            Ok(Some(Err(error))) => panic!("WebSocket error before a `{kind}` frame: {error}"),
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+        };
+        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
+        if frame["type"] == kind && matches(&frame) {
+            return frame;
+        }
+    }
+}
