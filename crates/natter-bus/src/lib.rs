@@ -7,7 +7,10 @@
 //! * [`NatsBus`], for a cluster: every event goes through one NATS subject,
 //!   `<prefix>.events`, in the encoding described in [`codec`].
 //!
-//! Both are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
+//! It also owns the adapters of the durable-jobs port ([`natter_core::jobs::JobQueue`]) in
+//! [`jobs`]: in-process, and NATS JetStream (a work-queue stream, at-least-once).
+//!
+//! The two buses are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
 //! of truth and clients repair gaps by `seq`. So neither buffers durably nor retries.
 //!
 //! Architecture invariant: this crate depends on `natter-core` (for the port and ids) and on
@@ -15,6 +18,7 @@
 //! not depend on `natter-store`, `natter-gateway`, sqlx, axum or tonic.
 
 pub mod codec;
+pub mod jobs;
 mod memory;
 mod nats;
 

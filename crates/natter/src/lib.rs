@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod jobs;
 pub mod search;
 mod secret;
 pub mod speech;
@@ -85,7 +86,8 @@ impl Application {
             },
         };
         let speech = speech::build(&config.speech, &config.server.data_dir)?;
-        let services = Arc::new(Services::new(deps, auth, file_ports).with_speech(speech));
+        let job_queue = jobs::open_queue(&config).await?;
+        let services = Arc::new(Services::new(deps, auth, file_ports).with_speech(speech).with_jobs(job_queue.clone()));
         let settings = GatewaySettings {
             max_body_bytes: config.limits.max_body_bytes,
             ws_queue_frames: config.limits.ws_queue_frames,
@@ -94,11 +96,13 @@ impl Application {
             ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
             trusted_proxies: config.server.trusted_proxy_nets()?,
         };
-        let state = natter_gateway::build_state(services, bus.clone(), settings);
+        let state = natter_gateway::build_state(services.clone(), bus.clone(), settings);
         // Subscribe before serving so that no event published after start-up is missed.
         let events = bus.subscribe().await.context("cannot subscribe to the bus")?;
         tokio::spawn(state.hub.clone().run_dispatcher(events));
         search::start_indexer(store, search_index, &bus, &config.search).await?;
+        // Every process runs jobs for now; with roles, only workers will.
+        jobs::start_consumers(&job_queue, &services).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
