@@ -32,7 +32,8 @@ pub enum JobsBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
     pub backend: JobsBackend,
-    /// Jobs one process runs at once.
+    /// Jobs one process runs at once. 0 (jetstream only): this process queues jobs and runs
+    /// none (other processes do).
     pub workers: usize,
     /// Jobs waiting at most; beyond it a job is not queued (logged).
     pub max_pending: usize,
@@ -61,8 +62,11 @@ impl JobsConfig {
         if self.backend == JobsBackend::Jetstream && bus_kind != "nats" {
             bail!("jobs.backend = \"jetstream\" needs bus.kind = \"nats\" (it uses bus.nats_url)");
         }
-        if self.workers == 0 || self.max_pending == 0 || self.ack_wait_secs == 0 || self.max_deliver == 0 {
-            bail!("jobs.workers, max_pending, ack_wait_secs and max_deliver must be positive");
+        if self.max_pending == 0 || self.ack_wait_secs == 0 || self.max_deliver == 0 {
+            bail!("jobs.max_pending, ack_wait_secs and max_deliver must be positive");
+        }
+        if self.workers == 0 && self.backend == JobsBackend::Memory {
+            bail!("jobs.workers = 0 needs jobs.backend = \"jetstream\" (with memory, jobs would never run)");
         }
         Ok(())
     }
@@ -91,8 +95,16 @@ pub async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
 }
 
 /// Starts this process's job consumers: only jobs it can run (transcriptions need a speech
-/// engine). `None` when there is nothing to run here.
-pub async fn start_consumers(queue: &Arc<dyn JobQueue>, services: &Services) -> anyhow::Result<Option<Workers>> {
+/// engine). `None` when there is nothing to run here, or `jobs.workers = 0`.
+pub async fn start_consumers(
+    config: &JobsConfig,
+    queue: &Arc<dyn JobQueue>,
+    services: &Services,
+) -> anyhow::Result<Option<Workers>> {
+    if config.workers == 0 {
+        tracing::info!("no job consumers: jobs.workers = 0");
+        return Ok(None);
+    }
     if !services.speech.is_available() {
         tracing::info!("no job consumers: speech-to-text is off, and transcription is the only job");
         return Ok(None);
@@ -110,7 +122,7 @@ pub const EXAMPLE: &str = r#"
 # process; needs bus.kind = "nats" and nats-server with -js). At least once: a job whose worker
 # dies runs again elsewhere, and runs are idempotent.
 backend = "memory"
-# Jobs one process runs at once.
+# Jobs one process runs at once. 0 (jetstream only): queue jobs here, run them elsewhere.
 workers = 1
 # Jobs waiting at most; beyond it a voice message is stored but not transcribed (logged).
 max_pending = 10000

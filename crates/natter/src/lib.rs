@@ -102,7 +102,7 @@ impl Application {
         tokio::spawn(state.hub.clone().run_dispatcher(events));
         search::start_indexer(store, search_index, &bus, &config.search).await?;
         // Every process runs jobs for now; with roles, only workers will.
-        jobs::start_consumers(&job_queue, &services).await?;
+        jobs::start_consumers(&config.jobs, &job_queue, &services).await?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.listen))?;
