@@ -19,7 +19,7 @@ use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Attached {
     /// The `transcript` entry, appended now.
-    Appended(Message),
+    Appended(Box<Message>),
     /// The voice message has its transcript already (an earlier run of the same job).
     Already,
     /// Nothing to attach to any more: recalled, gone, or not a voice message.
@@ -64,7 +64,7 @@ pub async fn attach(
     entry.text = Some(text.clone());
     let new = NewEntry { message: entry, effect: Effect::Transcript { target_seq, text } };
     match deps.log.append(new, Recipients::Members).await? {
-        AppendOutcome::Appended(message) => Ok(Attached::Appended(message)),
+        AppendOutcome::Appended(message) => Ok(Attached::Appended(Box::new(message))),
         AppendOutcome::Duplicate(_) => Ok(Attached::Already),
         AppendOutcome::ConversationGone => Ok(Attached::Nothing),
     }

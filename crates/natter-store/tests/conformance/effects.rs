@@ -1,7 +1,7 @@
 //! Effects: the change an entry records is applied in the transaction that appends it.
 
 use natter_core::model::{MemberRole, MessageKind};
-use natter_core::store::{Effect, Store};
+use natter_core::store::{AppendOutcome, Effect, Store};
 
 use crate::fixtures::{at, event, group, member, send, system, user};
 use crate::harness::TestDb;
@@ -164,4 +164,51 @@ pub(crate) async fn reactions(db: &TestDb) {
     let in_page = page.iter().find(|m| m.seq == seq).expect("in page");
     assert_eq!(in_page.reactions, current);
     assert!(page.iter().filter(|m| m.kind == MessageKind::Reaction).all(|m| m.reactions.is_empty()));
+}
+
+/// Two runs of one transcription job race to append the voice message's transcript under its
+/// key (`transcripts::transcript_key`): one entry is stored, the other run gets it back.
+pub(crate) async fn a_transcript_appended_twice_is_stored_once(db: &TestDb) {
+    let store = db.store.clone();
+    let (a, b) = (user(&store, "ann", "Ann").await, user(&store, "ben", "Ben").await);
+    let (g, _) = group(&store, "g", &a, &[&b], at(0)).await;
+    let voice = natter_core::store::blank_message(g.id.clone(), a.id.clone(), MessageKind::Voice, at(1));
+    let voice = crate::fixtures::append(&store, voice, Effect::None).await;
+    let key = natter_core::service::transcripts::transcript_key(&voice.id);
+    let entry = |text: &str| {
+        let mut entry = natter_core::store::blank_message(g.id.clone(), a.id.clone(), MessageKind::Transcript, at(2));
+        entry.target_seq = Some(voice.seq);
+        entry.text = Some(text.into());
+        entry.client_msg_id = Some(key.clone());
+        natter_core::store::NewEntry {
+            effect: Effect::Transcript { target_seq: voice.seq, text: text.into() },
+            message: entry,
+        }
+    };
+    let runs = [entry("first run"), entry("second run")].map(|new| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(new).await.expect("append") })
+    });
+    let mut stored = Vec::new();
+    let mut returned = Vec::new();
+    for run in runs {
+        match run.await.expect("task") {
+            AppendOutcome::Appended(entry) => stored.push(entry),
+            AppendOutcome::Duplicate(entry) => returned.push(entry),
+            AppendOutcome::ConversationGone => panic!("the conversation exists"),
+        }
+    }
+    assert_eq!((stored.len(), returned.len()), (1, 1), "one stored, one answered with it");
+    assert_eq!(returned[0].id, stored[0].id);
+    assert_eq!(
+        store.conversation(&g.id).await.expect("get").expect("exists").last_seq,
+        voice.seq + 1,
+        "no seq used twice"
+    );
+    let voice = store.message_at(&g.id, voice.seq).await.expect("read").expect("the voice message");
+    assert_eq!(voice.transcript, stored[0].text, "the effect of the stored entry, not the other");
+    assert_eq!(
+        store.message_by_client_id(&a.id, &key).await.expect("lookup").map(|m| m.id),
+        Some(stored[0].id.clone())
+    );
 }
