@@ -4,8 +4,9 @@
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
 #                                    end-to-end suite again on PostgreSQL), the web client's
 #                                    browser tests, then the benchmark's quick mode (correctness only)
-#   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS, S3, etcd and Redis, print
-#                                    the env to export, and wait (Ctrl-C, or kill the script, stops them)
+#   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS (JetStream on), S3, etcd and
+#                                    Redis, print the env to export, and wait (Ctrl-C, or kill the
+#                                    script, stops them)
 #   scripts/test.sh --help
 #
 # Works from any directory, on a fresh Debian 12 as root (installs nats-server, postgresql,
@@ -274,7 +275,10 @@ start_postgres() {
 
 start_nats() {
     port_busy "$NATS_PORT" && die "port $NATS_PORT is in use; set NATTER_TEST_NATS_PORT to a free one"
-    nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" >"$SERVICES_DIR/nats.log" 2>&1 &
+    # JetStream (-js) for the durable job queue, its store thrown away with the services dir.
+    rm -rf "$SERVICES_DIR/nats-js"
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_MONITOR_PORT" -js -sd "$SERVICES_DIR/nats-js" \
+        >"$SERVICES_DIR/nats.log" 2>&1 &
     NATS_PID=$!
     echo "$NATS_PID" >"$SERVICES_DIR/nats.pid"
     for _ in {1..100}; do

@@ -10,7 +10,10 @@
 //!   table), `<prefix>.log` the consumers of every log entry (the search indexer) when delivery
 //!   is targeted.
 //!
-//! Both are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
+//! It also owns the adapters of the durable-jobs port ([`natter_core::jobs::JobQueue`]) in
+//! [`jobs`]: in-process, and NATS JetStream (a work-queue stream, at-least-once).
+//!
+//! The two buses are allowed to miss (a lagging subscriber, a broken NATS connection): storage is the source
 //! of truth and clients repair gaps by `seq`. So neither buffers durably nor retries.
 //!
 //! Architecture invariant: this crate depends on `natter-core` (for the port and ids) and on
@@ -18,6 +21,7 @@
 //! not depend on `natter-store`, `natter-gateway`, sqlx, axum or tonic.
 
 pub mod codec;
+pub mod jobs;
 mod memory;
 mod nats;
 

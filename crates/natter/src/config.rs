@@ -34,6 +34,7 @@ pub struct Config {
     pub discovery: natter_discovery::DiscoveryConfig,
     pub redis: RedisConfig,
     pub presence: PresenceConfig,
+    pub jobs: crate::jobs::JobsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -355,6 +356,7 @@ impl Config {
         }
         self.files.validate()?;
         self.speech.validate()?;
+        self.jobs.validate(self.bus.kind)?;
         Ok(())
     }
 
@@ -365,7 +367,7 @@ impl Config {
 
     /// The commented example: [`EXAMPLE`] and the sections kept in their own modules.
     pub fn example() -> String {
-        format!("{EXAMPLE}{}{}", files::EXAMPLE, cluster::EXAMPLE)
+        format!("{EXAMPLE}{}{}{}", files::EXAMPLE, cluster::EXAMPLE, crate::jobs::EXAMPLE)
     }
 
     /// The database URL in force: the configured one, or SQLite in the data dir.
@@ -556,6 +558,21 @@ mod tests {
         config.database.url = "postgres://u@h/db".into();
         assert!(config.validate().is_ok());
         assert_eq!(config.search_postgres_url(), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn jobs_default_to_memory_and_jetstream_needs_nats() {
+        let mut config = Config::default();
+        assert_eq!(config.jobs.backend, crate::jobs::JobsBackend::Memory);
+        let parsed: Config = toml::from_str("[jobs]\nbackend = \"jetstream\"").expect("parses");
+        assert_eq!(parsed.jobs.backend, crate::jobs::JobsBackend::Jetstream);
+        assert!(toml::from_str::<Config>("[jobs]\nbackend = \"kafka\"").is_err());
+        config.jobs.backend = crate::jobs::JobsBackend::Jetstream;
+        assert!(config.validate().is_err(), "no NATS bus");
+        config.bus.kind = BusKind::Nats;
+        assert!(config.validate().is_ok());
+        config.jobs.ack_wait_secs = 0;
+        assert!(config.validate().is_err());
     }
 
     #[test]

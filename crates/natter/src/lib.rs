@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod data_dir;
+pub mod jobs;
 pub mod search;
 mod secret;
 pub mod speech;
@@ -119,6 +120,9 @@ impl Application {
             if let Some(index) = &deps.search {
                 search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search, shared.targeted).await?;
             }
+            if let Some(queue) = &services.jobs {
+                jobs::start_consumers(&config.jobs, queue, services).await?;
+            }
         }
         tracing::info!(roles = %roles, "natter built");
         Ok(Self { listener, state, config, grpc, local_api, discovery })
@@ -211,7 +215,9 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedStat
         limits: file_limits(config),
     };
     let speech = speech::build(&config.speech, &config.server.data_dir)?;
-    Ok(Arc::new(Services::new(deps, auth, file_ports).with_speech(speech)))
+    // Jobs are queued where voice messages are stored (chat) and run by workers.
+    let job_queue = jobs::open_queue(config).await?;
+    Ok(Arc::new(Services::new(deps, auth, file_ports).with_speech(speech).with_jobs(job_queue)))
 }
 
 /// The route table and limits a node shares with the others (Redis), or this process's own.

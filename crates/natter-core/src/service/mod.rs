@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod conversations;
 pub mod files;
 pub mod friends;
+pub mod job_runner;
 pub mod log;
 pub mod messages;
 pub mod password;
@@ -24,6 +25,7 @@ use crate::bus::Bus;
 use crate::clock::Clock;
 use crate::error::{DomainError, DomainResult, Thing};
 use crate::ids::{ConversationId, UserId};
+use crate::jobs::{Job, JobQueue, TranscribeVoice};
 use crate::model::{Conversation, ConversationKind, Member, Message};
 use crate::notify::Notifier;
 use crate::presence::{MemoryRoutes, RouteTable};
@@ -126,6 +128,8 @@ pub struct Services {
     pub files: files::FileService,
     pub search: search::SearchService,
     pub speech: speech::SpeechService,
+    /// Where background jobs go (`None`: no jobs are queued).
+    pub jobs: Option<Arc<dyn JobQueue>>,
 }
 
 impl Services {
@@ -139,6 +143,7 @@ impl Services {
             messages: messages::MessageService::new(deps.clone()),
             search: search::SearchService::new(deps.clone()),
             speech: speech::SpeechService::unavailable(),
+            jobs: None,
             deps,
         }
     }
@@ -151,9 +156,21 @@ impl Services {
         self
     }
 
+    /// Queues background jobs (transcriptions) on `jobs`.
+    pub fn with_jobs(mut self, jobs: Arc<dyn JobQueue>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
+    /// What runs this process's jobs, for [`JobQueue::start_workers`].
+    pub fn job_runner(&self) -> job_runner::JobRunner {
+        job_runner::JobRunner::new(self.deps.clone(), self.files.clone(), self.speech.clone())
+    }
+
     /// Sends a message (see [`messages::MessageService::send`]). A newly stored `voice` message
-    /// is then queued for transcription; the ack never waits for it, and the transcript arrives
-    /// later as a `transcript` entry.
+    /// is then queued as a transcription job; the ack waits for the queue to hold the job (for
+    /// JetStream: stored by the server), never for the transcript, which arrives later as a
+    /// `transcript` entry.
     pub async fn send_message(
         &self,
         me: &UserId,
@@ -162,25 +179,28 @@ impl Services {
     ) -> DomainResult<messages::Sent> {
         let sent = self.messages.send(me, conversation_id, input).await?;
         if sent.created && sent.message.kind == crate::model::MessageKind::Voice {
-            self.queue_transcript(&sent.message);
+            self.queue_transcript(&sent.message).await;
         }
         Ok(sent)
     }
 
-    fn queue_transcript(&self, voice: &Message) {
-        let Some(file_id) = voice.file_id.clone() else { return };
+    /// Queues the transcription of a stored voice message. A queue that is full or unreachable
+    /// leaves the message without a transcript (logged); the send itself has succeeded.
+    async fn queue_transcript(&self, voice: &Message) {
+        let (Some(jobs), Some(file_id)) = (&self.jobs, &voice.file_id) else { return };
+        // The process that stores the message decides; with roles, a worker elsewhere runs it.
         if !self.speech.is_available() {
             return;
         }
-        let files = self.files.clone();
-        // The sender uploaded the file (a send checks it), so reading it as them always works.
-        let sender = voice.sender_id.clone();
-        let max_bytes = self.speech.max_audio_bytes() as u64;
-        let load: speech::AudioLoader = Box::pin(async move {
-            let readable = files.readable(&sender, &crate::ids::FileId(file_id)).await?;
-            Ok(files.read_all(&readable, max_bytes).await?.to_vec())
+        let job = Job::TranscribeVoice(TranscribeVoice {
+            conversation_id: voice.conversation_id.clone(),
+            seq: voice.seq,
+            file_id: crate::ids::FileId(file_id.clone()),
         });
-        self.speech.queue_voice(&self.deps, voice, load);
+        if let Err(error) = jobs.enqueue(job).await {
+            tracing::warn!(conversation = %voice.conversation_id, seq = voice.seq, %error,
+                "transcription not queued: voice message left without a transcript");
+        }
     }
 }
 

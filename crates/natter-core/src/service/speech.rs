@@ -1,21 +1,16 @@
-//! Speech-to-text: transcribes uploaded audio on a bounded worker pool.
+//! Speech-to-text: transcribes audio on a bounded worker pool.
 //!
-//! A fixed number of workers take jobs from a bounded queue. A request that finds the queue full
-//! is answered at once with 503 `speech_busy` (the client may retry); automatic jobs (voice
-//! messages) that find it full are dropped and logged, never waited for, so a burst of voice
-//! messages cannot hold up sends or delivery. Decoding runs on a blocking thread; engines move
+//! A fixed number of workers take requests from a bounded queue. A request that finds the queue
+//! full is answered at once with 503 `speech_busy` (the client may retry; a transcription job
+//! retries later, see [`super::job_runner`]). Decoding runs on a blocking thread; engines move
 //! their own CPU work off the runtime. With no engine configured every call answers 503
 //! `speech_unavailable`.
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Deps, transcripts};
 use crate::error::{DomainError, DomainResult, ErrorCode};
-use crate::ids::{ConversationId, Seq};
-use crate::model::Message;
 use crate::speech::{AudioDecoder, SAMPLE_RATE, SpeechError, Transcriber, Transcript};
 
 /// Limits and pool sizes.
@@ -43,30 +38,16 @@ pub struct Transcription {
     pub duration_ms: u64,
 }
 
-/// Reads a voice message's audio when a worker gets to it (not while the sender waits).
-pub type AudioLoader = BoxFuture<'static, DomainResult<Vec<u8>>>;
-
-enum Audio {
-    Bytes(Vec<u8>),
-    Load(AudioLoader),
-}
-
-/// What to do with the result.
-enum Done {
-    Reply(oneshot::Sender<DomainResult<Transcription>>),
-    Attach { deps: Deps, conversation_id: ConversationId, seq: Seq },
-}
-
-struct Job {
-    audio: Audio,
-    done: Done,
+struct Request {
+    audio: Vec<u8>,
+    reply: oneshot::Sender<DomainResult<Transcription>>,
 }
 
 struct Engine {
     decoder: Arc<dyn AudioDecoder>,
     transcriber: Arc<dyn Transcriber>,
     settings: SpeechSettings,
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Request>,
 }
 
 /// The speech service; cheap to clone.
@@ -115,29 +96,13 @@ impl SpeechService {
         let engine = self.engine.as_ref().ok_or_else(unavailable)?;
         check_size(&audio, engine.settings.max_audio_bytes)?;
         let (reply, answer) = oneshot::channel();
-        engine.jobs.try_send(Job { audio: Audio::Bytes(audio), done: Done::Reply(reply) }).map_err(|_| {
+        engine.jobs.try_send(Request { audio, reply }).map_err(|_| {
             DomainError::unavailable(
                 ErrorCode::SpeechBusy,
                 "all speech workers are busy and the queue is full; retry later",
             )
         })?;
         answer.await.map_err(|_| DomainError::unavailable(ErrorCode::SpeechUnavailable, "the speech worker stopped"))?
-    }
-
-    /// Queues a stored voice message for transcription; its transcript is appended to the log
-    /// when done. Never waits: with no engine, or with the queue full (the job is dropped and
-    /// logged), it returns `false` at once.
-    pub fn queue_voice(&self, deps: &Deps, voice: &Message, load: AudioLoader) -> bool {
-        let Some(engine) = &self.engine else { return false };
-        let done = Done::Attach { deps: deps.clone(), conversation_id: voice.conversation_id.clone(), seq: voice.seq };
-        match engine.jobs.try_send(Job { audio: Audio::Load(load), done }) {
-            Ok(()) => true,
-            Err(_) => {
-                tracing::warn!(conversation = %voice.conversation_id.0, seq = voice.seq,
-                    "speech queue full: voice message left without a transcript");
-                false
-            }
-        }
     }
 }
 
@@ -161,37 +126,16 @@ fn check_size(audio: &[u8], max: usize) -> DomainResult<()> {
     Ok(())
 }
 
-async fn worker(engine: std::sync::Weak<Engine>, jobs: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn worker(engine: std::sync::Weak<Engine>, requests: Arc<Mutex<mpsc::Receiver<Request>>>) {
     loop {
-        let Some(job) = jobs.lock().await.recv().await else { return };
+        let Some(request) = requests.lock().await.recv().await else { return };
         let Some(engine) = engine.upgrade() else { return };
-        let audio = match job.audio {
-            Audio::Bytes(bytes) => Ok(bytes),
-            Audio::Load(load) => load.await,
-        };
-        let result = match audio {
-            Ok(audio) => match check_size(&audio, engine.settings.max_audio_bytes) {
-                Ok(()) => run(&engine, audio).await,
-                Err(error) => Err(error),
-            },
+        let result = match check_size(&request.audio, engine.settings.max_audio_bytes) {
+            Ok(()) => run(&engine, request.audio).await,
             Err(error) => Err(error),
         };
-        match job.done {
-            // The caller may have gone away; its answer is then dropped.
-            Done::Reply(reply) => drop(reply.send(result)),
-            Done::Attach { deps, conversation_id, seq } => attach(&deps, &conversation_id, seq, result).await,
-        }
-    }
-}
-
-async fn attach(deps: &Deps, conversation_id: &ConversationId, seq: Seq, result: DomainResult<Transcription>) {
-    let outcome = match result {
-        Ok(transcription) if transcription.text.trim().is_empty() => return,
-        Ok(transcription) => transcripts::attach(deps, conversation_id, seq, &transcription.text).await,
-        Err(error) => Err(error),
-    };
-    if let Err(error) = outcome {
-        tracing::warn!(conversation = %conversation_id.0, seq, %error, "voice message not transcribed");
+        // The caller may have gone away; its answer is then dropped.
+        drop(request.reply.send(result));
     }
 }
 

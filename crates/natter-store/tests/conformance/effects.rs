@@ -1,8 +1,8 @@
 //! Effects: the change an entry records is applied in the transaction that appends it.
 
 use natter_core::model::{MemberRole, MessageKind};
-use natter_core::store::Effect;
 use natter_core::store::prelude::*;
+use natter_core::store::{AppendOutcome, Effect};
 
 use crate::fixtures::{at, event, group, member, send, system, user};
 use crate::harness::TestDb;
@@ -200,4 +200,51 @@ pub(crate) async fn member_lists_follow_changes_made_by_another_process(db: &Tes
     system(node2, &g.id, &a, "role_changed", Effect::SetRole(c.id.clone(), MemberRole::Admin), at(3)).await;
     assert_eq!(sorted(node1.member_ids(&g.id).await.expect("ids")), ac);
     node2.close().await;
+}
+
+/// Two runs of one transcription job race to append the voice message's transcript under its
+/// key (`transcripts::transcript_key`): one entry is stored, the other run gets it back.
+pub(crate) async fn a_transcript_appended_twice_is_stored_once(db: &TestDb) {
+    let store = db.store.clone();
+    let (a, b) = (user(&store, "ann", "Ann").await, user(&store, "ben", "Ben").await);
+    let (g, _) = group(&store, "g", &a, &[&b], at(0)).await;
+    let voice = natter_core::store::blank_message(g.id.clone(), a.id.clone(), MessageKind::Voice, at(1));
+    let voice = crate::fixtures::append(&store, voice, Effect::None).await;
+    let key = natter_core::service::transcripts::transcript_key(&voice.id);
+    let entry = |text: &str| {
+        let mut entry = natter_core::store::blank_message(g.id.clone(), a.id.clone(), MessageKind::Transcript, at(2));
+        entry.target_seq = Some(voice.seq);
+        entry.text = Some(text.into());
+        entry.client_msg_id = Some(key.clone());
+        natter_core::store::NewEntry {
+            effect: Effect::Transcript { target_seq: voice.seq, text: text.into() },
+            message: entry,
+        }
+    };
+    let runs = [entry("first run"), entry("second run")].map(|new| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(new).await.expect("append") })
+    });
+    let mut stored = Vec::new();
+    let mut returned = Vec::new();
+    for run in runs {
+        match run.await.expect("task") {
+            AppendOutcome::Appended(entry) => stored.push(entry),
+            AppendOutcome::Duplicate(entry) => returned.push(entry),
+            AppendOutcome::ConversationGone => panic!("the conversation exists"),
+        }
+    }
+    assert_eq!((stored.len(), returned.len()), (1, 1), "one stored, one answered with it");
+    assert_eq!(returned[0].id, stored[0].id);
+    assert_eq!(
+        store.conversation(&g.id).await.expect("get").expect("exists").last_seq,
+        voice.seq + 1,
+        "no seq used twice"
+    );
+    let voice = store.message_at(&g.id, voice.seq).await.expect("read").expect("the voice message");
+    assert_eq!(voice.transcript, stored[0].text, "the effect of the stored entry, not the other");
+    assert_eq!(
+        store.message_by_client_id(&a.id, &key).await.expect("lookup").map(|m| m.id),
+        Some(stored[0].id.clone())
+    );
 }

@@ -65,6 +65,7 @@ conformance!(
     effects::conversation_effects,
     effects::edit_and_recall,
     effects::reactions,
+    effects::a_transcript_appended_twice_is_stored_once,
     files::files_are_stored_counted_and_deleted,
     files::file_access_follows_entries_membership_and_avatars,
 );

@@ -183,6 +183,13 @@ async fn a_voice_message_gets_its_transcript_over_the_websocket_and_in_history()
 
     let pushed = bob_ws.next_message().await;
     assert_eq!((pushed.seq, pushed.kind.as_str()), (sent.seq, "voice"));
+    // A transcription takes seconds, more on a busy machine than the socket helper waits for a
+    // frame: wait for the entry in history first, then it must have been pushed too.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !app.history_since(&bob, &direct, sent.seq).await.iter().any(|m| m.kind == "transcript") {
+        assert!(std::time::Instant::now() < deadline, "no transcript within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let transcript = bob_ws.next_message().await;
     assert_eq!(transcript.kind, "transcript");
     assert_eq!(transcript.seq, sent.seq + 1, "the transcript is the next entry of the log");

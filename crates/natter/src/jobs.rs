@@ -1,0 +1,133 @@
+//! The `[jobs]` configuration section, opening the job queue it names, and starting this
+//! process's job consumers (the composition of natter-bus's job adapters behind natter-core's
+//! port).
+//!
+//! Enqueueing happens wherever a voice message is sent ([`Services::send_message`]); consumers
+//! run only where [`start_consumers`] is called, so a process that should not run jobs (a
+//! gateway, once roles exist) simply does not call it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use natter_bus::jobs::{JetStreamJobs, MemoryJobs};
+use natter_core::jobs::{JobQueue, JobSettings, Workers};
+use natter_core::service::Services;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// Where jobs wait.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobsBackend {
+    /// In the process's memory: lost on a crash or restart (one process).
+    #[default]
+    Memory,
+    /// A NATS JetStream work-queue stream on `bus.nats_url` (needs `bus.kind = "nats"`).
+    Jetstream,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    pub backend: JobsBackend,
+    /// Jobs one process runs at once. 0 (jetstream only): this process queues jobs and runs
+    /// none (other processes do).
+    pub workers: usize,
+    /// Jobs waiting at most; beyond it a job is not queued (logged).
+    pub max_pending: usize,
+    /// JetStream: seconds a job may go unacknowledged (workers send progress within it) before
+    /// it is delivered to another worker.
+    pub ack_wait_secs: u64,
+    /// Deliveries of one job at most before it is logged as poisoned and dropped.
+    pub max_deliver: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        let settings = JobSettings::default();
+        Self {
+            backend: JobsBackend::Memory,
+            workers: settings.workers,
+            max_pending: settings.max_pending,
+            ack_wait_secs: settings.ack_wait.as_secs(),
+            max_deliver: settings.max_deliver,
+        }
+    }
+}
+
+impl JobsConfig {
+    pub fn validate(&self, bus_kind: crate::config::BusKind) -> anyhow::Result<()> {
+        if self.backend == JobsBackend::Jetstream && bus_kind != crate::config::BusKind::Nats {
+            bail!("jobs.backend = \"jetstream\" needs bus.kind = \"nats\" (it uses bus.nats_url)");
+        }
+        if self.max_pending == 0 || self.ack_wait_secs == 0 || self.max_deliver == 0 {
+            bail!("jobs.max_pending, ack_wait_secs and max_deliver must be positive");
+        }
+        if self.workers == 0 && self.backend == JobsBackend::Memory {
+            bail!("jobs.workers = 0 needs jobs.backend = \"jetstream\" (with memory, jobs would never run)");
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> JobSettings {
+        JobSettings {
+            workers: self.workers,
+            max_pending: self.max_pending,
+            ack_wait: Duration::from_secs(self.ack_wait_secs),
+            max_deliver: self.max_deliver,
+        }
+    }
+}
+
+/// Opens the configured job queue (JetStream: connects and makes sure the stream exists).
+pub async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
+    let settings = config.jobs.settings();
+    Ok(match config.jobs.backend {
+        JobsBackend::Memory => Arc::new(MemoryJobs::new(settings)),
+        JobsBackend::Jetstream => Arc::new(
+            JetStreamJobs::connect(&config.bus.nats_url, &config.bus.subject_prefix, settings)
+                .await
+                .with_context(|| format!("cannot open the job queue on NATS JetStream at {}", config.bus.nats_url))?,
+        ),
+    })
+}
+
+/// Starts this process's job consumers: only jobs it can run (transcriptions need a speech
+/// engine). `None` when there is nothing to run here, or `jobs.workers = 0`.
+pub async fn start_consumers(
+    config: &JobsConfig,
+    queue: &Arc<dyn JobQueue>,
+    services: &Services,
+) -> anyhow::Result<Option<Workers>> {
+    if config.workers == 0 {
+        tracing::info!("no job consumers: jobs.workers = 0");
+        return Ok(None);
+    }
+    if !services.speech.is_available() {
+        tracing::info!("no job consumers: speech-to-text is off, and transcription is the only job");
+        return Ok(None);
+    }
+    let runner = Arc::new(services.job_runner());
+    let workers = queue.start_workers(runner).await.context("cannot start the job consumers")?;
+    Ok(Some(workers))
+}
+
+/// The `[jobs]` part of `natter config example`.
+pub const EXAMPLE: &str = r#"
+[jobs]
+# Where background jobs (voice-message transcriptions) wait: "memory" (in this process; lost on a
+# crash) or "jetstream" (a NATS JetStream work-queue stream on bus.nats_url, shared by every
+# process; needs bus.kind = "nats" and nats-server with -js). At least once: a job whose worker
+# dies runs again elsewhere, and runs are idempotent.
+backend = "memory"
+# Jobs one process runs at once. 0 (jetstream only): queue jobs here, run them elsewhere.
+workers = 1
+# Jobs waiting at most; beyond it a voice message is stored but not transcribed (logged).
+max_pending = 10000
+# jetstream: seconds without an acknowledgement or progress before a job goes to another worker.
+ack_wait_secs = 30
+# Deliveries of one job at most; then it is logged as poisoned and removed.
+max_deliver = 5
+"#;
