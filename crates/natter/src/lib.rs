@@ -120,9 +120,15 @@ impl Application {
             if let Some(index) = &deps.search {
                 search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search, shared.targeted).await?;
             }
-            if let Some(queue) = &services.jobs {
-                jobs::start_consumers(&config.jobs, queue, services).await?;
-            }
+        }
+        // Workers run the jobs; a memory queue is seen only by its own process, so there the
+        // chat role (which queues them) runs them too.
+        let runs_jobs = roles.worker || (roles.chat && config.jobs.backend == jobs::JobsBackend::Memory);
+        if runs_jobs
+            && let Some(services) = &services
+            && let Some(queue) = &services.jobs
+        {
+            jobs::start_consumers(&config.jobs, queue, services).await?;
         }
         tracing::info!(roles = %roles, "natter built");
         Ok(Self { listener, state, config, grpc, local_api, discovery })
