@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::procs::Proc;
-use crate::services::{Nats, Postgres, free_port};
+use crate::services::{Nats, Postgres, Redis, free_port};
 use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
 use crate::{payload, wsclient};
 
@@ -96,6 +96,7 @@ impl Natter {
         work_dir: &Path,
         postgres: &Arc<Postgres>,
         nats: &Nats,
+        redis: &Redis,
         gateways: usize,
         chat: usize,
     ) -> anyhow::Result<Natter> {
@@ -112,6 +113,7 @@ impl Natter {
             ("NATTER_SEARCH__BACKEND", "postgres".to_owned()),
             ("NATTER_AUTH__JWT_SECRET", secret),
             ("NATTER_CLUSTER__CHAT_NODES", grpc.join(",")),
+            ("NATTER_REDIS__URL", redis.url.clone()),
         ];
         let with = |extra: Vec<(&'static str, String)>| -> Vec<(&'static str, String)> {
             common.iter().cloned().chain(extra).collect()
@@ -129,7 +131,7 @@ impl Natter {
             started.push(start_node(binary, &work_dir.join(format!("gateway{index}")), "natter-gateway", &env).await?);
         }
         let postgres = postgres.clone();
-        let name = format!("natter (split: {gateways} gateways, {chat} chat, 1 worker; PostgreSQL + NATS)");
+        let name = format!("natter (split: {gateways} gateways, {chat} chat, 1 worker; PostgreSQL + NATS + Redis)");
         let mut natter = Natter::new(name, started, Some(Box::new(move || postgres.pids())));
         natter.backends = backends;
         Ok(natter)

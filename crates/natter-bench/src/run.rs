@@ -15,7 +15,7 @@ use crate::report::{self, Bar, Machine, Report};
 use crate::scenarios::direct::{self, DirectParams};
 use crate::scenarios::fanout::{self, FanoutParams};
 use crate::scenarios::{Pace, catchup, connections};
-use crate::services::{Nats, Postgres};
+use crate::services::{Nats, Postgres, Redis};
 use crate::synapse::Synapse;
 use crate::system::System;
 
@@ -264,15 +264,17 @@ async fn cluster(
     Ok((natter, nats))
 }
 
-/// The split topology: 2 gateways, 2 chat nodes, 1 worker.
+/// The split topology: 2 gateways, 2 chat nodes, 1 worker, on PostgreSQL, NATS and Redis (the
+/// route table: targeted delivery and presence).
 async fn split(
     binary: &std::path::Path,
     work: &std::path::Path,
     postgres: &Arc<Postgres>,
-) -> anyhow::Result<(Natter, Nats)> {
+) -> anyhow::Result<(Natter, (Nats, Redis))> {
     let nats = Nats::start(&work.join("nats-split"), false).await?;
-    let natter = Natter::start_split(binary, &work.join("split"), postgres, &nats, 2, 2).await?;
-    Ok((natter, nats))
+    let redis = Redis::start(&work.join("redis-split")).await?;
+    let natter = Natter::start_split(binary, &work.join("split"), postgres, &nats, &redis, 2, 2).await?;
+    Ok((natter, (nats, redis)))
 }
 
 async fn natter_scenarios(
