@@ -7,24 +7,23 @@
 //! starts both. Without them the test skips, unless `CI` is set: there it fails.
 //! Self-contained on purpose (no `tests/common`): it drives the binary, not the library.
 
+#[path = "support/client.rs"]
+mod client;
+
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use client::{Base, FRAME_TIMEOUT, connect_ws, get, next_frame, post, register};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView};
-use reqwest::{StatusCode, Url};
+use natter_testkit::TestDatabase;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
-use tokio::net::TcpStream;
+use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +106,7 @@ async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
 
     alice_ws.close(None).await.ok();
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// Logging a session out on one node closes that session's socket on the other node at once
@@ -152,7 +151,7 @@ async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
     next_frame(&mut laptop_ws, "pong", |frame| frame["id"] == "p").await;
 
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// The split topology (2 chat nodes, 1 worker, 2 gateways as separate processes): direct and
@@ -162,7 +161,7 @@ async fn a_logout_on_one_node_closes_the_sessions_socket_on_the_other() {
 async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_kill() {
     natter::install_crypto_provider();
     let Some(env) = ClusterEnv::from_env() else { return };
-    let database = Database::create(&env.postgres_url).await;
+    let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
     let mut cluster = Cluster::start_split(&database.url, &env.nats_url, env.etcd_url.as_deref());
     cluster.wait_ready().await;
     let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
@@ -316,7 +315,7 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     }
 
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// UTC seconds since midnight.
@@ -336,11 +335,11 @@ fn logged_seconds_of_day(line: &str) -> Option<f64> {
 
 /// A fresh database and two ready nodes on it, or `None` when the environment has no
 /// PostgreSQL and NATS (see [`ClusterEnv::from_env`]).
-async fn start_cluster() -> Option<(Database, Cluster)> {
+async fn start_cluster() -> Option<(TestDatabase, Cluster)> {
     // Before any reqwest client is built (reqwest has no crypto provider of its own).
     natter::install_crypto_provider();
     let env = ClusterEnv::from_env()?;
-    let database = Database::create(&env.postgres_url).await;
+    let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
     let cluster = Cluster::start(&database.url, &env.nats_url);
     cluster.wait_ready().await;
     Some((database, cluster))
@@ -380,33 +379,6 @@ impl ClusterEnv {
     }
 }
 
-/// A fresh database for this test, made through the admin URL.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("natter_cluster_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url).await.expect("connect to NATTER_TEST_POSTGRES_URL");
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the database");
-        admin.close().await.ok();
-        let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        Self { admin_url: admin_url.to_owned(), name, url: url.to_string() }
-    }
-
-    /// Best effort: the server is throwaway anyway, so a failed test just leaves it behind.
-    async fn drop_database(self) {
-        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await;
-            admin.close().await.ok();
-        }
-    }
-}
-
 struct Node {
     child: Child,
     base_url: String,
@@ -414,6 +386,12 @@ struct Node {
     log: PathBuf,
     /// `host:port` of the node's gRPC, when it serves it (a chat node of a split deployment).
     grpc: Option<String>,
+}
+
+impl Base for Node {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
 }
 
 /// One process to start: its roles, and for a gateway alone the chat nodes it calls.
@@ -438,7 +416,7 @@ impl Cluster {
     /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling the chat
     /// nodes over gRPC: those etcd lists when `etcd_url` is given, else both, listed statically.
     fn start_split(database_url: &str, nats_url: &str, etcd_url: Option<&str>) -> Self {
-        let grpc = [free_port(), free_port()].map(|port| format!("127.0.0.1:{port}"));
+        let grpc = [natter_testkit::free_port(), natter_testkit::free_port()].map(|port| format!("127.0.0.1:{port}"));
         let gateway = || Spec { roles: "gateway", chat_nodes: grpc.to_vec() };
         let chat = |address: &str| Spec { roles: "chat", chat_nodes: vec![address.to_owned()] };
         let specs = vec![
@@ -461,7 +439,7 @@ impl Cluster {
             std::fs::create_dir_all(&data_dir).expect("create the data dir");
             let log = data_dir.join("natter.log");
             let output = File::create(&log).expect("create the log file");
-            let port = free_port();
+            let port = natter_testkit::free_port();
             let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
             // The test's own NATTER_TEST_* variables are no configuration of the server.
             for (name, _) in std::env::vars_os() {
@@ -537,78 +515,6 @@ impl Drop for Cluster {
                 }
             }
             let _ = std::fs::remove_dir_all(&node.data_dir);
-        }
-    }
-}
-
-/// A port free right now. Another process could take it before the node binds it; on loopback in
-/// a test run that is rare enough, and the readiness wait then fails loudly.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-async fn register(http: &reqwest::Client, node: &Node, username: &str) -> AuthResponse {
-    let body = json!({ "username": username, "password": "correct horse battery staple", "nickname": username });
-    let response =
-        http.post(format!("{}/api/v1/auth/register", node.base_url)).json(&body).send().await.expect("register");
-    assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
-    response.json().await.expect("an auth response")
-}
-
-async fn post<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    node: &Node,
-    user: &AuthResponse,
-    path: &str,
-    body: Value,
-) -> T {
-    let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http.post(&url).bearer_auth(&user.access_token).json(&body).send().await.expect("POST");
-    decode(response, &url).await
-}
-
-async fn get<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    node: &Node,
-    user: &AuthResponse,
-    path: &str,
-) -> T {
-    let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http.get(&url).bearer_auth(&user.access_token).send().await.expect("GET");
-    decode(response, &url).await
-}
-
-async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: &str) -> T {
-    let status = response.status();
-    let body = response.text().await.expect("a response body");
-    assert!(status.is_success(), "{url}: {status} {body}");
-    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
-}
-
-async fn connect_ws(node: &Node, user: &AuthResponse) -> Socket {
-    let url = format!("{}/api/v1/ws?token={}", node.base_url.replacen("http", "ws", 1), user.access_token);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
-    let hello = next_frame(&mut socket, "hello", |_| true).await;
-    assert_eq!(hello["user_id"], user.user.id.as_str());
-    socket
-}
-
-/// The next frame of type `kind` that `matches`, skipping any other (presence, typing, …).
-async fn next_frame(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
-    loop {
-        let next = tokio::time::timeout_at(deadline, socket.next()).await;
-        let text = match next {
-            Err(_) => panic!("no `{kind}` frame within {FRAME_TIMEOUT:?}"),
-            Ok(None) => panic!("socket closed before a `{kind}` frame"),
-            Ok(Some(Err(error))) => panic!("WebSocket error before a `{kind}` frame: {error}"),
-            Ok(Some(Ok(Message::Text(text)))) => text,
-            Ok(Some(Ok(_))) => continue,
-        };
-        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
-        if frame["type"] == kind && matches(&frame) {
-            return frame;
         }
     }
 }

@@ -7,28 +7,25 @@
 //! (scripts/test.sh starts them). Without them the tests skip, unless `CI` is set: there they
 //! fail. Self-contained like cluster.rs: it drives the binary, not the library.
 
+#[path = "support/client.rs"]
+mod client;
+
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use client::{Base, FRAME_TIMEOUT, PASSWORD, Socket, connect_ws, get, next_frame, next_frame_within, post, register};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendList, FriendRequestView};
-use reqwest::{StatusCode, Url};
+use natter_testkit::TestDatabase;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor, PgConnection};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Short, so the kill test is quick: routes refresh and dead nodes are swept every second.
 const ROUTE_TTL_SECS: u64 = 3;
-const PASSWORD: &str = "correct horse battery staple";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_crosses_nodes_and_each_node_receives_only_its_sockets_events() {
@@ -105,7 +102,7 @@ async fn presence_crosses_nodes_and_each_node_receives_only_its_sockets_events()
     assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
 
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// alice's only socket is on node 1; node 1 is killed with SIGKILL (no clean disconnect). bob on
@@ -156,7 +153,7 @@ async fn a_killed_nodes_users_go_offline_for_friends_on_the_other_node() {
     alice_ws.close(None).await.ok();
 
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// Failed logins counted on one node refuse the next attempt on the other.
@@ -173,7 +170,7 @@ async fn the_login_throttle_is_shared_across_nodes() {
     assert_eq!(login(&http, node2, "erin", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "even the right one");
     assert_eq!(login(&http, node1, "erin", PASSWORD).await, StatusCode::TOO_MANY_REQUESTS, "on either node");
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// A careless client: 40 sockets of one account opened at once on both nodes, then half closed
@@ -219,7 +216,7 @@ async fn a_flood_of_sockets_on_both_nodes_gives_one_online_and_one_offline() {
     assert_eq!(friend_online(&http, node1, &bob, &alice).await, Some(false));
     assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// Redis stalls (SIGSTOP) while alice's last socket closes: node 1's route removal times out.
@@ -255,7 +252,7 @@ async fn an_offline_lost_to_a_stalled_redis_is_announced_after_it_recovers() {
     assert_eq!(offline["online"], false);
     assert_eq!(friend_online(&http, node2, &bob, &alice).await, Some(false));
     drop(cluster);
-    database.drop_database().await;
+    drop(database);
 }
 
 /// A redis-server of this test's own, to stall.
@@ -267,7 +264,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Self {
-        let port = free_port();
+        let port = natter_testkit::free_port();
         let dir = std::env::temp_dir().join(format!("natter-test-redis-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a directory for redis");
         let child = Command::new("redis-server")
@@ -349,7 +346,7 @@ async fn metrics(http: &reqwest::Client, node: &Node) -> BusCounts {
 }
 
 /// A fresh database and two ready nodes on it, or `None` without the services.
-async fn start_cluster(extra_env: &[(&str, &str)]) -> Option<(Database, Cluster)> {
+async fn start_cluster(extra_env: &[(&str, &str)]) -> Option<(TestDatabase, Cluster)> {
     natter::install_crypto_provider();
     let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let (Some(postgres), Some(nats), Some(redis)) =
@@ -362,35 +359,10 @@ async fn start_cluster(extra_env: &[(&str, &str)]) -> Option<(Database, Cluster)
         println!("skipping: set NATTER_TEST_POSTGRES_URL, NATTER_TEST_NATS_URL and NATTER_TEST_REDIS_URL");
         return None;
     };
-    let database = Database::create(&postgres).await;
+    let database = TestDatabase::create(&postgres, "natter_cluster").await;
     let cluster = Cluster::start(&database.url, &nats, &redis, extra_env);
     cluster.wait_ready().await;
     Some((database, cluster))
-}
-
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Self {
-        let name = format!("natter_cluster_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(admin_url).await.expect("connect to NATTER_TEST_POSTGRES_URL");
-        admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create the database");
-        admin.close().await.ok();
-        let mut url = Url::parse(admin_url).expect("NATTER_TEST_POSTGRES_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        Self { admin_url: admin_url.to_owned(), name, url: url.to_string() }
-    }
-
-    async fn drop_database(self) {
-        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = admin.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await;
-            admin.close().await.ok();
-        }
-    }
 }
 
 struct Node {
@@ -398,6 +370,12 @@ struct Node {
     base_url: String,
     data_dir: PathBuf,
     log: PathBuf,
+}
+
+impl Base for Node {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
 }
 
 /// The running nodes; dropping it kills them (and prints their logs' ends after a failure).
@@ -414,7 +392,7 @@ impl Cluster {
             std::fs::create_dir_all(&data_dir).expect("create the data dir");
             let log = data_dir.join("natter.log");
             let output = File::create(&log).expect("create the log file");
-            let port = free_port();
+            let port = natter_testkit::free_port();
             let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
             for (name, _) in std::env::vars_os() {
                 if name.to_string_lossy().starts_with("NATTER_") {
@@ -486,84 +464,6 @@ impl Drop for Cluster {
                 }
             }
             let _ = std::fs::remove_dir_all(&node.data_dir);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
-async fn register(http: &reqwest::Client, node: &Node, username: &str) -> AuthResponse {
-    let body = json!({ "username": username, "password": PASSWORD, "nickname": username });
-    let response =
-        http.post(format!("{}/api/v1/auth/register", node.base_url)).json(&body).send().await.expect("register");
-    assert_eq!(response.status(), StatusCode::CREATED, "register {username}");
-    response.json().await.expect("an auth response")
-}
-
-async fn post<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    node: &Node,
-    user: &AuthResponse,
-    path: &str,
-    body: Value,
-) -> T {
-    let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http.post(&url).bearer_auth(&user.access_token).json(&body).send().await.expect("POST");
-    decode(response, &url).await
-}
-
-async fn get<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    node: &Node,
-    user: &AuthResponse,
-    path: &str,
-) -> T {
-    let url = format!("{}/api/v1{path}", node.base_url);
-    let response = http.get(&url).bearer_auth(&user.access_token).send().await.expect("GET");
-    decode(response, &url).await
-}
-
-async fn decode<T: serde::de::DeserializeOwned>(response: reqwest::Response, url: &str) -> T {
-    let status = response.status();
-    let body = response.text().await.expect("a response body");
-    assert!(status.is_success(), "{url}: {status} {body}");
-    serde_json::from_str(&body).unwrap_or_else(|error| panic!("{url}: unexpected body ({error}): {body}"))
-}
-
-async fn connect_ws(node: &Node, user: &AuthResponse) -> Socket {
-    let url = format!("{}/api/v1/ws?token={}", node.base_url.replacen("http", "ws", 1), user.access_token);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket upgrade");
-    let hello = next_frame(&mut socket, "hello", |_| true).await;
-    assert_eq!(hello["user_id"], user.user.id.as_str());
-    socket
-}
-
-async fn next_frame(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
-    next_frame_within(socket, kind, FRAME_TIMEOUT, matches).await
-}
-
-/// The next frame of type `kind` that `matches` within `timeout`, skipping any other.
-async fn next_frame_within(
-    socket: &mut Socket,
-    kind: &str,
-    timeout: Duration,
-    matches: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let text = match tokio::time::timeout_at(deadline, socket.next()).await {
-            Err(_) => panic!("no `{kind}` frame within {timeout:?}"),
-            Ok(None) => panic!("socket closed before a `{kind}` frame"),
-            Ok(Some(Err(error))) => panic!("WebSocket error before a `{kind}` frame: {error}"),
-            Ok(Some(Ok(Message::Text(text)))) => text,
-            Ok(Some(Ok(_))) => continue,
-        };
-        let frame: Value = serde_json::from_str(text.as_str()).expect("a JSON frame");
-        if frame["type"] == kind && matches(&frame) {
-            return frame;
         }
     }
 }
