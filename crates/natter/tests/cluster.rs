@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{Base, FRAME_TIMEOUT, connect_ws, get, next_frame, post, register};
+use client::{Base, FRAME_TIMEOUT, connect_ws, get, metrics, next_frame, next_frame_within, post, register};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView};
 use natter_testkit::TestDatabase;
@@ -25,6 +25,8 @@ use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::Message;
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The split topology's route TTL (with Redis): short, so a dead gateway's users go offline fast.
+const ROUTE_TTL_SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
@@ -162,7 +164,7 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     natter::install_crypto_provider();
     let Some(env) = ClusterEnv::from_env() else { return };
     let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
-    let mut cluster = Cluster::start_split(&database.url, &env.nats_url, env.etcd_url.as_deref());
+    let mut cluster = Cluster::start_split(&database.url, &env);
     cluster.wait_ready().await;
     let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
     let http = reqwest::Client::new();
@@ -220,6 +222,21 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     .await;
     for socket in [&mut alice_ws, &mut carol_ws] {
         next_frame(socket, "message", |frame| frame["message"]["id"] == in_group.id.as_str()).await;
+    }
+
+    // With Redis, delivery is targeted: each gateway received only events its own sockets
+    // needed (carol's and alice's pushes go to gateway 1 alone, bob's to gateway 2).
+    if env.redis_url.is_some() {
+        for gateway in [gateway1, gateway2] {
+            let counts = metrics(&http, gateway).await;
+            println!("{}: bus events received {} / needed {}", gateway.base_url, counts.received, counts.needed);
+            assert!(counts.needed > 0, "{}: no event reached it", gateway.base_url);
+            assert!(
+                counts.received as f64 <= 1.1 * counts.needed as f64,
+                "{}: received {counts:?}: events its sockets did not need",
+                gateway.base_url
+            );
+        }
     }
 
     // The worker indexes what the chat nodes stored; a gateway's search reads it back.
@@ -318,6 +335,96 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     drop(database);
 }
 
+/// The split topology with Redis: presence crosses gateways, and when a gateway is killed
+/// (SIGKILL) its users go offline for their friends on the other gateway within the route TTL
+/// and a sweep; a user who reconnects through the other gateway catches up by `seq`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateways_users_go_offline_and_catch_up_through_the_other() {
+    natter::install_crypto_provider();
+    let Some(env) = ClusterEnv::from_env() else { return };
+    if env.redis_url.is_none() {
+        println!("skipping: the gateway kill test needs NATTER_TEST_REDIS_URL");
+        return;
+    }
+    let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
+    let mut cluster = Cluster::start_split(&database.url, &env);
+    cluster.wait_ready().await;
+    let http = reqwest::Client::new();
+    let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
+    let alice = register(&http, gateway1, "alice").await;
+    let bob = register(&http, gateway2, "bob").await;
+    let request: FriendRequestView =
+        post(&http, gateway1, &alice, "/friend-requests", json!({ "user_id": bob.user.id })).await;
+    let accepted: AcceptFriendResponse =
+        post(&http, gateway2, &bob, &format!("/friend-requests/{}/accept", request.id), json!({})).await;
+    let direct = accepted.conversation.id;
+
+    let mut bob_ws = connect_ws(gateway2, &bob).await;
+    let _alice_ws = connect_ws(gateway1, &alice).await;
+    // Bob, on gateway 2, sees alice (on gateway 1) come online.
+    next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str() && f["online"] == true).await;
+    let online: natter_proto::FriendList = get(&http, gateway2, &bob, "/friends").await;
+    assert_eq!(
+        online.friends.iter().map(|f| f.online).collect::<Vec<_>>(),
+        [true],
+        "alice is online, seen from gateway 2"
+    );
+    let first: MessageView = post(
+        &http,
+        gateway1,
+        &alice,
+        &format!("/conversations/{direct}/messages"),
+        json!({ "client_msg_id": "before", "kind": "text", "text": "before the kill" }),
+    )
+    .await;
+
+    // Kill alice's gateway: bob is told she went offline within the TTL and a sweep.
+    cluster.nodes[3].child.kill().expect("SIGKILL gateway 1");
+    let killed_at = Instant::now();
+    cluster.nodes[3].child.wait().expect("reap gateway 1");
+    let window = Duration::from_secs(ROUTE_TTL_SECS * 3);
+    next_frame_within(&mut bob_ws, "presence", window, |f| {
+        f["user_id"] == alice.user.id.as_str() && f["online"] == false
+    })
+    .await;
+    println!("a killed gateway's user went offline for her friend after {:?}", killed_at.elapsed());
+    assert!(killed_at.elapsed() < Duration::from_secs(ROUTE_TTL_SECS + ROUTE_TTL_SECS / 3 + 2));
+
+    // Meanwhile bob writes; alice reconnects through gateway 2 and syncs from what she saw.
+    let gateway2 = &cluster.nodes[4];
+    let mut missed = Vec::new();
+    for n in 0..5 {
+        let message: MessageView = post(
+            &http,
+            gateway2,
+            &bob,
+            &format!("/conversations/{direct}/messages"),
+            json!({ "client_msg_id": format!("missed-{n}"), "kind": "text", "text": format!("m{n}") }),
+        )
+        .await;
+        missed.push((message.seq, message.id));
+    }
+    let mut alice_again = connect_ws(gateway2, &alice).await;
+    next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str() && f["online"] == true).await;
+    let page: MessagePage =
+        get(&http, gateway2, &alice, &format!("/conversations/{direct}/messages?after_seq={}", first.seq)).await;
+    let synced: Vec<(i64, String)> = page.messages.iter().map(|m| (m.seq, m.id.clone())).collect();
+    assert_eq!(synced, missed, "alice catches up on exactly what she missed, in seq order");
+    // And is live again on the other gateway.
+    let live: MessageView = post(
+        &http,
+        gateway2,
+        &bob,
+        &format!("/conversations/{direct}/messages"),
+        json!({ "client_msg_id": "after", "kind": "text", "text": "welcome back" }),
+    )
+    .await;
+    next_frame(&mut alice_again, "message", |f| f["message"]["id"] == live.id.as_str()).await;
+
+    drop(cluster);
+    drop(database);
+}
+
 /// UTC seconds since midnight.
 fn seconds_of_day(time: std::time::SystemTime) -> f64 {
     let since_epoch = time.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
@@ -340,16 +447,20 @@ async fn start_cluster() -> Option<(TestDatabase, Cluster)> {
     natter::install_crypto_provider();
     let env = ClusterEnv::from_env()?;
     let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
-    let cluster = Cluster::start(&database.url, &env.nats_url);
+    let cluster = Cluster::start(&database.url, &env);
     cluster.wait_ready().await;
     Some((database, cluster))
 }
 
+#[derive(Clone)]
 struct ClusterEnv {
     postgres_url: String,
     nats_url: String,
     /// etcd's client URL (`NATTER_TEST_ETCD_URL`): the split topology finds its chat nodes there.
     etcd_url: Option<String>,
+    /// Redis (`NATTER_TEST_REDIS_URL`): the split topology's route table (presence, targeted
+    /// delivery).
+    redis_url: Option<String>,
 }
 
 impl ClusterEnv {
@@ -357,12 +468,12 @@ impl ClusterEnv {
         let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         match (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL")) {
             (Some(postgres_url), Some(nats_url)) => {
-                let etcd_url = var("NATTER_TEST_ETCD_URL");
+                let (etcd_url, redis_url) = (var("NATTER_TEST_ETCD_URL"), var("NATTER_TEST_REDIS_URL"));
                 assert!(
-                    etcd_url.is_some() || std::env::var_os("CI").is_none(),
-                    "the cluster test needs NATTER_TEST_ETCD_URL in CI: run scripts/test.sh"
+                    (etcd_url.is_some() && redis_url.is_some()) || std::env::var_os("CI").is_none(),
+                    "the cluster test needs NATTER_TEST_ETCD_URL and NATTER_TEST_REDIS_URL in CI: run scripts/test.sh"
                 );
-                Some(Self { postgres_url, nats_url, etcd_url })
+                Some(Self { postgres_url, nats_url, etcd_url, redis_url })
             }
             _ if std::env::var_os("CI").is_some() => {
                 panic!(
@@ -408,14 +519,17 @@ struct Cluster {
 
 impl Cluster {
     /// Two nodes with every role (the monolith, replicated).
-    fn start(database_url: &str, nats_url: &str) -> Self {
+    fn start(database_url: &str, env: &ClusterEnv) -> Self {
         let all = || Spec { roles: "all", chat_nodes: Vec::new() };
-        Self::start_nodes(database_url, nats_url, None, vec![all(), all()])
+        // The replicated monolith on PostgreSQL and NATS alone: broadcast delivery.
+        let env = ClusterEnv { etcd_url: None, redis_url: None, ..env.clone() };
+        Self::start_nodes(database_url, &env, vec![all(), all()])
     }
 
     /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling the chat
-    /// nodes over gRPC: those etcd lists when `etcd_url` is given, else both, listed statically.
-    fn start_split(database_url: &str, nats_url: &str, etcd_url: Option<&str>) -> Self {
+    /// nodes over gRPC: those etcd lists when the environment has etcd, else both, listed
+    /// statically; with Redis, presence is shared and delivery targeted.
+    fn start_split(database_url: &str, env: &ClusterEnv) -> Self {
         let grpc = [natter_testkit::free_port(), natter_testkit::free_port()].map(|port| format!("127.0.0.1:{port}"));
         let gateway = || Spec { roles: "gateway", chat_nodes: grpc.to_vec() };
         let chat = |address: &str| Spec { roles: "chat", chat_nodes: vec![address.to_owned()] };
@@ -426,10 +540,10 @@ impl Cluster {
             gateway(),
             gateway(),
         ];
-        Self::start_nodes(database_url, nats_url, etcd_url, specs)
+        Self::start_nodes(database_url, env, specs)
     }
 
-    fn start_nodes(database_url: &str, nats_url: &str, etcd_url: Option<&str>, specs: Vec<Spec>) -> Self {
+    fn start_nodes(database_url: &str, env: &ClusterEnv, specs: Vec<Spec>) -> Self {
         let run = uuid::Uuid::new_v4().simple().to_string();
         let secret = format!("cluster-test-secret-{run}");
         let prefix = format!("natter-cluster-test.{run}");
@@ -459,7 +573,7 @@ impl Cluster {
                 .arg(spec.roles)
                 .env("NATTER_DATABASE__URL", database_url)
                 .env("NATTER_BUS__KIND", "nats")
-                .env("NATTER_BUS__NATS_URL", nats_url)
+                .env("NATTER_BUS__NATS_URL", &env.nats_url)
                 .env("NATTER_BUS__SUBJECT_PREFIX", &prefix)
                 .env("NATTER_SEARCH__BACKEND", "postgres")
                 .env("NATTER_AUTH__JWT_SECRET", &secret)
@@ -472,7 +586,13 @@ impl Cluster {
             if let Some(address) = &grpc {
                 command.env("NATTER_CLUSTER__GRPC_LISTEN", address);
             }
-            if let Some(etcd_url) = etcd_url {
+            if let Some(redis_url) = &env.redis_url {
+                command
+                    .env("NATTER_REDIS__URL", redis_url)
+                    .env("NATTER_REDIS__KEY_PREFIX", format!("natter-cluster-test-{run}"))
+                    .env("NATTER_PRESENCE__ROUTE_TTL_SECS", ROUTE_TTL_SECS.to_string());
+            }
+            if let Some(etcd_url) = &env.etcd_url {
                 command
                     .env("NATTER_DISCOVERY__BACKEND", "etcd")
                     .env("NATTER_DISCOVERY__ENDPOINTS", format!("[\"{etcd_url}\"]"))

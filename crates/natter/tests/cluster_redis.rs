@@ -15,7 +15,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{Base, FRAME_TIMEOUT, PASSWORD, Socket, connect_ws, get, next_frame, next_frame_within, post, register};
+use client::{
+    Base, FRAME_TIMEOUT, PASSWORD, Socket, connect_ws, get, metrics, next_frame, next_frame_within, post, register,
+};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendList, FriendRequestView};
 use natter_testkit::TestDatabase;
@@ -324,25 +326,6 @@ async fn befriend(http: &reqwest::Client, at: &Node, from: &AuthResponse, to_at:
 async fn friend_online(http: &reqwest::Client, node: &Node, me: &AuthResponse, friend: &AuthResponse) -> Option<bool> {
     let list: FriendList = get(http, node, me, "/friends").await;
     list.friends.iter().find(|f| f.user.id == friend.user.id).map(|f| f.online)
-}
-
-struct BusCounts {
-    received: u64,
-    needed: u64,
-}
-
-async fn metrics(http: &reqwest::Client, node: &Node) -> BusCounts {
-    let text =
-        http.get(format!("{}/metrics", node.base_url)).send().await.expect("metrics").text().await.expect("text");
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} is not in the metrics"))
-    };
-    BusCounts {
-        received: value("natter_bus_events_received_total") as u64,
-        needed: value("natter_bus_events_needed_total") as u64,
-    }
 }
 
 /// A fresh database and two ready nodes on it, or `None` without the services.

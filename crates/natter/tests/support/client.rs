@@ -100,3 +100,24 @@ pub(crate) async fn next_frame_within(
         }
     }
 }
+
+/// A gateway's bus counters: events it received, and those with a recipient socket of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BusCounts {
+    pub(crate) received: u64,
+    pub(crate) needed: u64,
+}
+
+pub(crate) async fn metrics(http: &reqwest::Client, node: &impl Base) -> BusCounts {
+    let text =
+        http.get(format!("{}/metrics", node.base_url())).send().await.expect("metrics").text().await.expect("text");
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} is not in the metrics"))
+    };
+    BusCounts {
+        received: value("natter_bus_events_received_total") as u64,
+        needed: value("natter_bus_events_needed_total") as u64,
+    }
+}
