@@ -32,18 +32,45 @@ const ACK_WAIT_SECS: u64 = 2;
 async fn killing_the_transcribing_node_leaves_the_job_to_the_other_and_one_transcript() {
     let Some(env) = Env::from_env("killing_the_transcribing_node") else { return };
     let mut cluster = Cluster::new(env).await;
-    let options = NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100 };
+    let options = NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100, roles: "all" };
     let first = cluster.start_node(options);
     let second = cluster.start_node(options);
     cluster.wait_ready(&[first, second]).await;
-    let (alice, conversation) = cluster.two_friends(first).await;
+    kill_mid_transcription(cluster, first, [first, second]).await;
+}
+
+/// The split topology: one gateway + chat process (it queues the job, runs none) and two worker
+/// processes; kill -9 the worker that is transcribing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_transcribing_worker_of_a_split_topology_leaves_one_transcript() {
+    let Some(env) = Env::from_env("killing_the_transcribing_worker") else { return };
+    let mut cluster = Cluster::new(env).await;
+    let front = cluster.start_node(NodeOptions {
+        workers: 1,
+        ack_wait_secs: ACK_WAIT_SECS,
+        max_pending: 100,
+        roles: "gateway,chat",
+    });
+    let worker = NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100, roles: "worker" };
+    let (first, second) = (cluster.start_node(worker), cluster.start_node(worker));
+    cluster.wait_ready(&[front, first, second]).await;
+    kill_mid_transcription(cluster, front, [first, second]).await;
+}
+
+/// Sends a long voice message through `front`, kills -9 whichever of `workers` starts its job
+/// a moment later, and checks that the other finishes it with exactly one transcript.
+async fn kill_mid_transcription(mut cluster: Cluster, front: usize, workers: [usize; 2]) {
+    let [first, second] = workers;
+    let (alice, conversation) = cluster.two_friends(front).await;
     let wav = support::speech_wav(LONG_SPEECH);
 
     let sent = Instant::now();
-    let voice = cluster.send_voice(first, &alice, &conversation, wav, "long").await;
+    let voice = cluster.send_voice(front, &alice, &conversation, wav, "long").await;
     let job = format!("job=transcribe_voice.{conversation}.{} ", voice.seq);
     let victim = cluster.wait_for_log(&[first, second], &job, "job started", Duration::from_secs(30)).await;
     let survivor = if victim == first { second } else { first };
+    // Clients talk to `front`, or to the survivor when `front` was the victim.
+    let reader = if front == victim { survivor } else { front };
     println!("job started on node {} {:?} after the upload and send began", victim + 1, sent.elapsed());
     // Into the transcription proper (the audio is read and decoded within milliseconds).
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -51,12 +78,12 @@ async fn killing_the_transcribing_node_leaves_the_job_to_the_other_and_one_trans
     let killed = Instant::now();
     assert!(
         !cluster.log_has(victim, &job, "voice message transcribed")
-            && cluster.transcripts(survivor, &alice, &conversation, voice.seq).await.is_empty(),
+            && cluster.transcripts(reader, &alice, &conversation, voice.seq).await.is_empty(),
         "the victim finished before the kill: make the clip longer"
     );
 
     let transcript =
-        cluster.wait_for_transcript(survivor, &alice, &conversation, voice.seq, Duration::from_secs(120)).await;
+        cluster.wait_for_transcript(reader, &alice, &conversation, voice.seq, Duration::from_secs(120)).await;
     let recovered = killed.elapsed();
     println!(
         "transcript on node {} {recovered:?} after the kill -9 (ack wait {ACK_WAIT_SECS} s, then a whole transcription): {:?}",
@@ -67,7 +94,7 @@ async fn killing_the_transcribing_node_leaves_the_job_to_the_other_and_one_trans
     assert_eq!(transcript.sender_id, alice.user.id);
     // Past another ack wait and more: no second run adds a second entry.
     tokio::time::sleep(Duration::from_secs(ACK_WAIT_SECS * 2 + 1)).await;
-    let history = cluster.history(survivor, &alice, &conversation).await;
+    let history = cluster.history(reader, &alice, &conversation).await;
     let transcripts: Vec<&MessageView> =
         history.iter().filter(|m| m.kind == "transcript" && m.target_seq == Some(voice.seq)).collect();
     assert_eq!(transcripts.len(), 1, "exactly one transcript entry: {history:?}");
@@ -80,14 +107,16 @@ async fn killing_the_transcribing_node_leaves_the_job_to_the_other_and_one_trans
 async fn a_job_queued_while_no_worker_runs_is_done_once_one_starts() {
     let Some(env) = Env::from_env("a_job_queued_while_no_worker_runs") else { return };
     let mut cluster = Cluster::new(env).await;
-    let chat = cluster.start_node(NodeOptions { workers: 0, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100 });
+    let chat =
+        cluster.start_node(NodeOptions { workers: 0, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100, roles: "all" });
     cluster.wait_ready(&[chat]).await;
     let (alice, conversation) = cluster.two_friends(chat).await;
     let voice = cluster.send_voice(chat, &alice, &conversation, support::speech_wav(SHORT_SPEECH), "short").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(cluster.transcripts(chat, &alice, &conversation, voice.seq).await.is_empty(), "nobody runs jobs yet");
 
-    let worker = cluster.start_node(NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100 });
+    let worker =
+        cluster.start_node(NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: 100, roles: "all" });
     let started = Instant::now();
     cluster.wait_ready(&[worker]).await;
     let transcript = cluster.wait_for_transcript(chat, &alice, &conversation, voice.seq, Duration::from_secs(60)).await;
@@ -101,7 +130,8 @@ async fn a_burst_of_voice_messages_is_acked_beyond_the_bound_and_a_recalled_one_
     let Some(env) = Env::from_env("a_burst_of_voice_messages") else { return };
     let mut cluster = Cluster::new(env).await;
     let bound = 3;
-    let chat = cluster.start_node(NodeOptions { workers: 0, ack_wait_secs: ACK_WAIT_SECS, max_pending: bound });
+    let chat =
+        cluster.start_node(NodeOptions { workers: 0, ack_wait_secs: ACK_WAIT_SECS, max_pending: bound, roles: "all" });
     cluster.wait_ready(&[chat]).await;
     let (alice, conversation) = cluster.two_friends(chat).await;
     let wav = support::speech_wav(SHORT_SPEECH);
@@ -121,7 +151,8 @@ async fn a_burst_of_voice_messages_is_acked_beyond_the_bound_and_a_recalled_one_
     let recalled = queued[0];
     cluster.recall(chat, &alice, &conversation, recalled).await;
 
-    let worker = cluster.start_node(NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: bound });
+    let worker =
+        cluster.start_node(NodeOptions { workers: 1, ack_wait_secs: ACK_WAIT_SECS, max_pending: bound, roles: "all" });
     cluster.wait_ready(&[worker]).await;
     for &seq in &queued[1..] {
         cluster.wait_for_transcript(chat, &alice, &conversation, seq, Duration::from_secs(120)).await;

@@ -48,6 +48,8 @@ pub(crate) struct NodeOptions {
     pub(crate) workers: usize,
     pub(crate) ack_wait_secs: u64,
     pub(crate) max_pending: usize,
+    /// `--roles` (`all`, or e.g. `gateway,chat`, `worker`).
+    pub(crate) roles: &'static str,
 }
 
 struct Node {
@@ -98,8 +100,11 @@ impl Cluster {
                 command.env_remove(name);
             }
         }
+        if options.roles != "all" && options.roles.contains("chat") {
+            command.env("NATTER_CLUSTER__GRPC_LISTEN", format!("127.0.0.1:{}", free_port()));
+        }
         command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args(["serve", "--roles", options.roles, "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
             .arg(&data_dir)
             .env("NATTER_DATABASE__URL", &self.database_url)
             .env("NATTER_BUS__KIND", "nats")
