@@ -114,6 +114,9 @@ impl Natter {
             ("NATTER_AUTH__JWT_SECRET", secret),
             ("NATTER_CLUSTER__CHAT_NODES", grpc.join(",")),
             ("NATTER_REDIS__URL", redis.url.clone()),
+            // Creating the 10,000-member group pushes the new conversation to every member, one
+            // summary read each, which takes longer than an ordinary call's 30 s on PostgreSQL.
+            ("NATTER_CLUSTER__RPC_TIMEOUT_SECS", "180".to_owned()),
         ];
         let with = |extra: Vec<(&'static str, String)>| -> Vec<(&'static str, String)> {
             common.iter().cloned().chain(extra).collect()
