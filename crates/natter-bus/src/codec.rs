@@ -12,7 +12,10 @@
 //! Version 3 is version 2 followed by one more section before the frame: the session revocation
 //! (`u32` length, JSON `{"session":"id"}` or `{"all_but":null|"id"}`). It is written only for
 //! revocations, so ordinary events stay version 2 and a node that does not know version 3 still
-//! reads them. Version 1 (still read) had no position section. The frame is carried untouched so that it is
+//! reads them. Version 4 is version 2 followed by the log entry itself before the frame (`u32`
+//! length, the domain `Message` as JSON): written only for events that carry a typed entry (see
+//! `Event::entry`: broadcast entries and the log subject, never the per-gateway copies), read by
+//! the search indexer. Version 1 (still read) had no position section. The frame is carried untouched so that it is
 //! encoded once, by the publisher, and written to every socket as is. The version byte lets a
 //! later encoding be rolled out while old and new nodes share a subject: a node skips (and logs)
 //! what it cannot read.
@@ -25,6 +28,8 @@ use natter_core::ids::{ConversationId, Seq, UserId};
 pub const VERSION: u8 = 2;
 /// The encoding of a session revocation: version 2 plus the revocation's section.
 pub const VERSION_3: u8 = 3;
+/// The encoding of a log entry event that carries the entry itself: version 2 plus the entry.
+pub const VERSION_4: u8 = 4;
 /// The encoding before positions; still decoded.
 const VERSION_1: u8 = 1;
 
@@ -40,6 +45,8 @@ pub enum DecodeError {
     BadPosition(String),
     /// The revocation section is not a session revocation.
     BadRevocation(String),
+    /// The entry section of a version 4 payload is not a log entry.
+    BadEntry(String),
 }
 
 impl std::fmt::Display for DecodeError {
@@ -50,6 +57,7 @@ impl std::fmt::Display for DecodeError {
             Self::BadRecipients(cause) => write!(f, "recipients are not a JSON string array: {cause}"),
             Self::BadPosition(cause) => write!(f, "position is not [conversation, seq] or null: {cause}"),
             Self::BadRevocation(cause) => write!(f, "revocation is not a session revocation: {cause}"),
+            Self::BadEntry(cause) => write!(f, "entry is not a log entry: {cause}"),
         }
     }
 }
@@ -63,9 +71,19 @@ pub fn encode_event(event: &Event) -> Bytes {
     let position = event.position.as_ref().map(|p| (p.conversation.as_str(), p.seq));
     let position = serde_json::to_vec(&position).unwrap_or_else(|_| b"null".to_vec());
     let revocation = event.ends.as_ref().map(|ends| serde_json::to_vec(ends).unwrap_or_else(|_| b"null".to_vec()));
-    let extra = revocation.as_ref().map_or(0, |r| 4 + r.len());
+    // An entry that cannot be encoded is left out: consumers then read the frame instead.
+    let entry = if revocation.is_none() {
+        event.entry.as_ref().and_then(|m| serde_json::to_vec(m.as_ref()).ok())
+    } else {
+        None
+    };
+    let extra = revocation.as_ref().map_or(0, |r| 4 + r.len()) + entry.as_ref().map_or(0, |e| 4 + e.len());
     let mut out = BytesMut::with_capacity(1 + 4 + recipients.len() + 4 + position.len() + extra + event.frame.len());
-    out.put_u8(if revocation.is_some() { VERSION_3 } else { VERSION });
+    out.put_u8(match (&revocation, &entry) {
+        (Some(_), _) => VERSION_3,
+        (None, Some(_)) => VERSION_4,
+        (None, None) => VERSION,
+    });
     // Recipients of one event are bounded by a group's size, far below 4 GiB.
     out.put_u32(u32::try_from(recipients.len()).unwrap_or(u32::MAX));
     out.put_slice(&recipients);
@@ -74,6 +92,10 @@ pub fn encode_event(event: &Event) -> Bytes {
     if let Some(revocation) = &revocation {
         out.put_u32(u32::try_from(revocation.len()).unwrap_or(u32::MAX));
         out.put_slice(revocation);
+    }
+    if let Some(entry) = &entry {
+        out.put_u32(u32::try_from(entry.len()).unwrap_or(u32::MAX));
+        out.put_slice(entry);
     }
     out.put_slice(&event.frame);
     out.freeze()
@@ -85,7 +107,7 @@ pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
     let Some(&version) = payload.first() else {
         return Err(DecodeError::Truncated);
     };
-    if version != VERSION && version != VERSION_1 && version != VERSION_3 {
+    if ![VERSION_1, VERSION, VERSION_3, VERSION_4].contains(&version) {
         return Err(DecodeError::UnknownVersion(version));
     }
     let (recipients, mut offset) = section(payload, 1)?;
@@ -107,7 +129,15 @@ pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
         ends = Some(decoded);
         offset = next;
     }
-    Ok(Event { recipients, frame: payload.slice(offset..), position, ends })
+    let mut entry = None;
+    if version == VERSION_4 {
+        let (encoded, next) = section(payload, offset)?;
+        let decoded: natter_core::model::Message =
+            serde_json::from_slice(encoded).map_err(|error| DecodeError::BadEntry(error.to_string()))?;
+        entry = Some(std::sync::Arc::new(decoded));
+        offset = next;
+    }
+    Ok(Event { recipients, frame: payload.slice(offset..), position, ends, entry })
 }
 
 /// The length-prefixed section at `offset`, and the offset after it.
@@ -143,6 +173,27 @@ mod tests {
         let mut original = event(&["u1"], b"{}");
         original.position = Some(LogPosition { conversation: ConversationId::from("c-9"), seq: 42 });
         assert_eq!(decode_event(&encode_event(&original)).expect("decodes"), original);
+    }
+
+    #[test]
+    fn a_typed_entry_travels_in_version_4_and_the_frame_stays_verbatim() {
+        let message = natter_core::store::blank_message(
+            ConversationId::from("c-1"),
+            UserId::from("u1"),
+            natter_core::model::MessageKind::Text,
+            chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time"),
+        );
+        let mut original = event(&[], br#"{"type":"message"}"#);
+        original.position = Some(LogPosition { conversation: ConversationId::from("c-1"), seq: 7 });
+        original.entry = Some(std::sync::Arc::new(message));
+        let payload = encode_event(&original);
+        assert_eq!(payload[0], VERSION_4);
+        let decoded = decode_event(&payload).expect("decodes");
+        assert_eq!(decoded, original);
+        assert_eq!(&decoded.frame[..], br#"{"type":"message"}"#);
+        // Without an entry, version 2 as before (what every gateway's copy is).
+        original.entry = None;
+        assert_eq!(encode_event(&original)[0], VERSION);
     }
 
     #[test]
@@ -209,8 +260,8 @@ mod tests {
 
     #[test]
     fn rejects_unknown_versions() {
-        let payload = Bytes::from_static(b"\x04\x00\x00\x00\x02[]");
-        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(4)));
+        let payload = Bytes::from_static(b"\x05\x00\x00\x00\x02[]");
+        assert_eq!(decode_event(&payload), Err(DecodeError::UnknownVersion(5)));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! Storage is the source of truth; the bus only notifies, after commit, and is allowed to miss.
 //! Devices repair gaps from storage by `seq`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -10,6 +12,7 @@ use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ConversationId, Seq, SessionId, UserId};
+use crate::model::Message;
 use crate::presence::NodeId;
 
 /// One notification: an already-encoded server frame and the users whose devices should get it.
@@ -27,6 +30,10 @@ pub struct Event {
     /// Set on a session revocation: every gateway closes the sockets of `recipients` that belong
     /// to the sessions it names (their frame is empty and not written).
     pub ends: Option<SessionEnd>,
+    /// The log entry itself, as domain data, for consumers of every entry (the search indexer):
+    /// they read it rather than parse the client frame back. Carried on the events those
+    /// consumers receive (broadcast, or the log subject); gateways write `frame` and ignore it.
+    pub entry: Option<Arc<Message>>,
 }
 
 /// Which sessions of a user a revocation ends.
@@ -59,12 +66,12 @@ pub struct LogPosition {
 impl Event {
     /// An event that is not a log entry.
     pub fn new(recipients: Vec<UserId>, frame: Bytes) -> Self {
-        Self { recipients, frame, position: None, ends: None }
+        Self { recipients, frame, position: None, ends: None, entry: None }
     }
 
     /// A revocation: `user`'s sockets of the sessions in `ends` are closed on every gateway.
     pub fn end_sessions(user: UserId, ends: SessionEnd) -> Self {
-        Self { recipients: vec![user], frame: Bytes::new(), position: None, ends: Some(ends) }
+        Self { recipients: vec![user], frame: Bytes::new(), position: None, ends: Some(ends), entry: None }
     }
 }
 

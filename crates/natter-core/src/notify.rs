@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use natter_proto::ServerFrame;
 
-use crate::bus::{Bus, Event, LogPosition, SessionEnd};
+use crate::bus::{Bus, Event, SessionEnd};
 use crate::ids::UserId;
+use crate::model::Message;
 use crate::presence::RouteTable;
 
 /// Cheap to clone (one pointer): every service holds one.
@@ -50,12 +51,13 @@ impl Notifier {
         self.publish_at(recipients, frame, None).await;
     }
 
-    /// Like [`Notifier::publish`], for a frame that carries the log entry at `position`.
-    pub async fn publish_entry(&self, recipients: Vec<UserId>, frame: &ServerFrame, position: LogPosition) {
-        self.publish_at(recipients, frame, Some(position)).await;
+    /// Like [`Notifier::publish`], for the frame of a log entry: the event also carries the entry
+    /// itself and its position (see [`Event::entry`]).
+    pub async fn publish_entry(&self, recipients: Vec<UserId>, frame: &ServerFrame, entry: &Message) {
+        self.publish_at(recipients, frame, Some(Arc::new(entry.clone()))).await;
     }
 
-    async fn publish_at(&self, recipients: Vec<UserId>, frame: &ServerFrame, position: Option<LogPosition>) {
+    async fn publish_at(&self, recipients: Vec<UserId>, frame: &ServerFrame, entry: Option<Arc<Message>>) {
         if recipients.is_empty() {
             return;
         }
@@ -66,7 +68,8 @@ impl Notifier {
                 return;
             }
         };
-        let event = Event { recipients, frame, position, ends: None };
+        let position = entry.as_deref().map(crate::wire::position);
+        let event = Event { recipients, frame, position, ends: None, entry };
         let published = match &self.inner.routes {
             None => self.inner.bus.publish(event).await,
             Some(routes) => self.publish_targeted(routes.as_ref(), event).await,
@@ -89,13 +92,14 @@ impl Notifier {
         };
         let mut result = Ok(());
         for (node, recipients) in nodes {
-            let share = Event { recipients, ..event.clone() };
+            // Gateways write the frame; the typed entry goes to the log subject only.
+            let share = Event { recipients, entry: None, ..event.clone() };
             if let Err(error) = self.inner.bus.publish_to(&node, share).await {
                 result = Err(error);
             }
         }
         if event.position.is_some() {
-            // The indexer reads the frame and the position, not who receives it.
+            // The indexer reads the entry and its position, not who receives it.
             let entry = Event { recipients: Vec::new(), ..event };
             if let Err(error) = self.inner.bus.publish_log(entry).await {
                 result = Err(error);

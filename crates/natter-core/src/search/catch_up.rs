@@ -70,7 +70,7 @@ impl Indexer {
     }
 
     /// The change an entry read from the log makes, from its current state.
-    async fn change_for_entry(&self, entry: &Message) -> StoreResult<Option<(MessageId, Change)>> {
+    pub(super) async fn change_for_entry(&self, entry: &Message) -> StoreResult<Option<(MessageId, Change)>> {
         if entry.kind.is_content() {
             let change = SearchDocument::of(entry).map_or(Change::Remove, Change::Upsert);
             return Ok(Some((entry.id.clone(), change)));

@@ -206,14 +206,18 @@ impl Indexer {
     /// Applies a batch of bus events to the index (not flushed). An entry that is not the next
     /// one after its conversation's checkpoint makes the indexer read the gap from the log.
     pub async fn apply(&mut self, events: &[Event]) -> StoreResult<()> {
-        let mut by_conversation: BTreeMap<ConversationId, Vec<(Seq, Option<MessageView>)>> = BTreeMap::new();
+        let mut by_conversation: BTreeMap<ConversationId, Vec<(Seq, Option<Indexed>)>> = BTreeMap::new();
         for event in events {
             let Some(position) = &event.position else { continue };
-            let view = match serde_json::from_slice::<ServerFrame>(&event.frame) {
-                Ok(ServerFrame::Message { message }) => Some(message),
-                _ => None,
+            // The typed entry; from a node that sends none, the `message` frame read back.
+            let entry = match &event.entry {
+                Some(entry) => Some(Indexed::Entry(entry.clone())),
+                None => match serde_json::from_slice::<ServerFrame>(&event.frame) {
+                    Ok(ServerFrame::Message { message }) => Some(Indexed::View(message)),
+                    _ => None,
+                },
             };
-            by_conversation.entry(position.conversation.clone()).or_default().push((position.seq, view));
+            by_conversation.entry(position.conversation.clone()).or_default().push((position.seq, entry));
         }
         let mut changes = Changes::default();
         let mut moved: Vec<(ConversationId, Seq)> = Vec::new();
@@ -225,8 +229,12 @@ impl Indexer {
             for (seq, view) in &entries {
                 match view {
                     _ if *seq <= at => {}
-                    Some(view) if *seq == at + 1 => {
-                        if let Some((id, change)) = self.change_for_view(view).await? {
+                    Some(entry) if *seq == at + 1 => {
+                        let change = match entry {
+                            Indexed::Entry(entry) => self.change_for_entry(entry).await?,
+                            Indexed::View(view) => self.change_for_view(view).await?,
+                        };
+                        if let Some((id, change)) = change {
                             changes.add(id, change);
                         }
                         at = *seq;
@@ -263,6 +271,14 @@ impl Indexer {
         }
         self.change_of_target(kind, &ConversationId(entry.conversation_id.clone()), entry.target_seq).await
     }
+}
+
+/// What an event gives the indexer about its entry.
+enum Indexed {
+    /// The entry itself (what this version publishes).
+    Entry(std::sync::Arc<crate::model::Message>),
+    /// Its client frame, from a node that published no typed entry.
+    View(MessageView),
 }
 
 fn document_from_view(view: &MessageView) -> Option<SearchDocument> {

@@ -79,7 +79,7 @@ impl ConversationLog {
     /// stored with the group (no entry can precede it, so no lock is needed).
     pub async fn push(&self, recipients: Vec<UserId>, entry: &Message) {
         let frame = ServerFrame::Message { message: wire::message_view(entry) };
-        self.notifier.publish_entry(recipients, &frame, wire::position(entry)).await;
+        self.notifier.publish_entry(recipients, &frame, entry).await;
     }
 }
 

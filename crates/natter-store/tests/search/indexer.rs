@@ -28,6 +28,7 @@ fn bus_event(message: &Message) -> Event {
         frame: serde_json::to_vec(&frame).expect("encode a frame").into(),
         position: Some(wire::position(message)),
         ends: None,
+        entry: Some(std::sync::Arc::new(message.clone())),
     }
 }
 
