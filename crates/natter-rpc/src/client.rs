@@ -179,9 +179,8 @@ impl ChatClient {
     /// A client over a fixed list of addresses.
     pub fn fixed(nodes: Vec<String>, settings: ClientSettings) -> Self {
         let (sender, receiver) = watch::channel(nodes);
-        // Kept alive by the task of `new`, which ends when the sender is dropped: leak it instead
-        // by moving it into a task that never ends would waste a task; a closed channel simply
-        // stops updates, which is what a fixed list wants.
+        // No updates will come: with the sender gone, the task `new` starts ends at once, and the
+        // pool keeps the list it was given.
         drop(sender);
         Self::new(receiver, settings)
     }
