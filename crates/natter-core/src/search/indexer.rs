@@ -213,7 +213,7 @@ impl Indexer {
             let entry = match &event.entry {
                 Some(entry) => Some(Indexed::Entry(entry.clone())),
                 None => match serde_json::from_slice::<ServerFrame>(&event.frame) {
-                    Ok(ServerFrame::Message { message }) => Some(Indexed::View(message)),
+                    Ok(ServerFrame::Message { message }) => Some(Indexed::View(Box::new(message))),
                     _ => None,
                 },
             };
@@ -278,7 +278,7 @@ enum Indexed {
     /// The entry itself (what this version publishes).
     Entry(std::sync::Arc<crate::model::Message>),
     /// Its client frame, from a node that published no typed entry.
-    View(MessageView),
+    View(Box<MessageView>),
 }
 
 fn document_from_view(view: &MessageView) -> Option<SearchDocument> {
