@@ -185,11 +185,6 @@ impl ChatClient {
         Self::new(receiver, settings)
     }
 
-    /// How many chat nodes the client knows now.
-    pub fn nodes(&self) -> usize {
-        self.pool.len()
-    }
-
     async fn call<A: Serialize + Sync, R: DeserializeOwned>(
         &self,
         method: &'static str,

@@ -10,7 +10,7 @@
 //! every method, which keeps the method table in one place ([`dispatch`]).
 
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::task::{Context, Poll};
 
@@ -55,11 +55,6 @@ pub async fn serve(
         .add_service(ChatServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// Binds the gRPC listener (port 0 picks one).
-pub async fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(address).await
 }
 
 #[derive(Clone)]

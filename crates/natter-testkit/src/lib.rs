@@ -4,16 +4,11 @@
 //!   (`NATTER_TEST_POSTGRES_URL`, `NATTER_TEST_NATS_URL`, `NATTER_TEST_ETCD_URL`, …), or a skip
 //!   — except under `CI`, where a missing service fails the test instead of hiding it;
 //! * [`TestDatabase`]: a fresh PostgreSQL database per test, dropped afterwards;
-//! * [`free_port`];
-//! * [`Process`]: a child process (a `natter serve`) that is killed when dropped and whose log's
-//!   end is printed when the test failed or the process died early.
+//! * [`free_port`].
 //!
 //! A dev-dependency only: nothing here ships.
 
-use std::fs::File;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -100,64 +95,6 @@ pub fn with_database(admin_url: &str, name: &str) -> String {
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
-}
-
-/// A child process with its output in a log file. Dropping it kills it; when the test is
-/// failing, or the process had exited on its own, the end of its log is printed.
-#[derive(Debug)]
-pub struct Process {
-    child: Child,
-    name: String,
-    log: PathBuf,
-}
-
-impl Process {
-    /// Starts `command` with stdout and stderr appended to `log`. `NATTER_*` variables of the
-    /// test's own environment (its `NATTER_TEST_*` service URLs) are removed first: they are no
-    /// configuration of the child, and natter refuses keys it does not know.
-    pub fn spawn(name: impl Into<String>, mut command: Command, log: &Path) -> Process {
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("NATTER_TEST_") {
-                command.env_remove(key);
-            }
-        }
-        let output = File::create(log).expect("create the process log");
-        command.stdin(Stdio::null()).stdout(output.try_clone().expect("clone the log file")).stderr(output);
-        let name = name.into();
-        let child = command.spawn().unwrap_or_else(|error| panic!("start {name}: {error}"));
-        Process { child, name, log: log.to_owned() }
-    }
-
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
-    pub fn id(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGKILL, and wait for it: a crash, as far as the others can tell.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// The last `lines` lines of its log.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(lines).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let exited_early = matches!(self.child.try_wait(), Ok(Some(_)));
-        self.kill();
-        if std::thread::panicking() || exited_early {
-            eprintln!("---- last lines of {} ({}) ----\n{}", self.name, self.log.display(), self.log_tail(60));
-        }
-    }
 }
 
 #[cfg(test)]
