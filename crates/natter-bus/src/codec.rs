@@ -4,8 +4,9 @@
 //! +---------+---------------+--------------------+---------------+----------------------+-----------+
 //! | version | recipients    | recipients         | position      | position             | frame     |
 //! | 1 byte  | length N: u32 | N bytes: JSON      | length P: u32 | P bytes: JSON        | the rest, |
-//! | = 2     | big-endian    | array of user ids  | big-endian    | ["conv-id", seq] or  | verbatim  |
-//! |         |               | e.g. ["a1","b2"]   |               | null                 |           |
+//! | = 2     | big-endian    | array of user ids  | big-endian    | ["conv-id", seq],    | verbatim  |
+//! |         |               | e.g. ["a1","b2"]   |               | ["conv-id", seq,     |           |
+//! |         |               |                    |               | coming] or null      |           |
 //! +---------+---------------+--------------------+---------------+----------------------+-----------+
 //! ```
 //!
@@ -15,13 +16,15 @@
 //! reads them. Version 4 is version 2 followed by the log entry itself before the frame (`u32`
 //! length, the domain `Message` as JSON): written only for events that carry a typed entry (see
 //! `Event::entry`: broadcast entries and the log subject, never the per-gateway copies), read by
-//! the search indexer. Version 1 (still read) had no position section. The frame is carried untouched so that it is
+//! the search indexer. Version 1 (still read) had no position section. The position's third
+//! element, a boolean, is written on per-gateway copies only: whether the previous entry is
+//! coming to that gateway too (`Predecessor`); without it the predecessor is unknown. The frame is carried untouched so that it is
 //! encoded once, by the publisher, and written to every socket as is. The version byte lets a
 //! later encoding be rolled out while old and new nodes share a subject: a node skips (and logs)
 //! what it cannot read.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use natter_core::bus::{Event, LogPosition, SessionEnd};
+use natter_core::bus::{Event, LogPosition, Predecessor, SessionEnd};
 use natter_core::ids::{ConversationId, Seq, UserId};
 
 /// The encoding written for every event but a session revocation.
@@ -68,7 +71,11 @@ impl std::error::Error for DecodeError {}
 pub fn encode_event(event: &Event) -> Bytes {
     // Serialising strings and integers cannot fail; fall back to empty sections rather than panic.
     let recipients = serde_json::to_vec(&event.recipients).unwrap_or_else(|_| b"[]".to_vec());
-    let position = event.position.as_ref().map(|p| (p.conversation.as_str(), p.seq));
+    let position = event.position.as_ref().map(|p| match p.predecessor {
+        Predecessor::Unknown => WirePosition::Plain(p.conversation.0.clone(), p.seq),
+        Predecessor::Coming => WirePosition::WithPredecessor(p.conversation.0.clone(), p.seq, true),
+        Predecessor::NotComing => WirePosition::WithPredecessor(p.conversation.0.clone(), p.seq, false),
+    });
     let position = serde_json::to_vec(&position).unwrap_or_else(|_| b"null".to_vec());
     let revocation = event.ends.as_ref().map(|ends| serde_json::to_vec(ends).unwrap_or_else(|_| b"null".to_vec()));
     // An entry that cannot be encoded is left out: consumers then read the frame instead.
@@ -101,6 +108,14 @@ pub fn encode_event(event: &Event) -> Bytes {
     out.freeze()
 }
 
+/// A position section: `[conversation, seq]` or `[conversation, seq, predecessor coming]`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum WirePosition {
+    WithPredecessor(String, Seq, bool),
+    Plain(String, Seq),
+}
+
 /// Decode a payload written by [`encode_event`] (or by a version 1 node). The frame shares the
 /// payload's buffer.
 pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
@@ -116,9 +131,16 @@ pub fn decode_event(payload: &Bytes) -> Result<Event, DecodeError> {
     let mut position = None;
     if version >= VERSION {
         let (encoded, next) = section(payload, offset)?;
-        let decoded: Option<(String, Seq)> =
+        let decoded: Option<WirePosition> =
             serde_json::from_slice(encoded).map_err(|error| DecodeError::BadPosition(error.to_string()))?;
-        position = decoded.map(|(conversation, seq)| LogPosition { conversation: ConversationId(conversation), seq });
+        position = decoded.map(|decoded| match decoded {
+            WirePosition::Plain(conversation, seq) => LogPosition::new(ConversationId(conversation), seq),
+            WirePosition::WithPredecessor(conversation, seq, coming) => LogPosition {
+                conversation: ConversationId(conversation),
+                seq,
+                predecessor: if coming { Predecessor::Coming } else { Predecessor::NotComing },
+            },
+        });
         offset = next;
     }
     let mut ends = None;
@@ -171,8 +193,20 @@ mod tests {
     #[test]
     fn round_trips_a_log_position() {
         let mut original = event(&["u1"], b"{}");
-        original.position = Some(LogPosition { conversation: ConversationId::from("c-9"), seq: 42 });
+        original.position = Some(LogPosition::new(ConversationId::from("c-9"), 42));
         assert_eq!(decode_event(&encode_event(&original)).expect("decodes"), original);
+    }
+
+    #[test]
+    fn round_trips_whether_the_predecessor_is_coming() {
+        for (predecessor, written) in [(Predecessor::Coming, "true"), (Predecessor::NotComing, "false")] {
+            let mut original = event(&["u1"], b"{}");
+            original.position = Some(LogPosition { predecessor, ..LogPosition::new(ConversationId::from("c"), 7) });
+            let encoded = encode_event(&original);
+            let expected = format!("[\"c\",7,{written}]");
+            assert!(encoded.windows(expected.len()).any(|w| w == expected.as_bytes()), "{expected} in {encoded:?}");
+            assert_eq!(decode_event(&encoded).expect("decodes"), original);
+        }
     }
 
     #[test]
@@ -184,7 +218,7 @@ mod tests {
             chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time"),
         );
         let mut original = event(&[], br#"{"type":"message"}"#);
-        original.position = Some(LogPosition { conversation: ConversationId::from("c-1"), seq: 7 });
+        original.position = Some(LogPosition::new(ConversationId::from("c-1"), 7));
         original.entry = Some(std::sync::Arc::new(message));
         let payload = encode_event(&original);
         assert_eq!(payload[0], VERSION_4);
@@ -207,7 +241,7 @@ mod tests {
     #[test]
     fn layout_is_version_recipients_position_frame() {
         let mut positioned = event(&["u1"], b"FRAME");
-        positioned.position = Some(LogPosition { conversation: ConversationId::from("c"), seq: 7 });
+        positioned.position = Some(LogPosition::new(ConversationId::from("c"), 7));
         assert_eq!(&encode_event(&positioned)[..], b"\x02\x00\x00\x00\x06[\"u1\"]\x00\x00\x00\x07[\"c\",7]FRAME");
     }
 

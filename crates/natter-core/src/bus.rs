@@ -61,6 +61,30 @@ impl SessionEnd {
 pub struct LogPosition {
     pub conversation: ConversationId,
     pub seq: Seq,
+    /// On a copy published to one gateway (targeted delivery): whether the conversation's
+    /// previous entry went to that gateway too.
+    pub predecessor: Predecessor,
+}
+
+impl LogPosition {
+    pub fn new(conversation: ConversationId, seq: Seq) -> Self {
+        Self { conversation, seq, predecessor: Predecessor::Unknown }
+    }
+}
+
+/// Whether the entry before this one (`seq - 1`) was published to the gateway receiving this
+/// copy, as the route table recorded when each was published. It tells a gateway whether a gap
+/// before this entry will fill (wait for it, to hand entries out in order) or never will (no
+/// recipient of the previous entry was connected there: the sockets there sync past it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Predecessor {
+    /// Not known (broadcast delivery, or the record is gone): the gateway judges by itself.
+    #[default]
+    Unknown,
+    /// Published there, or not published yet (its publisher is a moment behind): worth waiting for.
+    Coming,
+    /// Published, and not there.
+    NotComing,
 }
 
 impl Event {

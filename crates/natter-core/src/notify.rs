@@ -3,7 +3,10 @@
 //! Broadcast (the default): one event to every node, each keeps what its sockets need.
 //! Targeted ([`Notifier::targeted`]): the recipients are looked up in the route table (one
 //! round trip per event) and each node that holds a device of one of them gets one event with
-//! only its recipients; recipients with no route get nothing (they sync when they connect). A log
+//! only its recipients; recipients with no route get nothing (they sync when they connect). A
+//! log entry's copy also says whether the conversation's previous entry went to that node (the
+//! route table records each entry's nodes), so a gateway waits for a missing predecessor only
+//! when it is coming. A log
 //! entry also goes once to the every-entry consumers (the search indexer) through
 //! [`Bus::publish_log`]. Session revocations always go to every node: a route may be stale, and a
 //! socket of an ended session must close wherever it is.
@@ -12,10 +15,10 @@ use std::sync::Arc;
 
 use natter_proto::ServerFrame;
 
-use crate::bus::{Bus, Event, SessionEnd};
+use crate::bus::{Bus, Event, LogPosition, SessionEnd};
 use crate::ids::UserId;
 use crate::model::Message;
-use crate::presence::RouteTable;
+use crate::presence::{EntryRoutes, PredecessorRoutes, RouteTable};
 
 /// Cheap to clone (one pointer): every service holds one.
 #[derive(Clone)]
@@ -83,8 +86,15 @@ impl Notifier {
     /// If the route table cannot be read, the event is broadcast instead (every node filters, as
     /// without a table), so a route-table outage costs bandwidth, not pushes.
     async fn publish_targeted(&self, routes: &dyn RouteTable, event: Event) -> Result<(), crate::bus::BusError> {
-        let nodes = match routes.nodes_of(&event.recipients).await {
-            Ok(nodes) => nodes,
+        let looked_up = match &event.position {
+            Some(position) => routes.nodes_of_entry(&event.recipients, position).await,
+            None => routes
+                .nodes_of(&event.recipients)
+                .await
+                .map(|nodes| EntryRoutes { nodes, predecessor: PredecessorRoutes::Unknown }),
+        };
+        let EntryRoutes { nodes, predecessor } = match looked_up {
+            Ok(routes) => routes,
             Err(error) => {
                 tracing::warn!(%error, "route lookup failed; broadcasting the event");
                 return self.inner.bus.publish(event).await;
@@ -93,7 +103,11 @@ impl Notifier {
         let mut result = Ok(());
         for (node, recipients) in nodes {
             // Gateways write the frame; the typed entry goes to the log subject only.
-            let share = Event { recipients, entry: None, ..event.clone() };
+            let position = event
+                .position
+                .as_ref()
+                .map(|position| LogPosition { predecessor: predecessor.for_node(&node), ..position.clone() });
+            let share = Event { recipients, entry: None, position, ..event.clone() };
             if let Err(error) = self.inner.bus.publish_to(&node, share).await {
                 result = Err(error);
             }

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::bus::{LogPosition, Predecessor};
 use crate::ids::UserId;
 
 /// A gateway node's identity: a NATS subject token and a key part, so only `[A-Za-z0-9_-]`.
@@ -58,6 +59,40 @@ pub struct Route {
     pub device: String,
 }
 
+/// Where an entry's event goes ([`RouteTable::nodes_of_entry`]), and where the conversation's
+/// previous entry went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRoutes {
+    pub nodes: Vec<(NodeId, Vec<UserId>)>,
+    pub predecessor: PredecessorRoutes,
+}
+
+/// What the table recorded of the previous entry's publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PredecessorRoutes {
+    /// No record: the table keeps none, it expired (the entry went out long ago), or this is
+    /// the first entry.
+    Unknown,
+    /// Its routes were not looked up yet: its publisher is a moment behind this one's.
+    Pending,
+    /// Published to these nodes.
+    SentTo(Vec<NodeId>),
+    /// A later entry was published already: this one is the late one.
+    Late,
+}
+
+impl PredecessorRoutes {
+    /// What a gateway `node` is told about the previous entry.
+    pub fn for_node(&self, node: &NodeId) -> Predecessor {
+        match self {
+            Self::Unknown | Self::Late => Predecessor::Unknown,
+            Self::Pending => Predecessor::Coming,
+            Self::SentTo(nodes) if nodes.contains(node) => Predecessor::Coming,
+            Self::SentTo(_) => Predecessor::NotComing,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
     #[error("route table unavailable: {0}")]
@@ -84,6 +119,13 @@ pub trait RouteTable: Send + Sync + 'static {
     /// The nodes holding a live route of any of `users`, each with those of `users` it holds.
     /// Users without a route appear nowhere.
     async fn nodes_of(&self, users: &[UserId]) -> Result<Vec<(NodeId, Vec<UserId>)>, PresenceError>;
+
+    /// [`RouteTable::nodes_of`] for a log entry at `position`, recording where it goes and
+    /// reporting where the conversation's previous entry went (so that a gateway knows whether
+    /// a gap before this entry will fill). A table without such records reports `Unknown`.
+    async fn nodes_of_entry(&self, users: &[UserId], _position: &LogPosition) -> Result<EntryRoutes, PresenceError> {
+        Ok(EntryRoutes { nodes: self.nodes_of(users).await?, predecessor: PredecessorRoutes::Unknown })
+    }
 
     /// Claims every node whose heartbeat has expired (exactly one caller wins each), removes its
     /// routes, and returns the users left with no live route: they went offline.

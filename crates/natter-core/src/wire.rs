@@ -135,5 +135,5 @@ pub fn friend_request_view(request: &FriendRequest, from: &User, to: &User) -> p
 
 /// Where an entry sits in its conversation's log, for ordered delivery.
 pub fn position(message: &Message) -> crate::bus::LogPosition {
-    crate::bus::LogPosition { conversation: message.conversation_id.clone(), seq: message.seq }
+    crate::bus::LogPosition::new(message.conversation_id.clone(), message.seq)
 }

@@ -9,14 +9,15 @@
 //!
 //! With targeted delivery a node receives a conversation's entries only while it holds a socket
 //! of a recipient, so a gap may be one that never fills: entries published while no recipient
-//! was here. [`Sequencer::accept_targeted`] does not wait for those: when no local recipient
-//! socket was registered before the conversation's last entry went out here (or none went out
-//! yet), nothing here followed the missing entries, and the sockets that are here sync past them.
+//! was here. [`Sequencer::accept_targeted`] does not wait for those. The publisher tells whether
+//! an entry's predecessor was published to this node (the route table records where each entry
+//! went); when it cannot, a gap is waited for only if a local recipient socket was registered
+//! before the conversation's last entry went out here.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use natter_core::bus::Event;
+use natter_core::bus::{Event, Predecessor};
 use natter_core::ids::{ConversationId, Seq};
 use tokio::time::Instant;
 
@@ -103,11 +104,14 @@ impl Sequencer {
         ready
     }
 
-    /// [`Sequencer::accept`] for targeted delivery. `followed_since`: since when the earliest
-    /// local socket of the event's recipients has been registered (`None`: none is here). A gap
-    /// is waited for only if such a socket was here when the conversation's last entry went out
-    /// (then the missing entries were published to this node too and may be on their way);
-    /// otherwise the gap is skipped: held entries before this one go out, then this one.
+    /// [`Sequencer::accept`] for targeted delivery, where a gap may be one that never fills. The
+    /// publisher says whether the previous entry was published here ([`Predecessor`]): a gap
+    /// is waited for when it is coming, skipped when it is not. Without that word,
+    /// `followed_since` (since when the earliest local socket of the event's recipients has been
+    /// registered; `None`: none is here) decides: the gap is waited for only if such a socket
+    /// was here when the conversation's last entry went out (then the missing entries were
+    /// published to this node too and may be on their way).
+    /// Skipping a gap: held entries before this one go out, then this one.
     pub fn accept_targeted(
         &mut self,
         event: Event,
@@ -116,38 +120,39 @@ impl Sequencer {
     ) -> Vec<Event> {
         let Some(position) = event.position.clone() else { return vec![event] };
         let followed = |log: &Log| followed_since(&event).is_some_and(|since| since <= log.released_at);
-        match self.logs.get_mut(&position.conversation) {
-            Some(log) if position.seq <= log.last + 1 || followed(log) => {}
-            Some(log) => {
-                // Skip the gap: what waited before this entry goes out first, in order.
-                let mut ready: Vec<Event> = Vec::new();
-                let later = log.held.split_off(&position.seq);
-                for (seq, held) in std::mem::replace(&mut log.held, later) {
-                    log.last = seq;
-                    ready.push(held);
-                }
-                log.last = position.seq - 1;
-                if log.held.is_empty() {
-                    log.held_since = None;
-                    self.waiting.remove(&position.conversation);
-                }
-                ready.extend(self.accept(event, now));
-                return ready;
-            }
-            None if position.seq <= 1 => {}
-            None => {
-                // Nothing of this conversation went out here: nobody here followed it.
-                let log = Log {
-                    last: position.seq - 1,
-                    released_at: now,
-                    held: BTreeMap::new(),
-                    held_since: None,
-                    touched: now,
-                };
-                self.logs.insert(position.conversation.clone(), log);
-            }
+        let wait = match self.logs.get_mut(&position.conversation) {
+            Some(log) if position.seq <= log.last + 1 => true,
+            None if position.seq <= 1 => true,
+            _ if position.predecessor == Predecessor::Coming => true,
+            _ if position.predecessor == Predecessor::NotComing => false,
+            Some(log) => followed(log),
+            // Nothing of this conversation went out here: nobody here followed it.
+            None => false,
+        };
+        if wait {
+            return self.accept(event, now);
         }
-        self.accept(event, now)
+        let log = self.logs.entry(position.conversation.clone()).or_insert_with(|| Log {
+            last: position.seq - 1,
+            released_at: now,
+            held: BTreeMap::new(),
+            held_since: None,
+            touched: now,
+        });
+        // Skip the gap: what waited before this entry goes out first, in order.
+        let mut ready: Vec<Event> = Vec::new();
+        let later = log.held.split_off(&position.seq);
+        for (seq, held) in std::mem::replace(&mut log.held, later) {
+            log.last = seq;
+            ready.push(held);
+        }
+        log.last = log.last.max(position.seq - 1);
+        if log.held.is_empty() {
+            log.held_since = None;
+            self.waiting.remove(&position.conversation);
+        }
+        ready.extend(self.accept(event, now));
+        ready
     }
 
     /// Entries that waited [`GAP_WAIT`] for a predecessor go out, in order.
@@ -192,7 +197,15 @@ mod tests {
 
     fn entry(conversation: &str, seq: Seq) -> Event {
         let mut event = Event::new(vec![], Bytes::from(format!("{conversation}:{seq}")));
-        event.position = Some(LogPosition { conversation: ConversationId::from(conversation), seq });
+        event.position = Some(LogPosition::new(ConversationId::from(conversation), seq));
+        event
+    }
+
+    fn entry_after(conversation: &str, seq: Seq, predecessor: Predecessor) -> Event {
+        let mut event = entry(conversation, seq);
+        if let Some(position) = event.position.as_mut() {
+            position.predecessor = predecessor;
+        }
         event
     }
 
@@ -268,6 +281,32 @@ mod tests {
         assert!(sequencer.accept_targeted(entry("c", 17), later, |_| Some(start)).is_empty());
         let after = later + Duration::from_millis(10);
         assert_eq!(seqs(&sequencer.accept_targeted(entry("c", 20), after, |_| Some(after))), [17, 20]);
+        assert_eq!(sequencer.next_deadline(), None);
+    }
+
+    #[test]
+    fn targeted_gaps_wait_exactly_when_the_publisher_says_the_predecessor_is_coming() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        // A socket here for long (the fallback would wait), but the predecessor never came here.
+        let long_ago = |_: &Event| Some(now - Duration::from_secs(60));
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("c", 5, Predecessor::NotComing), now, long_ago)), [5]);
+        // Two chat nodes appended 6 and 7; 7 was published first, and 6 is coming here.
+        assert!(sequencer.accept_targeted(entry_after("c", 7, Predecessor::Coming), now, long_ago).is_empty());
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("c", 6, Predecessor::Coming), now, long_ago)), [6, 7]);
+        // A conversation first seen here whose predecessor is coming: it waits, though no
+        // socket here has seen anything of it (the fallback would let it go at once).
+        let nobody = |_: &Event| None;
+        assert!(sequencer.accept_targeted(entry_after("d", 3, Predecessor::Coming), now, nobody).is_empty());
+        assert_eq!(sequencer.next_deadline(), Some(now + GAP_WAIT));
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("d", 2, Predecessor::NotComing), now, nobody)), [2, 3]);
+        assert_eq!(sequencer.next_deadline(), None);
+        // 10 waits for 9 (coming); 9 arrives saying 8 never came here: 9 then 10 go out.
+        assert!(sequencer.accept_targeted(entry_after("c", 10, Predecessor::Coming), now, long_ago).is_empty());
+        assert_eq!(
+            seqs(&sequencer.accept_targeted(entry_after("c", 9, Predecessor::NotComing), now, long_ago)),
+            [9, 10]
+        );
         assert_eq!(sequencer.next_deadline(), None);
     }
 }

@@ -6,6 +6,9 @@
 //! <prefix>:node:<node>     set   users with a route on the node (what a sweep must look at)
 //! <prefix>:nodes           set   nodes known alive
 //! <prefix>:alive:<node>    string, expires one TTL after the node's last refresh (its heartbeat)
+//! <prefix>:published:<conversation>
+//!                          string "<seq>|<node>,<node>…": the highest entry published and the
+//!                          nodes it went to; expires after ten minutes
 //! ```
 //!
 //! A route counts as live until its expiry, whether or not anything removed it yet; writes prune
@@ -15,13 +18,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use natter_core::bus::LogPosition;
 use natter_core::ids::UserId;
-use natter_core::presence::{NodeId, PresenceError, Route, RouteTable};
+use natter_core::presence::{EntryRoutes, NodeId, PredecessorRoutes, PresenceError, Route, RouteTable};
 use redis::Script;
 
 use crate::Redis;
 
 const COMMON: &str = include_str!("lua/common.lua");
+/// How long the record of where a conversation's last entry went is kept: as long as a gateway
+/// remembers a conversation's position (a later entry finding no record is taken as one whose
+/// predecessor went out long ago).
+const PUBLISHED_RECORD_MS: u64 = 600_000;
 /// Routes per refresh script: one call stays short however many sockets a node holds.
 const REFRESH_CHUNK: usize = 500;
 
@@ -31,6 +39,7 @@ struct Scripts {
     refresh: Script,
     online: Script,
     nodes_of: Script,
+    nodes_of_entry: Script,
     sweep: Script,
 }
 
@@ -43,6 +52,7 @@ impl Scripts {
             refresh: script(include_str!("lua/refresh.lua")),
             online: script(include_str!("lua/online.lua")),
             nodes_of: script(include_str!("lua/nodes_of.lua")),
+            nodes_of_entry: script(include_str!("lua/nodes_of_entry.lua")),
             sweep: script(include_str!("lua/sweep.lua")),
         }
     }
@@ -68,6 +78,23 @@ impl RedisRoutes {
     fn nodes_key(&self) -> String {
         format!("{}:nodes", self.redis.prefix)
     }
+}
+
+/// Groups the (user position, node) pairs a lookup script returns by node.
+fn by_node(users: &[UserId], pairs: &[redis::Value]) -> Result<Vec<(NodeId, Vec<UserId>)>, PresenceError> {
+    let mut by_node: HashMap<String, Vec<UserId>> = HashMap::new();
+    for pair in pairs.chunks_exact(2) {
+        let (redis::Value::Int(position), redis::Value::BulkString(node)) = (&pair[0], &pair[1]) else {
+            return Err(PresenceError::Unavailable("unexpected reply from the route lookup".into()));
+        };
+        let Some(user) = usize::try_from(*position).ok().and_then(|p| p.checked_sub(1)).and_then(|p| users.get(p))
+        else {
+            continue;
+        };
+        by_node.entry(String::from_utf8_lossy(node).into_owned()).or_default().push(user.clone());
+    }
+    // A node id that is not valid was not written by natter: skip it rather than publish to it.
+    Ok(by_node.into_iter().filter_map(|(node, users)| Some((NodeId::parse(&node)?, users))).collect())
 }
 
 fn field(route: &Route) -> String {
@@ -162,19 +189,33 @@ impl RouteTable for RedisRoutes {
             invocation.arg(&user.0);
         }
         let pairs: Vec<redis::Value> = invocation.invoke_async(&mut connection).await.map_err(unavailable)?;
-        let mut by_node: HashMap<String, Vec<UserId>> = HashMap::new();
-        for pair in pairs.chunks_exact(2) {
-            let (redis::Value::Int(position), redis::Value::BulkString(node)) = (&pair[0], &pair[1]) else {
-                return Err(PresenceError::Unavailable("unexpected reply from the route lookup".into()));
-            };
-            let Some(user) = usize::try_from(*position).ok().and_then(|p| p.checked_sub(1)).and_then(|p| users.get(p))
-            else {
-                continue;
-            };
-            by_node.entry(String::from_utf8_lossy(node).into_owned()).or_default().push(user.clone());
+        by_node(users, &pairs)
+    }
+
+    async fn nodes_of_entry(&self, users: &[UserId], position: &LogPosition) -> Result<EntryRoutes, PresenceError> {
+        if users.is_empty() {
+            return Ok(EntryRoutes { nodes: Vec::new(), predecessor: PredecessorRoutes::Unknown });
         }
-        // A node id that is not valid was not written by natter: skip it rather than publish to it.
-        Ok(by_node.into_iter().filter_map(|(node, users)| Some((NodeId::parse(&node)?, users))).collect())
+        let mut connection = self.redis.connection.clone();
+        let mut invocation = self.scripts.nodes_of_entry.key(self.key("published", position.conversation.as_str()));
+        invocation.arg(&self.redis.prefix).arg(position.seq).arg(PUBLISHED_RECORD_MS);
+        for user in users {
+            invocation.arg(&user.0);
+        }
+        let reply: Vec<redis::Value> = invocation.invoke_async(&mut connection).await.map_err(unavailable)?;
+        let (Some(redis::Value::Int(state)), Some(redis::Value::BulkString(list))) = (reply.first(), reply.get(1))
+        else {
+            return Err(PresenceError::Unavailable("unexpected reply from the route lookup".into()));
+        };
+        let predecessor = match state {
+            1 => PredecessorRoutes::Pending,
+            2 => {
+                PredecessorRoutes::SentTo(String::from_utf8_lossy(list).split(',').filter_map(NodeId::parse).collect())
+            }
+            3 => PredecessorRoutes::Late,
+            _ => PredecessorRoutes::Unknown,
+        };
+        Ok(EntryRoutes { nodes: by_node(users, &reply[2..])?, predecessor })
     }
 
     async fn sweep(&self) -> Result<Vec<UserId>, PresenceError> {

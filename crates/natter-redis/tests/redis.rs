@@ -1,6 +1,6 @@
 //! The Redis adapters against a real Redis: route transitions with several devices and nodes,
-//! racing connects, TTL expiry, the sweep of a dead node, and throttle windows shared by two
-//! clients.
+//! racing connects, TTL expiry, the sweep of a dead node, the record of where each log entry
+//! went, and throttle windows shared by two clients.
 //!
 //! Needs `NATTER_TEST_REDIS_URL` (scripts/test.sh starts a Redis). Without it the tests skip,
 //! unless `CI` is set: there they fail. Every test uses its own key prefix.
@@ -8,8 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use natter_core::ids::UserId;
-use natter_core::presence::{NodeId, Route, RouteTable};
+use natter_core::bus::{LogPosition, Predecessor};
+use natter_core::ids::{ConversationId, UserId};
+use natter_core::presence::{NodeId, PredecessorRoutes, Route, RouteTable};
 use natter_core::service::throttle::{Limit, Throttle};
 use natter_redis::{Redis, RedisRoutes, RedisThrottle};
 
@@ -187,4 +188,47 @@ async fn throttle_windows_are_shared_by_two_clients() {
 
 async fn redis_with_same_prefix(url: &str, redis: &Redis) -> Redis {
     Redis::connect(url, redis.prefix()).await.expect("a second connection")
+}
+
+/// Two chat nodes publish seq 6 and 7 of one conversation: each lookup records where its entry
+/// went and reports where the previous one went, including when 7 is looked up before 6.
+#[tokio::test]
+async fn an_entrys_lookup_reports_where_the_previous_entry_went() {
+    let Some(redis) = redis().await else { return };
+    let table = RedisRoutes::new(redis, Duration::from_secs(30));
+    let at = |seq| LogPosition::new(ConversationId::from("c1"), seq);
+    table.connect(&route("alice", "gw1", "s1:1")).await.expect("connect");
+
+    let first = table.nodes_of_entry(&users(&["alice", "bob"]), &at(5)).await.expect("lookup");
+    assert_eq!(first.nodes, vec![(node("gw1"), users(&["alice"]))]);
+    assert_eq!(first.predecessor, PredecessorRoutes::Unknown, "nothing recorded before 5");
+
+    // bob connects on gw2 after 5 went out: 5 never went there.
+    table.connect(&route("bob", "gw2", "s2:1")).await.expect("connect");
+    let sixth = table.nodes_of_entry(&users(&["alice", "bob"]), &at(6)).await.expect("lookup");
+    assert_eq!(sixth.predecessor, PredecessorRoutes::SentTo(vec![node("gw1")]));
+    assert_eq!(sixth.predecessor.for_node(&node("gw1")), Predecessor::Coming);
+    assert_eq!(sixth.predecessor.for_node(&node("gw2")), Predecessor::NotComing);
+
+    // 8 is looked up before 7 (7's publisher is a moment behind): 7 is still to come.
+    let eighth = table.nodes_of_entry(&users(&["alice", "bob"]), &at(8)).await.expect("lookup");
+    assert_eq!(eighth.predecessor, PredecessorRoutes::Pending);
+    assert_eq!(eighth.predecessor.for_node(&node("gw2")), Predecessor::Coming);
+    let seventh = table.nodes_of_entry(&users(&["alice", "bob"]), &at(7)).await.expect("lookup");
+    assert_eq!(seventh.predecessor, PredecessorRoutes::Late, "7 went out after 8");
+    let mut nodes = seventh.nodes;
+    nodes.sort();
+    assert_eq!(nodes, vec![(node("gw1"), users(&["alice"])), (node("gw2"), users(&["bob"]))]);
+    // The late 7 did not overwrite 8's record: 9 learns where 8 went (both gateways).
+    let ninth = table.nodes_of_entry(&users(&["alice"]), &at(9)).await.expect("lookup");
+    let PredecessorRoutes::SentTo(mut went) = ninth.predecessor else { panic!("8 was recorded: {ninth:?}") };
+    went.sort();
+    assert_eq!(went, vec![node("gw1"), node("gw2")]);
+    // 10 after 9, which went to gw1 only; an entry with no one connected records no node.
+    let tenth = table.nodes_of_entry(&users(&["carol"]), &at(10)).await.expect("lookup");
+    assert!(tenth.nodes.is_empty());
+    assert_eq!(tenth.predecessor, PredecessorRoutes::SentTo(vec![node("gw1")]));
+    let eleventh = table.nodes_of_entry(&users(&["alice"]), &at(11)).await.expect("lookup");
+    assert_eq!(eleventh.predecessor, PredecessorRoutes::SentTo(Vec::new()));
+    assert_eq!(eleventh.predecessor.for_node(&node("gw1")), Predecessor::NotComing);
 }

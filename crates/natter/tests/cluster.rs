@@ -335,6 +335,89 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
     drop(database);
 }
 
+/// Two chat nodes appending to one conversation at once publish independently, so a gateway may
+/// receive seq N before N-1. Each socket must still get every conversation's entries in `seq`
+/// order, including a conversation's first entries on a gateway that never saw it before (the
+/// case where a gateway cannot tell by itself whether N-1 is coming: the route table says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_appended_by_two_chat_nodes_at_once_reach_every_socket_in_seq_order() {
+    natter::install_crypto_provider();
+    let Some(env) = ClusterEnv::from_env() else { return };
+    if env.redis_url.is_none() {
+        println!("skipping: ordering under targeted delivery needs NATTER_TEST_REDIS_URL");
+        return;
+    }
+    let database = TestDatabase::create(&env.postgres_url, "natter_cluster").await;
+    let cluster = Cluster::start_split(&database.url, &env);
+    cluster.wait_ready().await;
+    let http = reqwest::Client::new();
+    let (gateway1, gateway2) = (&cluster.nodes[3], &cluster.nodes[4]);
+    let mut users = Vec::new();
+    for (n, gateway) in [gateway1, gateway2, gateway1, gateway2].into_iter().enumerate() {
+        users.push((register(&http, gateway, &format!("orderly{n}")).await, gateway));
+    }
+    // The groups exist before anyone connects: no gateway has seen any of them.
+    const GROUPS: usize = 30;
+    let member_ids: Vec<&str> = users[1..].iter().map(|(user, _)| user.user.id.as_str()).collect();
+    let mut groups = Vec::new();
+    for n in 0..GROUPS {
+        let group: Value = post(
+            &http,
+            users[0].1,
+            &users[0].0,
+            "/conversations",
+            json!({ "kind": "group", "name": format!("order {n}"), "member_ids": member_ids }),
+        )
+        .await;
+        groups.push(group["id"].as_str().expect("a group id").to_owned());
+    }
+    let mut sockets = Vec::new();
+    for (user, gateway) in &users {
+        sockets.push(connect_ws(*gateway, user).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Every member sends to every group at once, each through their own gateway; each gateway
+    // spreads its calls over both chat nodes.
+    let mut sends = Vec::new();
+    for group in &groups {
+        for (n, (user, gateway)) in users.iter().enumerate() {
+            let url = format!("{}/api/v1/conversations/{group}/messages", gateway.base_url);
+            let (http, token) = (http.clone(), user.access_token.clone());
+            let body =
+                json!({ "client_msg_id": format!("o-{group}-{n}"), "kind": "text", "text": format!("from {n}") });
+            sends.push(tokio::spawn(async move {
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("POST a message");
+                assert_eq!(response.status(), StatusCode::CREATED);
+            }));
+        }
+    }
+    for send in sends {
+        send.await.expect("a send");
+    }
+
+    // Each socket gets each group's four entries, in seq order.
+    let expected = GROUPS * users.len();
+    for (socket, (user, _)) in sockets.iter_mut().zip(&users) {
+        let mut seen: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+        for _ in 0..expected {
+            let frame = next_frame(socket, "message", |frame| {
+                frame["message"]["conversation_id"].as_str().is_some_and(|id| groups.iter().any(|g| g == id))
+            })
+            .await;
+            let message: MessageView = serde_json::from_value(frame["message"].clone()).expect("an entry");
+            seen.entry(message.conversation_id.clone()).or_default().push(message.seq);
+        }
+        for (group, seqs) in &seen {
+            let in_order: Vec<i64> = (2..2 + users.len() as i64).collect();
+            assert_eq!(seqs, &in_order, "{}: group {group}'s entries out of order", user.user.username);
+        }
+    }
+
+    drop(cluster);
+    drop(database);
+}
+
 /// The split topology with Redis: presence crosses gateways, and when a gateway is killed
 /// (SIGKILL) its users go offline for their friends on the other gateway within the route TTL
 /// and a sweep; a user who reconnects through the other gateway catches up by `seq`.
