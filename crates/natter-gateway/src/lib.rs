@@ -33,7 +33,7 @@ use natter_proto::ErrorBody;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use state::{AppState, GatewaySettings};
+pub use state::{AppState, GatewaySettings, Probe};
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;

@@ -1,8 +1,10 @@
 //! What every handler can reach.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use natter_core::api::Api;
 use natter_core::bus::Bus;
 use natter_core::service::presence::PresenceService;
@@ -22,6 +24,36 @@ pub struct GatewaySettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The process's roles, as `/readyz` reports them.
     pub roles: Vec<&'static str>,
+    /// What else `/readyz` checks (the shared route table, discovery), each under its name.
+    pub probes: Vec<Probe>,
+}
+
+/// A dependency `/readyz` checks besides the chat services and the bus.
+#[derive(Clone)]
+pub struct Probe {
+    pub name: &'static str,
+    check: Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>,
+}
+
+impl Probe {
+    pub fn new<F, Fut>(name: &'static str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Self { name, check: Arc::new(move || Box::pin(check())) }
+    }
+
+    /// Whether the dependency answers now.
+    pub async fn ready(&self) -> bool {
+        (self.check)().await
+    }
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe").field("name", &self.name).finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone)]

@@ -28,7 +28,7 @@ use natter_core::service::files::{FileLimits, FilePorts};
 use natter_core::service::presence::PresenceService;
 use natter_core::service::throttle::{MemoryThrottle, Throttle};
 use natter_core::service::{Deps, Limits, Services};
-use natter_gateway::{AppState, GatewaySettings};
+use natter_gateway::{AppState, GatewaySettings, Probe};
 use natter_store::SqlStore;
 use tokio::net::TcpListener;
 
@@ -92,6 +92,7 @@ impl Application {
             ws_max_frame_bytes: config.limits.ws_max_frame_bytes,
             trusted_proxies: config.server.trusted_proxy_nets()?,
             roles: roles.names(),
+            probes: probes(&shared, &discovery, &config),
         };
         // Presence is the gateway's: its sockets' routes, announced to friends it asks the chat
         // services for, through the same route table the services read online flags from.
@@ -234,6 +235,7 @@ struct SharedState {
     is_shared: bool,
     /// Events go only to the nodes holding a recipient's device (Redis + per-node subjects).
     targeted: bool,
+    redis: Option<natter_redis::Redis>,
 }
 
 impl SharedState {
@@ -244,6 +246,7 @@ impl SharedState {
                 throttle: Arc::new(MemoryThrottle::default()),
                 is_shared: false,
                 targeted: false,
+                redis: None,
             });
         }
         let redis = natter_redis::Redis::connect(&config.redis.url, &config.redis.key_prefix)
@@ -251,10 +254,11 @@ impl SharedState {
             .with_context(|| format!("cannot connect to Redis at {}", config.redis.url))?;
         Ok(Self {
             routes: Arc::new(natter_redis::RedisRoutes::new(redis.clone(), route_ttl(config))),
-            throttle: Arc::new(natter_redis::RedisThrottle::new(redis)),
+            throttle: Arc::new(natter_redis::RedisThrottle::new(redis.clone())),
             is_shared: true,
             // Targeted only with both a shared route table and per-node subjects; else broadcast.
             targeted: bus.has_node_subjects(),
+            redis: Some(redis),
         })
     }
 
@@ -264,6 +268,33 @@ impl SharedState {
         if self.targeted { notifier.targeted(self.routes.clone()) } else { notifier }
     }
 }
+
+/// What `/readyz` checks besides the chat services and the bus: Redis (the route table) when
+/// configured, and this node's etcd registration (held, and renewed within the lease's TTL).
+fn probes(shared: &SharedState, discovery: &natter_discovery::Discovery, config: &Config) -> Vec<Probe> {
+    let mut probes = Vec::new();
+    if let Some(redis) = &shared.redis {
+        let redis = redis.clone();
+        probes.push(Probe::new("redis", move || {
+            let redis = redis.clone();
+            async move { tokio::time::timeout(PROBE_TIMEOUT, redis.healthy()).await.unwrap_or(false) }
+        }));
+    }
+    if let (Some(registration), natter_discovery::DiscoveryConfig::Etcd(etcd)) =
+        (discovery.registration(), &config.discovery)
+    {
+        let state = registration.watch_state();
+        let ttl = etcd.lease_ttl();
+        probes.push(Probe::new("discovery", move || {
+            let state = *state.borrow();
+            async move { state.is_registered() && state.last_renewed.is_some_and(|at| at.elapsed() < ttl) }
+        }));
+    }
+    probes
+}
+
+/// How long `/readyz` waits for one dependency.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn route_ttl(config: &Config) -> Duration {
     Duration::from_secs(config.presence.route_ttl_secs)

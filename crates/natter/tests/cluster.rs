@@ -174,6 +174,10 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
         http.get(format!("{}/readyz", gateway1.base_url)).send().await.expect("readyz").json().await.expect("json");
     assert_eq!(ready["roles"], json!(["gateway"]));
     assert_eq!((ready["chat"].as_bool(), ready["database"].as_bool()), (Some(true), Some(true)));
+    // And each shared dependency it uses: the route table, its discovery registration.
+    let expected = |configured: bool| if configured { json!(true) } else { Value::Null };
+    assert_eq!(ready["redis"], expected(env.redis_url.is_some()), "{ready}");
+    assert_eq!(ready["discovery"], expected(env.etcd_url.is_some()), "{ready}");
     // A chat node serves no API, only its operational endpoints.
     let chat_api = http.get(format!("{}/api/v1/users/me", cluster.nodes[0].base_url)).send().await.expect("GET");
     assert_eq!(chat_api.status(), StatusCode::NOT_FOUND);

@@ -242,12 +242,28 @@ async fn an_offline_lost_to_a_stalled_redis_is_announced_after_it_recovers() {
     let online = next_frame(&mut bob_ws, "presence", |f| f["user_id"] == alice.user.id.as_str()).await;
     assert_eq!(online["online"], true);
 
+    let ready = |http: reqwest::Client, url: String| async move {
+        let response = http.get(format!("{url}/readyz")).send().await.expect("GET /readyz");
+        (response.status(), response.json::<Value>().await.expect("json"))
+    };
+    let (status, body) = ready(http.clone(), node1.base_url.clone()).await;
+    assert_eq!((status, &body["redis"]), (StatusCode::OK, &json!(true)), "{body}");
+
     redis.signal("-STOP");
     alice_ws.close(None).await.ok();
     drop(alice_ws);
-    // Longer than the client's 2 s response timeout, well within the 10 s TTL.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While Redis does not answer, /readyz says which dependency is missing (after its 2 s
+    // probe timeout).
+    let (status, body) = ready(http.clone(), node1.base_url.clone()).await;
+    assert_eq!(
+        (status, &body["redis"], &body["database"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!(false), &json!(true))
+    );
+    // With the probe, longer than the client's 2 s response timeout, well within the 10 s TTL.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     redis.signal("-CONT");
+    let (status, body) = ready(http.clone(), node1.base_url.clone()).await;
+    assert_eq!((status, &body["redis"]), (StatusCode::OK, &json!(true)), "{body}");
     let offline =
         next_frame_within(&mut bob_ws, "presence", Duration::from_secs(10), |f| f["user_id"] == alice.user.id.as_str())
             .await;

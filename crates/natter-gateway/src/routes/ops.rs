@@ -15,20 +15,29 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 }
 
 /// The process can serve: the chat services answer (in this process, or a chat node over gRPC),
-/// and so do their database and the bus. The body names the process's roles and each dependency.
+/// and so do their database, the bus and each configured shared dependency (`redis`, the route
+/// table; `discovery`, this node's etcd registration). The body names the process's roles and
+/// each dependency; one that is not configured is not listed.
 pub(crate) async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let health = state.api.health.health().await;
+    let probes = &state.settings.probes;
+    let (health, bus, probed) = tokio::join!(
+        state.api.health.health(),
+        state.bus.healthy(),
+        futures_util::future::join_all(probes.iter().map(|probe| probe.ready())),
+    );
     let chat = health.is_ok();
     let database = health.is_ok_and(|health| health.database);
-    let bus = state.bus.healthy().await;
-    let ready = chat && database && bus;
-    let body = serde_json::json!({
+    let ready = chat && database && bus && probed.iter().all(|ready| *ready);
+    let mut body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
         "roles": state.settings.roles,
         "chat": chat,
         "database": database,
         "bus": bus,
     });
+    for (probe, ready) in probes.iter().zip(probed) {
+        body[probe.name] = serde_json::Value::Bool(ready);
+    }
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body))
 }
