@@ -78,6 +78,9 @@ impl Natter {
             ("NATTER_DATABASE__MAX_CONNECTIONS", "32".to_owned()),
             ("NATTER_BUS__KIND", "nats".to_owned()),
             ("NATTER_BUS__NATS_URL", nats.url.clone()),
+            // One index for the cluster, as in the split topology (with the embedded index each
+            // process would keep its own copy of every message).
+            ("NATTER_SEARCH__BACKEND", "postgres".to_owned()),
             ("NATTER_AUTH__JWT_SECRET", secret),
         ];
         let mut started = Vec::new();

@@ -53,6 +53,24 @@ static INSERT_NEXT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// PostgreSQL's plain append (no effect) as one statement: take the seq, insert the entry, move
+/// the sender's read marker. One statement is one transaction, so a unique violation (a racing
+/// resend) undoes the seq it took and no seq is skipped; and it costs one round trip instead of
+/// five (BEGIN, three statements, COMMIT), inside the conversation's lock. `$2` is 1 (the step),
+/// `$17` the entry's time (also the conversation's `updated_at`).
+static APPEND_PLAIN_PG: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH next AS (UPDATE conversations SET last_seq = last_seq + $2, updated_at = $17 \
+         WHERE id = $1 AND dissolved = 0 RETURNING last_seq), \
+         entry AS (INSERT INTO messages ({ENTRY_COLUMNS}) \
+         SELECT $1, next.last_seq, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM next \
+         RETURNING seq), \
+         marker AS (UPDATE members SET read_seq = entry.seq FROM entry \
+         WHERE members.conversation_id = $1 AND members.user_id = $4 AND members.read_seq < entry.seq) \
+         SELECT seq FROM entry"
+    )
+});
+
 /// `message` as it reads back once stored at `seq` (times at millisecond precision, no reactions).
 fn as_stored(message: &Message, seq: Seq) -> Result<Message, sqlx::Error> {
     let mut stored = message.clone();
@@ -159,6 +177,9 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
             _ => append_sqlite(db, message, effect).await,
         };
     }
+    if matches!(effect, Effect::None) {
+        return append_plain_pg(db, message).await;
+    }
     let mut tx = db.write.begin().await.map_err(backend)?;
     let seq: Option<i64> = sqlx::query_scalar(
         "UPDATE conversations SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 AND dissolved = 0 \
@@ -192,6 +213,23 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
         .map_err(backend)?;
     tx.commit().await.map_err(backend)?;
     Ok(AppendOutcome::Appended(stored))
+}
+
+/// See [`APPEND_PLAIN_PG`].
+async fn append_plain_pg(db: &Db, message: Message) -> StoreResult<AppendOutcome> {
+    let stored = as_stored(&message, 0).map_err(backend)?;
+    let appended = bind_entry(&APPEND_PLAIN_PG, &stored, 1).map_err(backend)?.fetch_optional(&db.write).await;
+    match appended {
+        Ok(Some(row)) => {
+            use sqlx::Row;
+            let seq: i64 = row.try_get(0).map_err(backend)?;
+            Ok(AppendOutcome::Appended(Message { seq, ..stored }))
+        }
+        Ok(None) => Ok(AppendOutcome::ConversationGone),
+        // A resend raced this one and committed first: answer with its entry.
+        Err(error) if is_unique_violation(&error) => resent(db, &message).await,
+        Err(error) => Err(backend(error)),
+    }
 }
 
 async fn existing_resend(db: &Db, message: &Message) -> StoreResult<Option<Message>> {
