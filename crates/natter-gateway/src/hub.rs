@@ -22,7 +22,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::Metrics;
-use crate::sequencer::Sequencer;
+use crate::sequencer::{Counts as SequencerCounts, Sequencer};
 
 /// One registered socket, as the hub sees it.
 struct Socket {
@@ -207,6 +207,14 @@ impl Hub {
         }
     }
 
+    fn count(&self, counts: SequencerCounts) {
+        if counts != SequencerCounts::default() {
+            self.metrics.sequencer_held.inc_by(counts.held);
+            self.metrics.sequencer_given_up.inc_by(counts.given_up);
+            self.metrics.sequencer_late.inc_by(counts.late);
+        }
+    }
+
     /// Since when the earliest local socket of `users` has been registered.
     fn followed_since(&self, users: &[UserId]) -> Option<Instant> {
         let sockets = self.sockets.read();
@@ -233,11 +241,13 @@ impl Hub {
                     for event in ready {
                         self.deliver(&event);
                     }
+                    self.count(sequencer.take_counts());
                 }
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     for event in sequencer.expire(Instant::now()) {
                         self.deliver(&event);
                     }
+                    self.count(sequencer.take_counts());
                 }
             }
         }

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub events_delivered: Counter,
     pub bus_events_received: Counter,
     pub bus_events_needed: Counter,
+    pub sequencer_held: Counter,
+    pub sequencer_given_up: Counter,
+    pub sequencer_late: Counter,
 }
 
 impl Default for Metrics {
@@ -47,6 +50,9 @@ impl Default for Metrics {
         let events_delivered = Counter::default();
         let bus_events_received = Counter::default();
         let bus_events_needed = Counter::default();
+        let sequencer_held = Counter::default();
+        let sequencer_given_up = Counter::default();
+        let sequencer_late = Counter::default();
         registry.register("natter_http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("natter_http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("natter_ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -76,6 +82,21 @@ impl Default for Metrics {
             "Bus events received that had at least one recipient socket on this node",
             bus_events_needed.clone(),
         );
+        registry.register(
+            "natter_sequencer_held",
+            "Log entries held back until their predecessor arrived (it was published by another process)",
+            sequencer_held.clone(),
+        );
+        registry.register(
+            "natter_sequencer_gaps_given_up",
+            "Gaps before a held entry that did not fill within the wait (held entries went out anyway)",
+            sequencer_given_up.clone(),
+        );
+        registry.register(
+            "natter_sequencer_late",
+            "Log entries that arrived after a later entry of their conversation went out (out of seq order)",
+            sequencer_late.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -87,6 +108,9 @@ impl Default for Metrics {
             events_delivered,
             bus_events_received,
             bus_events_needed,
+            sequencer_held,
+            sequencer_given_up,
+            sequencer_late,
         }
     }
 }

@@ -33,9 +33,22 @@ const FORGET_AFTER: Duration = Duration::from_secs(600);
 #[derive(Default)]
 pub struct Sequencer {
     logs: HashMap<ConversationId, Log>,
+    counts: Counts,
     /// Conversations holding entries, so deadlines are found without scanning every log.
     waiting: HashSet<ConversationId>,
     last_sweep: Option<Instant>,
+}
+
+/// What the sequencer did since [`Sequencer::take_counts`] was last called.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Entries held for a missing predecessor.
+    pub held: u64,
+    /// Gaps given up on after [`GAP_WAIT`] (their held entries went out anyway).
+    pub given_up: u64,
+    /// Entries that arrived after a later entry of their conversation went out: these reach
+    /// sockets out of `seq` order.
+    pub late: u64,
 }
 
 struct Log {
@@ -79,9 +92,11 @@ impl Sequencer {
         log.touched = now;
         if position.seq <= log.last {
             // Older than what already went out (its gap was given up on): late beats never.
+            self.counts.late += 1;
             return vec![event];
         }
         if position.seq > log.last + 1 {
+            self.counts.held += 1;
             log.held.insert(position.seq, event);
             log.held_since.get_or_insert(now);
             self.waiting.insert(position.conversation);
@@ -166,6 +181,7 @@ impl Sequencer {
             .collect();
         for id in due {
             if let Some(log) = self.logs.get_mut(&id) {
+                self.counts.given_up += 1;
                 for (seq, event) in std::mem::take(&mut log.held) {
                     log.last = seq;
                     ready.push(event);
@@ -180,6 +196,11 @@ impl Sequencer {
             self.last_sweep = Some(now);
         }
         ready
+    }
+
+    /// The counts since the last call, which starts them over.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
     }
 
     /// When [`Sequencer::expire`] next has something to release.
@@ -261,6 +282,8 @@ mod tests {
         // The lost entry turns up late: it still goes out; what follows is in order again.
         assert_eq!(seqs(&sequencer.accept(entry("c", 2), now + GAP_WAIT)), [2]);
         assert_eq!(seqs(&sequencer.accept(entry("c", 5), now + GAP_WAIT)), [5]);
+        assert_eq!(sequencer.take_counts(), Counts { held: 2, given_up: 1, late: 1 });
+        assert_eq!(sequencer.take_counts(), Counts::default(), "taking the counts starts them over");
     }
 
     #[test]
