@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn round_trips_a_log_position() {
         let mut original = event(&["u1"], b"{}");
-        original.position = Some(LogPosition::new(ConversationId::from("c-9"), 42));
+        original.position = Some(LogPosition::new(ConversationId::from("c-9"), Seq::new(42)));
         assert_eq!(decode_event(&encode_event(&original)).expect("decodes"), original);
     }
 
@@ -201,7 +201,8 @@ mod tests {
     fn round_trips_whether_the_predecessor_is_coming() {
         for (predecessor, written) in [(Predecessor::Coming, "true"), (Predecessor::NotComing, "false")] {
             let mut original = event(&["u1"], b"{}");
-            original.position = Some(LogPosition { predecessor, ..LogPosition::new(ConversationId::from("c"), 7) });
+            original.position =
+                Some(LogPosition { predecessor, ..LogPosition::new(ConversationId::from("c"), Seq::new(7)) });
             let encoded = encode_event(&original);
             let expected = format!("[\"c\",7,{written}]");
             assert!(encoded.windows(expected.len()).any(|w| w == expected.as_bytes()), "{expected} in {encoded:?}");
@@ -218,7 +219,7 @@ mod tests {
             chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time"),
         );
         let mut original = event(&[], br#"{"type":"message"}"#);
-        original.position = Some(LogPosition::new(ConversationId::from("c-1"), 7));
+        original.position = Some(LogPosition::new(ConversationId::from("c-1"), Seq::new(7)));
         original.entry = Some(std::sync::Arc::new(message));
         let payload = encode_event(&original);
         assert_eq!(payload[0], VERSION_4);
@@ -241,7 +242,7 @@ mod tests {
     #[test]
     fn layout_is_version_recipients_position_frame() {
         let mut positioned = event(&["u1"], b"FRAME");
-        positioned.position = Some(LogPosition::new(ConversationId::from("c"), 7));
+        positioned.position = Some(LogPosition::new(ConversationId::from("c"), Seq::new(7)));
         assert_eq!(&encode_event(&positioned)[..], b"\x02\x00\x00\x00\x06[\"u1\"]\x00\x00\x00\x07[\"c\",7]FRAME");
     }
 

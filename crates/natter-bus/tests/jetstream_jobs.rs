@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use natter_bus::jobs::JetStreamJobs;
-use natter_core::ids::{ConversationId, FileId};
+use natter_core::ids::{ConversationId, FileId, Seq};
 use natter_core::jobs::{Job, JobError, JobHandler, JobOutcome, JobQueue, JobSettings, TranscribeVoice};
 use tokio::sync::mpsc;
 
@@ -34,7 +34,7 @@ fn unique_prefix() -> String {
 fn job(seq: i64) -> Job {
     Job::TranscribeVoice(TranscribeVoice {
         conversation_id: ConversationId::from("c1"),
-        seq,
+        seq: Seq::new(seq),
         file_id: FileId::from("f1"),
     })
 }

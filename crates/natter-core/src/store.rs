@@ -331,7 +331,7 @@ pub fn blank_message(
     Message {
         id: crate::ids::MessageId::generate(),
         conversation_id,
-        seq: 0,
+        seq: Seq::ZERO,
         sender_id,
         kind,
         client_msg_id: None,

@@ -2,6 +2,7 @@
 
 use natter_proto as proto;
 
+use crate::ids::Seq;
 use crate::model::{ConversationKind, ConversationSummary, FileRecord, FriendRequest, Member, Message, Session, User};
 
 pub fn user_view(user: &User) -> proto::UserView {
@@ -44,16 +45,16 @@ pub fn message_view(message: &Message) -> proto::MessageView {
     proto::MessageView {
         id: message.id.0.clone(),
         conversation_id: message.conversation_id.0.clone(),
-        seq: message.seq,
+        seq: message.seq.get(),
         sender_id: message.sender_id.0.clone(),
         kind: message.kind.as_str().to_owned(),
         client_msg_id: message.client_msg_id.clone(),
         text: message.text.clone(),
         file_id: message.file_id.clone(),
         file: message.file.as_ref().filter(|_| !message.recalled).map(file_view),
-        reply_to: message.reply_to,
+        reply_to: message.reply_to.map(Seq::get),
         mentions: message.mentions.iter().map(|id| id.0.clone()).collect(),
-        target_seq: message.target_seq,
+        target_seq: message.target_seq.map(Seq::get),
         emoji: message.emoji.clone(),
         op: message.op.clone(),
         system: message.system.as_ref().map(|event| proto::SystemEvent {
@@ -100,8 +101,8 @@ pub fn conversation_view(summary: &ConversationSummary) -> proto::ConversationVi
         owner_id: conversation.owner_id.as_ref().map(|id| id.0.clone()),
         announcement: conversation.announcement.clone(),
         member_count: summary.member_count,
-        last_seq: conversation.last_seq,
-        read_seq: summary.me.read_seq,
+        last_seq: conversation.last_seq.get(),
+        read_seq: summary.me.read_seq.get(),
         unread_count: summary.unread_count,
         last_message: summary.last_message.as_ref().map(message_view),
         role: summary.me.role.as_str().to_owned(),
@@ -117,7 +118,7 @@ pub fn member_view(member: &Member, user: &User) -> proto::MemberView {
         user: user_view(user),
         role: member.role.as_str().to_owned(),
         joined_at: member.joined_at,
-        read_seq: member.read_seq,
+        read_seq: member.read_seq.get(),
     }
 }
 

@@ -68,7 +68,7 @@ impl Sequencer {
         let Some(position) = event.position.clone() else { return vec![event] };
         let log = match self.logs.get_mut(&position.conversation) {
             Some(log) => log,
-            None if position.seq <= 1 => {
+            None if position.seq <= Seq::FIRST => {
                 let log =
                     Log { last: position.seq, released_at: now, held: BTreeMap::new(), held_since: None, touched: now };
                 self.logs.insert(position.conversation, log);
@@ -80,7 +80,7 @@ impl Sequencer {
                 // (before this process started). Wait for it as for any gap.
                 // Taking the last seq out as two behind makes this entry wait for the one before it.
                 let log = Log {
-                    last: position.seq - 2,
+                    last: position.seq.prev().prev(),
                     released_at: now,
                     held: BTreeMap::new(),
                     held_since: None,
@@ -95,7 +95,7 @@ impl Sequencer {
             self.counts.late += 1;
             return vec![event];
         }
-        if position.seq > log.last + 1 {
+        if position.seq > log.last.next() {
             self.counts.held += 1;
             log.held.insert(position.seq, event);
             log.held_since.get_or_insert(now);
@@ -106,10 +106,10 @@ impl Sequencer {
         log.released_at = now;
         let mut ready = vec![event];
         while let Some(entry) = log.held.first_entry() {
-            if *entry.key() != log.last + 1 {
+            if *entry.key() != log.last.next() {
                 break;
             }
-            log.last += 1;
+            log.last = log.last.next();
             ready.push(entry.remove());
         }
         if log.held.is_empty() {
@@ -136,8 +136,8 @@ impl Sequencer {
         let Some(position) = event.position.clone() else { return vec![event] };
         let followed = |log: &Log| followed_since(&event).is_some_and(|since| since <= log.released_at);
         let wait = match self.logs.get_mut(&position.conversation) {
-            Some(log) if position.seq <= log.last + 1 => true,
-            None if position.seq <= 1 => true,
+            Some(log) if position.seq <= log.last.next() => true,
+            None if position.seq <= Seq::FIRST => true,
             _ if position.predecessor == Predecessor::Coming => true,
             _ if position.predecessor == Predecessor::NotComing => false,
             Some(log) => followed(log),
@@ -148,7 +148,7 @@ impl Sequencer {
             return self.accept(event, now);
         }
         let log = self.logs.entry(position.conversation.clone()).or_insert_with(|| Log {
-            last: position.seq - 1,
+            last: position.seq.prev(),
             released_at: now,
             held: BTreeMap::new(),
             held_since: None,
@@ -161,7 +161,7 @@ impl Sequencer {
             log.last = seq;
             ready.push(held);
         }
-        log.last = log.last.max(position.seq - 1);
+        log.last = log.last.max(position.seq.prev());
         if log.held.is_empty() {
             log.held_since = None;
             self.waiting.remove(&position.conversation);
@@ -216,13 +216,13 @@ mod tests {
 
     use super::*;
 
-    fn entry(conversation: &str, seq: Seq) -> Event {
+    fn entry(conversation: &str, seq: i64) -> Event {
         let mut event = Event::new(vec![], Bytes::from(format!("{conversation}:{seq}")));
-        event.position = Some(LogPosition::new(ConversationId::from(conversation), seq));
+        event.position = Some(LogPosition::new(ConversationId::from(conversation), Seq::new(seq)));
         event
     }
 
-    fn entry_after(conversation: &str, seq: Seq, predecessor: Predecessor) -> Event {
+    fn entry_after(conversation: &str, seq: i64, predecessor: Predecessor) -> Event {
         let mut event = entry(conversation, seq);
         if let Some(position) = event.position.as_mut() {
             position.predecessor = predecessor;
@@ -230,8 +230,8 @@ mod tests {
         event
     }
 
-    fn seqs(events: &[Event]) -> Vec<Seq> {
-        events.iter().map(|e| e.position.as_ref().map_or(-1, |p| p.seq)).collect()
+    fn seqs(events: &[Event]) -> Vec<i64> {
+        events.iter().map(|e| e.position.as_ref().map_or(-1, |p| p.seq.get())).collect()
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use natter_core::ids::{ConversationId, UserId};
+use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::service::accounts::AuthContext;
 use natter_core::service::messages::SendInput;
 use natter_core::service::presence::PresenceService;
@@ -312,7 +312,7 @@ async fn handle_text(
                 kind: message.kind,
                 text: message.text,
                 file_id: message.file_id,
-                reply_to: message.reply_to,
+                reply_to: message.reply_to.map(Seq::new),
                 mentions: message.mentions.into_iter().map(UserId).collect(),
             };
             match state.api.messages.send(me, &ConversationId(conversation_id), input).await {
@@ -327,7 +327,7 @@ async fn handle_text(
             }
         }
         ClientFrame::Read { id, conversation_id, seq } => {
-            match state.api.messages.mark_read(me, &ConversationId(conversation_id), seq).await {
+            match state.api.messages.mark_read(me, &ConversationId(conversation_id), Seq::new(seq)).await {
                 Ok(_) => None,
                 Err(error) => Some(api_error_frame(id, error.into())),
             }

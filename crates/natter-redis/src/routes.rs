@@ -198,7 +198,7 @@ impl RouteTable for RedisRoutes {
         }
         let mut connection = self.redis.connection.clone();
         let mut invocation = self.scripts.nodes_of_entry.key(self.key("published", position.conversation.as_str()));
-        invocation.arg(&self.redis.prefix).arg(position.seq).arg(PUBLISHED_RECORD_MS);
+        invocation.arg(&self.redis.prefix).arg(position.seq.get()).arg(PUBLISHED_RECORD_MS);
         for user in users {
             invocation.arg(&user.0);
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_core::bus::{LogPosition, Predecessor};
-use natter_core::ids::{ConversationId, UserId};
+use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::presence::{NodeId, PredecessorRoutes, Route, RouteTable};
 use natter_core::service::throttle::{Limit, Throttle};
 use natter_redis::{Redis, RedisRoutes, RedisThrottle};
@@ -196,7 +196,7 @@ async fn redis_with_same_prefix(url: &str, redis: &Redis) -> Redis {
 async fn an_entrys_lookup_reports_where_the_previous_entry_went() {
     let Some(redis) = redis().await else { return };
     let table = RedisRoutes::new(redis, Duration::from_secs(30));
-    let at = |seq| LogPosition::new(ConversationId::from("c1"), seq);
+    let at = |seq| LogPosition::new(ConversationId::from("c1"), Seq::new(seq));
     table.connect(&route("alice", "gw1", "s1:1")).await.expect("connect");
 
     let first = table.nodes_of_entry(&users(&["alice", "bob"]), &at(5)).await.expect("lookup");

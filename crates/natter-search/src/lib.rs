@@ -143,7 +143,12 @@ fn hit(searcher: &Searcher, fields: &Fields, address: DocAddress, score: f32) ->
     else {
         return Err(backend("a document lacks a stored field"));
     };
-    Ok(SearchHit { message_id: MessageId(id), conversation_id: ConversationId(conversation), seq, score })
+    Ok(SearchHit {
+        message_id: MessageId(id),
+        conversation_id: ConversationId(conversation),
+        seq: Seq::new(seq),
+        score,
+    })
 }
 
 #[async_trait]
@@ -162,7 +167,7 @@ impl SearchIndex for TantivyIndex {
                     .add_document(doc!(
                         f.id => document.message_id.0,
                         f.conversation => document.conversation_id.0,
-                        f.seq => document.seq,
+                        f.seq => document.seq.get(),
                         f.created_at => document.created_at.timestamp_millis(),
                         f.text => document.text,
                     ))
@@ -204,7 +209,9 @@ impl SearchIndex for TantivyIndex {
             for (conversation, seq) in checkpoints {
                 let id = checkpoint_id(&conversation);
                 writer.delete_term(Term::from_field_text(f.id, &id));
-                writer.add_document(doc!(f.id => id, f.conversation => CHECKPOINTS, f.seq => seq)).map_err(backend)?;
+                writer
+                    .add_document(doc!(f.id => id, f.conversation => CHECKPOINTS, f.seq => seq.get()))
+                    .map_err(backend)?;
             }
             Ok(())
         })
@@ -224,7 +231,7 @@ impl SearchIndex for TantivyIndex {
                     let id = document.get_first(f.id).and_then(|v| v.as_str()).and_then(|id| id.strip_prefix(&prefix));
                     let seq = document.get_first(f.seq).and_then(|v| v.as_i64());
                     match (id, seq) {
-                        (Some(id), Some(seq)) => Ok((ConversationId(id.to_owned()), seq)),
+                        (Some(id), Some(seq)) => Ok((ConversationId(id.to_owned()), Seq::new(seq))),
                         _ => Err(backend("a checkpoint document lacks a stored field")),
                     }
                 })

@@ -4,6 +4,7 @@
 
 use std::ops::Bound;
 
+use natter_core::ids::Seq;
 use natter_core::search::{QueryTerm, SearchRequest};
 use tantivy::Term;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery, TermSetQuery};
@@ -39,7 +40,7 @@ pub(crate) fn build(f: &Fields, request: &SearchRequest) -> BooleanQuery {
 /// Conversations the caller sees whole (`min_seq <= 1`) as one term set; each other one as its
 /// conversation term and a `seq` range.
 fn scopes(f: &Fields, request: &SearchRequest) -> Box<dyn Query> {
-    let (whole, partial): (Vec<_>, Vec<_>) = request.scopes.iter().partition(|scope| scope.min_seq <= 1);
+    let (whole, partial): (Vec<_>, Vec<_>) = request.scopes.iter().partition(|scope| scope.min_seq <= Seq::FIRST);
     let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     if !whole.is_empty() {
         let terms = whole.iter().map(|scope| Term::from_field_text(f.conversation, scope.conversation_id.as_str()));
@@ -47,7 +48,7 @@ fn scopes(f: &Fields, request: &SearchRequest) -> Box<dyn Query> {
     }
     for scope in partial {
         let conversation = Term::from_field_text(f.conversation, scope.conversation_id.as_str());
-        let from = Term::from_field_i64(f.seq, scope.min_seq);
+        let from = Term::from_field_i64(f.seq, scope.min_seq.get());
         let both: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, Box::new(TermQuery::new(conversation, IndexRecordOption::Basic))),
             (Occur::Must, Box::new(RangeQuery::new(Bound::Included(from), Bound::Unbounded))),

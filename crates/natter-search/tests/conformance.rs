@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use natter_core::ids::ConversationId;
+use natter_core::ids::{ConversationId, Seq};
 use natter_core::search::SearchIndex;
 use natter_search::TantivyIndex;
 
@@ -31,14 +31,14 @@ async fn documents_and_checkpoints_survive_reopening_and_only_what_was_committed
         let index = TantivyIndex::open(dir.path(), 1).expect("open the index");
         let document = natter_core::search::conformance::document("c", 1, "persisted 文档");
         index.upsert(vec![document]).await.expect("upsert");
-        index.set_checkpoints(vec![(c.clone(), 1)]).await.expect("set a checkpoint");
+        index.set_checkpoints(vec![(c.clone(), Seq::new(1))]).await.expect("set a checkpoint");
         index.flush().await.expect("flush");
         // Staged but never committed (the process dies): neither the document nor the checkpoint.
         let document = natter_core::search::conformance::document("c", 2, "lost");
         index.upsert(vec![document]).await.expect("upsert");
-        index.set_checkpoints(vec![(c.clone(), 2)]).await.expect("set a checkpoint");
+        index.set_checkpoints(vec![(c.clone(), Seq::new(2))]).await.expect("set a checkpoint");
     }
     let index = TantivyIndex::open(dir.path(), 1).expect("reopen the index");
     assert_eq!(index.count().await.expect("count"), 1);
-    assert_eq!(index.checkpoints().await.expect("checkpoints"), [(c, 1)]);
+    assert_eq!(index.checkpoints().await.expect("checkpoints"), [(c, Seq::new(1))]);
 }

@@ -2,7 +2,7 @@
 
 use std::sync::LazyLock;
 
-use natter_core::ids::{ConversationId, UserId};
+use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::model::{Conversation, Member, Message};
 use natter_core::store::{DirectPeer, StoreError, StoreResult};
 use sqlx::{Any, Transaction};
@@ -105,10 +105,10 @@ pub(crate) async fn create_group(
     .execute(&mut *tx)
     .await
     .map_err(conflict_on("conversation"))?;
-    insert_members(&mut tx, &c.id, members, 0, 1).await?;
+    insert_members(&mut tx, &c.id, members, Seq::ZERO, Seq::FIRST).await?;
     let mut first = first.clone();
     first.conversation_id = c.id.clone();
-    let stored = insert_entry(&mut tx, &first, 1).await.map_err(conflict_on("message"))?;
+    let stored = insert_entry(&mut tx, &first, Seq::FIRST).await.map_err(conflict_on("message"))?;
     tx.commit().await.map_err(backend)?;
     Ok(stored)
 }
@@ -118,8 +118,8 @@ pub(crate) async fn insert_members(
     tx: &mut Transaction<'static, Any>,
     conversation: &ConversationId,
     members: &[Member],
-    joined_seq: i64,
-    read_seq: i64,
+    joined_seq: Seq,
+    read_seq: Seq,
 ) -> StoreResult<()> {
     for chunk in members.chunks(MEMBER_CHUNK) {
         let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholders(i * 7 + 1, 7))).collect();
@@ -135,8 +135,8 @@ pub(crate) async fn insert_members(
                 .bind(member.user_id.as_str())
                 .bind(member.role.as_str())
                 .bind(millis(member.joined_at))
-                .bind(joined_seq)
-                .bind(read_seq)
+                .bind(joined_seq.get())
+                .bind(read_seq.get())
                 .bind(flag(member.muted));
         }
         query.execute(&mut **tx).await.map_err(backend)?;

@@ -59,7 +59,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
                  WHERE conversation_id = $1 AND seq = $2 AND recalled = 0",
             )
             .bind(conversation)
-            .bind(*target_seq)
+            .bind(target_seq.get())
             .bind(text.as_str())
             .bind(millis(entry.created_at));
             run(tx, query).await
@@ -70,7 +70,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
                  WHERE conversation_id = $1 AND seq = $2",
             )
             .bind(conversation)
-            .bind(*target_seq);
+            .bind(target_seq.get());
             run(tx, query).await
         }
         Effect::Transcript { target_seq, text } => {
@@ -78,7 +78,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
                 "UPDATE messages SET transcript = $3 WHERE conversation_id = $1 AND seq = $2 AND recalled = 0",
             )
             .bind(conversation)
-            .bind(*target_seq)
+            .bind(target_seq.get())
             .bind(text.as_str());
             run(tx, query).await
         }
@@ -88,10 +88,10 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (conversation_id, seq, emoji, user_id) DO NOTHING",
             )
             .bind(conversation)
-            .bind(*target_seq)
+            .bind(target_seq.get())
             .bind(emoji.as_str())
             .bind(entry.sender_id.as_str())
-            .bind(entry.seq)
+            .bind(entry.seq.get())
             .bind(millis(entry.created_at));
             run(tx, query).await
         }
@@ -100,7 +100,7 @@ pub(crate) async fn apply(tx: &mut Transaction<'static, Any>, entry: &Message, e
                 "DELETE FROM reactions WHERE conversation_id = $1 AND seq = $2 AND emoji = $3 AND user_id = $4",
             )
             .bind(conversation)
-            .bind(*target_seq)
+            .bind(target_seq.get())
             .bind(emoji.as_str())
             .bind(entry.sender_id.as_str());
             run(tx, query).await

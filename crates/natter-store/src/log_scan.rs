@@ -33,7 +33,7 @@ pub(crate) async fn memberships_of(db: &Db, user: &UserId) -> StoreResult<Vec<(C
         .map(|row| {
             let conversation: String = row.try_get(0).map_err(backend)?;
             let joined_seq: i64 = row.try_get(1).map_err(backend)?;
-            Ok((ConversationId(conversation), joined_seq))
+            Ok((ConversationId(conversation), Seq::new(joined_seq)))
         })
         .collect()
 }
@@ -46,7 +46,7 @@ pub(crate) async fn entries_page(
     let query = match after {
         None => sqlx::query(&FIRST_PAGE).bind(i64::from(limit)),
         Some((conversation, seq)) => {
-            sqlx::query(&NEXT_PAGE).bind(conversation.as_str().to_owned()).bind(seq).bind(i64::from(limit))
+            sqlx::query(&NEXT_PAGE).bind(conversation.as_str().to_owned()).bind(seq.get()).bind(i64::from(limit))
         }
     };
     let rows = query.fetch_all(&db.read).await.map_err(backend)?;
@@ -74,7 +74,7 @@ pub(crate) async fn conversation_heads(
         .map(|row| {
             let conversation: String = row.try_get(0).map_err(backend)?;
             let last_seq: i64 = row.try_get(1).map_err(backend)?;
-            Ok((ConversationId(conversation), last_seq))
+            Ok((ConversationId(conversation), Seq::new(last_seq)))
         })
         .collect()
 }

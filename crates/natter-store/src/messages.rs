@@ -81,25 +81,26 @@ fn as_stored(message: &Message, seq: Seq) -> Result<Message, sqlx::Error> {
     Ok(stored)
 }
 
-/// Binds an entry's 17 columns, `seq` second, in [`ENTRY_COLUMNS`] order.
+/// Binds an entry's 17 columns in [`ENTRY_COLUMNS`] order, `second` as `$2`: the seq itself for
+/// [`INSERT_AT`], the step from `last_seq` for [`INSERT_NEXT`] and [`APPEND_PLAIN_PG`].
 fn bind_entry<'q>(
     sql: &'q str,
     m: &'q Message,
-    seq: Seq,
+    second: i64,
 ) -> Result<sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>, sqlx::Error> {
     let encode = |error: serde_json::Error| sqlx::Error::Encode(Box::new(error));
     Ok(sqlx::query(sql)
         .bind(m.conversation_id.as_str())
-        .bind(seq)
+        .bind(second)
         .bind(m.id.as_str())
         .bind(m.sender_id.as_str())
         .bind(m.kind.as_str())
         .bind(m.client_msg_id.as_deref())
         .bind(m.text.as_deref())
         .bind(m.file_id.as_deref())
-        .bind(m.reply_to)
+        .bind(m.reply_to.map(Seq::get))
         .bind(mentions_json(&m.mentions).map_err(encode)?)
-        .bind(m.target_seq)
+        .bind(m.target_seq.map(Seq::get))
         .bind(m.emoji.as_deref())
         .bind(m.op.as_deref())
         .bind(system_json(m.system.as_ref()).map_err(encode)?)
@@ -116,7 +117,7 @@ pub(crate) async fn insert_entry(
     seq: Seq,
 ) -> Result<Message, sqlx::Error> {
     let stored = as_stored(message, seq)?;
-    bind_entry(&INSERT_AT, &stored, seq)?.execute(&mut **tx).await?;
+    bind_entry(&INSERT_AT, &stored, seq.get())?.execute(&mut **tx).await?;
     Ok(stored)
 }
 
@@ -127,10 +128,10 @@ pub(crate) async fn insert_next_entry(
     tx: &mut Transaction<'static, Any>,
     message: &Message,
 ) -> Result<Option<Message>, sqlx::Error> {
-    let stored = as_stored(message, 0)?;
-    let seq: Option<i64> = bind_entry(&INSERT_NEXT, &stored, 1)?.fetch_optional(&mut **tx).await?.map(|row| {
+    let stored = as_stored(message, Seq::ZERO)?;
+    let seq: Option<Seq> = bind_entry(&INSERT_NEXT, &stored, 1)?.fetch_optional(&mut **tx).await?.map(|row| {
         use sqlx::Row;
-        row.get::<i64, _>(0)
+        Seq::new(row.get::<i64, _>(0))
     });
     Ok(seq.map(|seq| Message { seq, ..stored }))
 }
@@ -190,7 +191,7 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
     .fetch_optional(&mut *tx)
     .await
     .map_err(backend)?;
-    let Some(seq) = seq else {
+    let Some(seq) = seq.map(Seq::new) else {
         tx.rollback().await.map_err(backend)?;
         return Ok(AppendOutcome::ConversationGone);
     };
@@ -207,7 +208,7 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
     sqlx::query("UPDATE members SET read_seq = $3 WHERE conversation_id = $1 AND user_id = $2 AND read_seq < $3")
         .bind(stored.conversation_id.as_str())
         .bind(stored.sender_id.as_str())
-        .bind(seq)
+        .bind(seq.get())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -217,13 +218,13 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
 
 /// See [`APPEND_PLAIN_PG`].
 async fn append_plain_pg(db: &Db, message: Message) -> StoreResult<AppendOutcome> {
-    let stored = as_stored(&message, 0).map_err(backend)?;
+    let stored = as_stored(&message, Seq::ZERO).map_err(backend)?;
     let appended = bind_entry(&APPEND_PLAIN_PG, &stored, 1).map_err(backend)?.fetch_optional(&db.write).await;
     match appended {
         Ok(Some(row)) => {
             use sqlx::Row;
             let seq: i64 = row.try_get(0).map_err(backend)?;
-            Ok(AppendOutcome::Appended(Message { seq, ..stored }))
+            Ok(AppendOutcome::Appended(Message { seq: Seq::new(seq), ..stored }))
         }
         Ok(None) => Ok(AppendOutcome::ConversationGone),
         // A resend raced this one and committed first: answer with its entry.
@@ -254,7 +255,8 @@ pub(crate) async fn message_by_client_id(
 }
 
 pub(crate) async fn message_at(db: &Db, conversation: &ConversationId, seq: Seq) -> StoreResult<Option<Message>> {
-    let row = sqlx::query(&AT).bind(conversation.as_str()).bind(seq).fetch_optional(&db.read).await.map_err(backend)?;
+    let row =
+        sqlx::query(&AT).bind(conversation.as_str()).bind(seq.get()).fetch_optional(&db.read).await.map_err(backend)?;
     one_with_reactions(db, row).await
 }
 
@@ -288,8 +290,8 @@ async fn page(
 ) -> StoreResult<Vec<Message>> {
     let rows = sqlx::query(sql)
         .bind(conversation.as_str())
-        .bind(bound)
-        .bind(min_seq)
+        .bind(bound.get())
+        .bind(min_seq.get())
         .bind(i64::from(limit))
         .fetch_all(&db.read)
         .await
@@ -323,14 +325,14 @@ async fn fill_reactions(pool: &AnyPool, conversation: &ConversationId, messages:
          ORDER BY added_seq",
     )
     .bind(conversation.as_str())
-    .bind(low)
-    .bind(high)
+    .bind(low.get())
+    .bind(high.get())
     .fetch_all(pool)
     .await
     .map_err(backend)?;
     for row in &rows {
         let cols = Cols::new(row, "");
-        let seq: i64 = cols.get("seq")?;
+        let seq = Seq::new(cols.get("seq")?);
         if let Some(message) = messages.iter_mut().find(|m| m.seq == seq) {
             message.reactions.push((cols.get("emoji")?, UserId(cols.get("user_id")?)));
         }
@@ -345,11 +347,12 @@ pub(crate) async fn mark_read(
     seq: Seq,
 ) -> StoreResult<Option<(Seq, i64)>> {
     let mut tx = db.write.begin().await.map_err(backend)?;
-    let last_seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = $1")
+    let last_seq: Option<Seq> = sqlx::query_scalar("SELECT last_seq FROM conversations WHERE id = $1")
         .bind(conversation.as_str())
         .fetch_optional(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(backend)?
+        .map(Seq::new);
     let Some(last_seq) = last_seq else {
         tx.rollback().await.map_err(backend)?;
         return Ok(None);
@@ -357,24 +360,25 @@ pub(crate) async fn mark_read(
     sqlx::query("UPDATE members SET read_seq = $3 WHERE conversation_id = $1 AND user_id = $2 AND read_seq < $3")
         .bind(conversation.as_str())
         .bind(user.as_str())
-        .bind(seq.min(last_seq))
+        .bind(seq.min(last_seq).get())
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-    let read_seq: Option<i64> =
+    let read_seq: Option<Seq> =
         sqlx::query_scalar("SELECT read_seq FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(conversation.as_str())
             .bind(user.as_str())
             .fetch_optional(&mut *tx)
             .await
-            .map_err(backend)?;
+            .map_err(backend)?
+            .map(Seq::new);
     let Some(read_seq) = read_seq else {
         tx.rollback().await.map_err(backend)?;
         return Ok(None);
     };
     let unread: i64 = sqlx::query_scalar(UNREAD)
         .bind(conversation.as_str())
-        .bind(read_seq)
+        .bind(read_seq.get())
         .bind(user.as_str())
         .fetch_one(&mut *tx)
         .await

@@ -4,7 +4,7 @@
 //! (`c_id`, `m_role`, …); [`Cols`] reads a row under one prefix. Only i64, String and their
 //! Options are read: the types the `Any` driver maps the same way on every database.
 
-use natter_core::ids::{ConversationId, FileId, FriendRequestId, MessageId, SessionId, UserId};
+use natter_core::ids::{ConversationId, FileId, FriendRequestId, MessageId, Seq, SessionId, UserId};
 use natter_core::model::{
     Conversation, ConversationKind, FileRecord, FriendRequest, FriendRequestStatus, Member, MemberRole, Message,
     MessageKind, Session, SystemEvent, User, UserRole,
@@ -101,6 +101,14 @@ impl<'r> Cols<'r> {
         self.get(column)
     }
 
+    fn seq(&self, column: &str) -> StoreResult<Seq> {
+        self.int(column).map(Seq::new)
+    }
+
+    fn optional_seq(&self, column: &str) -> StoreResult<Option<Seq>> {
+        Ok(self.get::<Option<i64>>(column)?.map(Seq::new))
+    }
+
     fn flag(&self, column: &str) -> StoreResult<bool> {
         Ok(self.int(column)? != 0)
     }
@@ -160,7 +168,7 @@ pub(crate) fn conversation(cols: Cols<'_>) -> StoreResult<Conversation> {
         avatar: cols.optional("avatar")?,
         owner_id: cols.optional("owner_id")?.map(UserId),
         announcement: cols.optional("announcement")?,
-        last_seq: cols.int("last_seq")?,
+        last_seq: cols.seq("last_seq")?,
         created_at: cols.time("created_at")?,
         updated_at: cols.time("updated_at")?,
         dissolved: cols.flag("dissolved")?,
@@ -173,8 +181,8 @@ pub(crate) fn member(cols: Cols<'_>) -> StoreResult<Member> {
         user_id: UserId(cols.string("user_id")?),
         role: cols.parsed("role", MemberRole::parse)?,
         joined_at: cols.time("joined_at")?,
-        joined_seq: cols.int("joined_seq")?,
-        read_seq: cols.int("read_seq")?,
+        joined_seq: cols.seq("joined_seq")?,
+        read_seq: cols.seq("read_seq")?,
         muted: cols.flag("muted")?,
     })
 }
@@ -194,15 +202,15 @@ pub(crate) fn message(cols: Cols<'_>) -> StoreResult<Message> {
     Ok(Message {
         id: MessageId(cols.string("id")?),
         conversation_id: ConversationId(cols.string("conversation_id")?),
-        seq: cols.int("seq")?,
+        seq: cols.seq("seq")?,
         sender_id: UserId(cols.string("sender_id")?),
         kind: cols.parsed("kind", MessageKind::parse)?,
         client_msg_id: cols.optional("client_msg_id")?,
         text: cols.optional("text")?,
         file_id: cols.optional("file_id")?,
-        reply_to: cols.get("reply_to")?,
+        reply_to: cols.optional_seq("reply_to")?,
         mentions,
-        target_seq: cols.get("target_seq")?,
+        target_seq: cols.optional_seq("target_seq")?,
         emoji: cols.optional("emoji")?,
         op: cols.optional("op")?,
         system,

@@ -144,7 +144,7 @@ impl SearchIndex for PgSearchIndex {
             sqlx::query(UPSERT)
                 .bind(chunk.iter().map(|d| d.message_id.0.clone()).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|d| d.conversation_id.0.clone()).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|d| d.seq).collect::<Vec<_>>())
+                .bind(chunk.iter().map(|d| d.seq.get()).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|d| d.sender_id.0.clone()).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|d| millis(d.created_at)).collect::<Vec<_>>())
                 .bind(chunk.iter().map(|d| tsvector_literal(&d.text)).collect::<Vec<_>>())
@@ -183,7 +183,7 @@ impl SearchIndex for PgSearchIndex {
             *slot = (*slot).max(seq);
         }
         // In id order (the BTreeMap's), like upserts: no deadlocks between processes.
-        let (conversations, seqs): (Vec<String>, Vec<Seq>) = last.into_iter().map(|(c, s)| (c.0, s)).unzip();
+        let (conversations, seqs): (Vec<String>, Vec<i64>) = last.into_iter().map(|(c, s)| (c.0, s.get())).unzip();
         for (conversations, seqs) in conversations.chunks(2_000).zip(seqs.chunks(2_000)) {
             sqlx::query(SET_CHECKPOINTS)
                 .bind(conversations.to_vec())
@@ -201,7 +201,11 @@ impl SearchIndex for PgSearchIndex {
             .await
             .map_err(backend)?;
         rows.iter()
-            .map(|row| Ok((ConversationId(row.try_get(0).map_err(backend)?), row.try_get(1).map_err(backend)?)))
+            .map(|row| {
+                let conversation: String = row.try_get(0).map_err(backend)?;
+                let seq: i64 = row.try_get(1).map_err(backend)?;
+                Ok((ConversationId(conversation), Seq::new(seq)))
+            })
             .collect()
     }
 
@@ -223,7 +227,7 @@ impl SearchIndex for PgSearchIndex {
         let rows = sqlx::query(&sql)
             .bind(tsquery_literal(&request.query))
             .bind(request.scopes.iter().map(|s| s.conversation_id.0.clone()).collect::<Vec<_>>())
-            .bind(request.scopes.iter().map(|s| s.min_seq).collect::<Vec<_>>())
+            .bind(request.scopes.iter().map(|s| s.min_seq.get()).collect::<Vec<_>>())
             .bind(request.created_until.map(millis))
             .bind(i64::from(request.offset))
             .bind(i64::from(request.limit) + 1)
@@ -236,7 +240,7 @@ impl SearchIndex for PgSearchIndex {
                 Ok(SearchHit {
                     message_id: MessageId(row.try_get(0).map_err(backend)?),
                     conversation_id: ConversationId(row.try_get(1).map_err(backend)?),
-                    seq: row.try_get(2).map_err(backend)?,
+                    seq: Seq::new(row.try_get(2).map_err(backend)?),
                     score: row.try_get(3).map_err(backend)?,
                 })
             })

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use natter_core::ids::{ConversationId, UserId};
+use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::model::{ConversationSummary, Message};
 use natter_core::store::{StoreError, StoreResult};
 use sqlx::any::AnyRow;
@@ -125,7 +125,7 @@ fn attach_reactions(summaries: &mut [ConversationSummary], rows: &[AnyRow]) -> S
     for row in rows {
         let cols = Cols::new(row, "");
         let conversation: String = cols.get("conversation_id")?;
-        let seq: i64 = cols.get("seq")?;
+        let seq = Seq::new(cols.get("seq")?);
         if let Some(message) = last.get_mut(conversation.as_str()).filter(|m| m.seq == seq) {
             message.reactions.push((cols.get("emoji")?, UserId(cols.get("user_id")?)));
         }

@@ -90,7 +90,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
-    use natter_core::ids::{ConversationId, FileId};
+    use natter_core::ids::{ConversationId, FileId, Seq};
     use natter_core::jobs::TranscribeVoice;
 
     use super::*;
@@ -98,7 +98,7 @@ mod tests {
     fn job(seq: i64) -> Job {
         Job::TranscribeVoice(TranscribeVoice {
             conversation_id: ConversationId::from("c"),
-            seq,
+            seq: Seq::new(seq),
             file_id: FileId::from("f"),
         })
     }

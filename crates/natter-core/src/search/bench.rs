@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::tokens::is_cjk;
 use super::{ParsedQuery, Scope, SearchDocument, SearchIndex, SearchOrder, SearchRequest};
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{ConversationId, MessageId, Seq, UserId};
 use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -176,11 +176,11 @@ pub async fn run(index: &dyn SearchIndex, args: &Args) {
     let epoch = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("a valid time");
 
     eprintln!("generating {} messages…", args.messages);
-    let mut last_seq = vec![0i64; conversations.len()];
+    let mut last_seq = vec![Seq::ZERO; conversations.len()];
     let documents: Vec<SearchDocument> = (0..args.messages)
         .map(|n| {
             let c = zipf(&mut rng, conversations.len());
-            last_seq[c] += 1;
+            last_seq[c] = last_seq[c].next();
             SearchDocument {
                 message_id: MessageId(hex_id(&mut rng)),
                 conversation_id: ConversationId(conversations[c].clone()),
@@ -219,14 +219,14 @@ pub async fn run(index: &dyn SearchIndex, args: &Args) {
         let Ok(query) = ParsedQuery::parse(&q) else { continue };
         let mut scopes: Vec<Scope> = conversations
             .choose_multiple(&mut rng, 100)
-            .map(|c| Scope { conversation_id: ConversationId(c.clone()), min_seq: 0 })
+            .map(|c| Scope { conversation_id: ConversationId(c.clone()), min_seq: Seq::ZERO })
             .collect();
-        scopes.push(Scope { conversation_id: document.conversation_id.clone(), min_seq: 0 });
+        scopes.push(Scope { conversation_id: document.conversation_id.clone(), min_seq: Seq::ZERO });
         for scope in scopes.iter_mut().take(10) {
-            scope.min_seq = rng.gen_range(1..50);
+            scope.min_seq = Seq::new(rng.gen_range(1..50));
         }
         if rng.gen_range(0..10) == 0 {
-            scopes = vec![Scope { conversation_id: document.conversation_id.clone(), min_seq: 0 }];
+            scopes = vec![Scope { conversation_id: document.conversation_id.clone(), min_seq: Seq::ZERO }];
         }
         let order = if rng.gen_range(0..4) == 0 { SearchOrder::Relevance } else { SearchOrder::Newest };
         requests.push(SearchRequest { query, scopes, order, offset: 0, limit: 20, created_until: None });

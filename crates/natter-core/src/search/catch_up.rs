@@ -30,7 +30,7 @@ impl Indexer {
             let Some((last, _)) = heads.last() else { break };
             after = Some(last.clone());
             for (conversation, last_seq) in &heads {
-                if self.applied.get(conversation).copied().unwrap_or(0) < *last_seq {
+                if self.applied.get(conversation).copied().unwrap_or(Seq::ZERO) < *last_seq {
                     self.catch_up(conversation, *last_seq).await?;
                 }
                 if self.unflushed_changes >= FLUSH_EVERY {
@@ -47,9 +47,9 @@ impl Indexer {
     /// Applies, from the log, the entries of `conversation` after its checkpoint, at least up to
     /// `until` (not flushed).
     pub async fn catch_up(&mut self, conversation: &ConversationId, until: Seq) -> StoreResult<()> {
-        let mut at = self.applied.get(conversation).copied().unwrap_or(0);
+        let mut at = self.applied.get(conversation).copied().unwrap_or(Seq::ZERO);
         while at < until {
-            let page = self.store.messages_after(conversation, at, 0, PAGE).await?;
+            let page = self.store.messages_after(conversation, at, Seq::ZERO, PAGE).await?;
             let Some(last) = page.last() else { break };
             let last = last.seq;
             let mut changes = Changes::default();

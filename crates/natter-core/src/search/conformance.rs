@@ -5,7 +5,7 @@
 use chrono::{Duration, TimeZone, Utc};
 
 use super::{ParsedQuery, Scope, SearchDocument, SearchIndex, SearchOrder, SearchRequest};
-use crate::ids::{ConversationId, MessageId, UserId};
+use crate::ids::{ConversationId, MessageId, Seq, UserId};
 use crate::model::Time;
 
 /// Generates one `#[tokio::test]` per case. `$open` is an async fn returning
@@ -41,7 +41,7 @@ pub fn document(conversation: &str, seq: i64, text: &str) -> SearchDocument {
     SearchDocument {
         message_id: MessageId(format!("{conversation}-{seq}")),
         conversation_id: ConversationId(conversation.into()),
-        seq,
+        seq: Seq::new(seq),
         sender_id: UserId("sender".into()),
         created_at: at(seq),
         text: text.into(),
@@ -53,7 +53,7 @@ fn request(query: &str, scopes: &[(&str, i64)]) -> SearchRequest {
         query: ParsedQuery::parse(query).expect("the suite's queries parse"),
         scopes: scopes
             .iter()
-            .map(|(c, min)| Scope { conversation_id: ConversationId((*c).into()), min_seq: *min })
+            .map(|(c, min)| Scope { conversation_id: ConversationId((*c).into()), min_seq: Seq::new(*min) })
             .collect(),
         order: SearchOrder::Newest,
         offset: 0,
@@ -186,7 +186,7 @@ pub async fn newest_order_and_paging(index: &dyn SearchIndex) {
         }
         assert_eq!(page.hits.len(), 10);
     }
-    assert_eq!(seen, (1..=25).rev().collect::<Vec<_>>());
+    assert_eq!(seen, (1..=25).rev().map(Seq::new).collect::<Vec<_>>());
 }
 
 pub async fn relevance_order_ranks_better_matches_first(index: &dyn SearchIndex) {
@@ -246,7 +246,7 @@ pub async fn long_and_odd_texts(index: &dyn SearchIndex) {
 
 async fn sorted_checkpoints(index: &dyn SearchIndex) -> Vec<(String, i64)> {
     let mut checkpoints: Vec<(String, i64)> =
-        index.checkpoints().await.expect("checkpoints").into_iter().map(|(c, seq)| (c.0, seq)).collect();
+        index.checkpoints().await.expect("checkpoints").into_iter().map(|(c, seq)| (c.0, seq.get())).collect();
     checkpoints.sort();
     checkpoints
 }
@@ -254,14 +254,14 @@ async fn sorted_checkpoints(index: &dyn SearchIndex) -> Vec<(String, i64)> {
 pub async fn checkpoints_are_kept_apart_from_documents(index: &dyn SearchIndex) {
     assert!(sorted_checkpoints(index).await.is_empty());
     index.upsert(vec![document("c", 1, "one"), document("c", 2, "two")]).await.expect("upsert");
-    let checkpoints = vec![(ConversationId("c".into()), 2), (ConversationId("d".into()), 7)];
+    let checkpoints = vec![(ConversationId("c".into()), Seq::new(2)), (ConversationId("d".into()), Seq::new(7))];
     index.set_checkpoints(checkpoints).await.expect("set checkpoints");
     index.flush().await.expect("flush");
     assert_eq!(sorted_checkpoints(index).await, [("c".to_owned(), 2), ("d".to_owned(), 7)]);
     assert_eq!(index.count().await.expect("count"), 2, "checkpoints are not documents");
     assert_eq!(found(index, "one").await, ["c-1"]);
 
-    index.set_checkpoints(vec![(ConversationId("c".into()), 5)]).await.expect("move a checkpoint");
+    index.set_checkpoints(vec![(ConversationId("c".into()), Seq::new(5))]).await.expect("move a checkpoint");
     index.flush().await.expect("flush");
     assert_eq!(sorted_checkpoints(index).await, [("c".to_owned(), 5), ("d".to_owned(), 7)]);
 

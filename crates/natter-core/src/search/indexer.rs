@@ -224,12 +224,12 @@ impl Indexer {
         let mut gaps: Vec<(ConversationId, Seq)> = Vec::new();
         for (conversation, mut entries) in by_conversation {
             entries.sort_by_key(|(seq, _)| *seq);
-            let start = self.applied.get(&conversation).copied().unwrap_or(0);
+            let start = self.applied.get(&conversation).copied().unwrap_or(Seq::ZERO);
             let mut at = start;
             for (seq, view) in &entries {
                 match view {
                     _ if *seq <= at => {}
-                    Some(entry) if *seq == at + 1 => {
+                    Some(entry) if *seq == at.next() => {
                         let change = match entry {
                             Indexed::Entry(entry) => self.change_for_entry(entry).await?,
                             Indexed::View(view) => self.change_for_view(view).await?,
@@ -269,7 +269,8 @@ impl Indexer {
                 document_from_view(entry).map(|document| (document.message_id.clone(), Change::Upsert(document)))
             );
         }
-        self.change_of_target(kind, &ConversationId(entry.conversation_id.clone()), entry.target_seq).await
+        self.change_of_target(kind, &ConversationId(entry.conversation_id.clone()), entry.target_seq.map(Seq::new))
+            .await
     }
 }
 
@@ -289,7 +290,7 @@ fn document_from_view(view: &MessageView) -> Option<SearchDocument> {
     Some(SearchDocument {
         message_id: MessageId(view.id.clone()),
         conversation_id: ConversationId(view.conversation_id.clone()),
-        seq: view.seq,
+        seq: Seq::new(view.seq),
         sender_id: UserId(view.sender_id.clone()),
         created_at: view.created_at,
         text: text.to_owned(),

@@ -9,7 +9,7 @@ use natter_proto::ServerFrame;
 use super::log::{LogGuard, Recipients};
 use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
-use crate::ids::{ConversationId, UserId};
+use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{
     Conversation, ConversationKind, ConversationSummary, Member, MemberRole, Message, SystemEvent, User,
 };
@@ -73,7 +73,7 @@ impl ConversationService {
             avatar: group.avatar.filter(|a| !a.is_empty()),
             owner_id: Some(me.clone()),
             announcement,
-            last_seq: 1,
+            last_seq: Seq::FIRST,
             created_at: now,
             updated_at: now,
             dissolved: false,
@@ -83,8 +83,8 @@ impl ConversationService {
             user_id: user.clone(),
             role,
             joined_at: now,
-            joined_seq: 0,
-            read_seq: 1,
+            joined_seq: Seq::ZERO,
+            read_seq: Seq::FIRST,
             muted: false,
         };
         let mut members = vec![member(me, MemberRole::Owner)];
@@ -236,8 +236,8 @@ impl ConversationService {
                     user_id: user.clone(),
                     role: MemberRole::Member,
                     joined_at: now,
-                    joined_seq: 0,
-                    read_seq: 0,
+                    joined_seq: Seq::ZERO,
+                    read_seq: Seq::ZERO,
                     muted: false,
                 })
                 .collect();

@@ -4,7 +4,7 @@ use natter_proto::ServerFrame;
 
 use super::{Deps, presence, rules};
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
-use crate::ids::{ConversationId, FriendRequestId, UserId};
+use crate::ids::{ConversationId, FriendRequestId, Seq, UserId};
 use crate::model::{
     Conversation, ConversationKind, ConversationSummary, Friend, FriendRequest, FriendRequestStatus, User,
 };
@@ -113,7 +113,7 @@ impl FriendService {
             avatar: None,
             owner_id: None,
             announcement: None,
-            last_seq: 0,
+            last_seq: Seq::ZERO,
             created_at: now,
             updated_at: now,
             dissolved: false,

@@ -37,11 +37,11 @@ impl JobRunner {
         };
         let same_file = voice.file_id.as_deref() == Some(job.file_id.as_str());
         if voice.kind != MessageKind::Voice || voice.recalled || !same_file {
-            tracing::info!(conversation = %job.conversation_id, seq = job.seq, "voice message recalled or gone: not transcribed");
+            tracing::info!(conversation = %job.conversation_id, seq = job.seq.get(), "voice message recalled or gone: not transcribed");
             return Ok(JobOutcome::Done);
         }
         if transcripts::has_transcript(&self.deps, &voice).await? {
-            tracing::info!(conversation = %job.conversation_id, seq = job.seq, "voice message has its transcript already");
+            tracing::info!(conversation = %job.conversation_id, seq = job.seq.get(), "voice message has its transcript already");
             return Ok(JobOutcome::Done);
         }
         let max_bytes = self.speech.max_audio_bytes() as u64;
@@ -54,10 +54,10 @@ impl JobRunner {
         let attached = transcripts::attach(&self.deps, &job.conversation_id, job.seq, &transcription.text).await?;
         match attached {
             Attached::Appended(entry) => {
-                tracing::info!(conversation = %job.conversation_id, seq = job.seq, transcript_seq = entry.seq, "voice message transcribed")
+                tracing::info!(conversation = %job.conversation_id, seq = job.seq.get(), transcript_seq = entry.seq.get(), "voice message transcribed")
             }
             Attached::Already | Attached::Nothing => {
-                tracing::info!(conversation = %job.conversation_id, seq = job.seq, "transcript not appended: done by another run, or recalled meanwhile")
+                tracing::info!(conversation = %job.conversation_id, seq = job.seq.get(), "transcript not appended: done by another run, or recalled meanwhile")
             }
         }
         Ok(JobOutcome::Done)

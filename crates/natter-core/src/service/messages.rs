@@ -102,7 +102,7 @@ impl MessageService {
             Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?])
         };
         if let Some(reply_to) = input.reply_to
-            && !(1..=conversation.last_seq).contains(&reply_to)
+            && !(Seq::FIRST..=conversation.last_seq).contains(&reply_to)
         {
             return Err(DomainError::invalid(
                 ErrorCode::InvalidReplyTo,
@@ -151,12 +151,12 @@ impl MessageService {
         }
         let store = &self.deps.store;
         let mut messages = match page {
-            Page::After(after) if after < 0 => {
+            Page::After(after) if after < Seq::ZERO => {
                 return Err(DomainError::invalid(ErrorCode::InvalidSeq, "after_seq must not be negative"));
             }
             Page::After(after) => store.messages_after(conversation_id, after, member.joined_seq, limit + 1).await?,
             Page::Before(before) => {
-                let before = before.unwrap_or(i64::MAX);
+                let before = before.unwrap_or(Seq::new(i64::MAX));
                 store.messages_before(conversation_id, before, member.joined_seq, limit + 1).await?
             }
         };
@@ -167,7 +167,7 @@ impl MessageService {
 
     /// Moves the caller's read marker; returns the marker in force and the unread count.
     pub async fn mark_read(&self, me: &UserId, conversation_id: &ConversationId, seq: Seq) -> DomainResult<(Seq, i64)> {
-        if seq < 0 {
+        if seq < Seq::ZERO {
             return Err(DomainError::invalid(ErrorCode::InvalidSeq, "seq must not be negative"));
         }
         let (conversation, _) = self.deps.membership(me, conversation_id).await?;
@@ -188,8 +188,11 @@ impl MessageService {
                 _ => vec![me.clone()],
             }
         };
-        let frame =
-            ServerFrame::Read { conversation_id: conversation_id.0.clone(), user_id: me.0.clone(), seq: read_seq };
+        let frame = ServerFrame::Read {
+            conversation_id: conversation_id.0.clone(),
+            user_id: me.0.clone(),
+            seq: read_seq.get(),
+        };
         self.deps.notifier.publish(recipients, &frame).await;
         Ok((read_seq, unread))
     }

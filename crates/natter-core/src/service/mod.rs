@@ -198,7 +198,7 @@ impl Services {
             file_id: crate::ids::FileId(file_id.clone()),
         });
         if let Err(error) = jobs.enqueue(job).await {
-            tracing::warn!(conversation = %voice.conversation_id, seq = voice.seq, %error,
+            tracing::warn!(conversation = %voice.conversation_id, seq = voice.seq.get(), %error,
                 "transcription not queued: voice message left without a transcript");
         }
     }

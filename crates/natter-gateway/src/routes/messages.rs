@@ -32,7 +32,7 @@ pub(crate) async fn send(
         kind: body.kind,
         text: body.text,
         file_id: body.file_id,
-        reply_to: body.reply_to,
+        reply_to: body.reply_to.map(Seq::new),
         mentions: body.mentions.into_iter().map(UserId).collect(),
     };
     let sent = state.api.messages.send(&me.user_id, &ConversationId(id), input).await?;
@@ -88,8 +88,8 @@ pub(crate) async fn mark_read(
     Json(body): Json<ReadRequest>,
 ) -> Result<axum::Json<ReadResponse>, ApiError> {
     let conversation = ConversationId(id);
-    let (read_seq, unread_count) = state.api.messages.mark_read(&me.user_id, &conversation, body.seq).await?;
-    Ok(axum::Json(ReadResponse { conversation_id: conversation.0, read_seq, unread_count }))
+    let (read_seq, unread_count) = state.api.messages.mark_read(&me.user_id, &conversation, Seq::new(body.seq)).await?;
+    Ok(axum::Json(ReadResponse { conversation_id: conversation.0, read_seq: read_seq.get(), unread_count }))
 }
 
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}/messages/{seq}", tag = "messages", request_body = EditMessageRequest,

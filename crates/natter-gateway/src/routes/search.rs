@@ -54,7 +54,7 @@ pub(crate) async fn search_messages(
         .into_iter()
         .map(|hit| SearchHitView {
             conversation_id: hit.message.conversation_id.0.clone(),
-            seq: hit.message.seq,
+            seq: hit.message.seq.get(),
             message: wire::message_view(&hit.message),
             snippet: hit.snippet,
             score: hit.score,

@@ -1,4 +1,4 @@
-use natter_core::ids::{ConversationId, UserId};
+use natter_core::ids::{ConversationId, Seq, UserId};
 use natter_core::model::{ConversationSummary, MemberRole, MessageKind, SystemEvent};
 use natter_core::store::prelude::*;
 use natter_core::store::{Effect, StoreError};
@@ -12,7 +12,7 @@ pub(crate) async fn create_group_stores_the_first_entry(db: &TestDb) {
         (user(store, "olga", "Olga").await, user(store, "pete", "Pete").await, user(store, "quin", "Quin").await);
     let (conversation, first) = group(store, "team", &o, &[&p, &q], at(10)).await;
 
-    assert_eq!((first.seq, first.kind, &first.conversation_id), (1, MessageKind::System, &conversation.id));
+    assert_eq!((first.seq, first.kind, &first.conversation_id), (Seq::new(1), MessageKind::System, &conversation.id));
     let expected_event = SystemEvent {
         event: "group_created".into(),
         actor_id: o.id.clone(),
@@ -22,7 +22,7 @@ pub(crate) async fn create_group_stores_the_first_entry(db: &TestDb) {
     };
     assert_eq!(first.system, Some(expected_event));
     assert_eq!(first.sender_id, o.id);
-    assert_eq!(store.message_at(&conversation.id, 1).await.expect("at"), Some(first.clone()));
+    assert_eq!(store.message_at(&conversation.id, Seq::new(1)).await.expect("at"), Some(first.clone()));
     assert_eq!(store.conversation(&conversation.id).await.expect("get"), Some(conversation.clone()));
 
     let members = store.members(&conversation.id).await.expect("members");
@@ -32,7 +32,11 @@ pub(crate) async fn create_group_stores_the_first_entry(db: &TestDb) {
     assert_eq!(order, [vec![o.id.clone()], plain.clone()].concat());
     assert_eq!(members[0].role, MemberRole::Owner);
     assert!(members[1..].iter().all(|m| m.role == MemberRole::Member));
-    assert!(members.iter().all(|m| m.joined_seq == 0 && m.read_seq == 1 && m.joined_at == at(10) && !m.muted));
+    assert!(
+        members
+            .iter()
+            .all(|m| m.joined_seq == Seq::ZERO && m.read_seq == Seq::new(1) && m.joined_at == at(10) && !m.muted)
+    );
     let mut ids = store.member_ids(&conversation.id).await.expect("ids");
     ids.sort();
     let mut all = vec![o.id.clone(), p.id.clone(), q.id.clone()];
@@ -75,8 +79,8 @@ pub(crate) async fn conversations_of_orders_counts_and_shows_last_message(db: &T
     send(store, &g1.id, &b, "b1", at(41)).await;
     let b2 = send(store, &g1.id, &b, "b2", at(42)).await;
     let hello = send(store, &direct, &b, "hello", at(50)).await;
-    let like = Effect::AddReaction { target_seq: 1, emoji: "👍".into() };
-    event(store, &direct, &b, MessageKind::Reaction, Some(1), like, at(51)).await;
+    let like = Effect::AddReaction { target_seq: Seq::new(1), emoji: "👍".into() };
+    event(store, &direct, &b, MessageKind::Reaction, Some(Seq::new(1)), like, at(51)).await;
     let (gone, _) = group(store, "gone", &a, &[&b], at(60)).await;
     system(store, &gone.id, &a, "dissolved", Effect::Dissolve, at(61)).await;
 
@@ -84,13 +88,13 @@ pub(crate) async fn conversations_of_orders_counts_and_shows_last_message(db: &T
     assert_eq!(order(&list), [direct.clone(), g1.id.clone(), g2.id.clone()]);
     let d = find(&list, &direct);
     assert_eq!((d.me.user_id.clone(), d.member_count, d.unread_count), (a.id.clone(), 2, 1));
-    assert_eq!(d.conversation.last_seq, 2);
+    assert_eq!(d.conversation.last_seq, Seq::new(2));
     assert_eq!(d.conversation.updated_at, at(51));
     assert_eq!(d.peer.as_ref(), Some(&b));
     let last = d.last_message.as_ref().expect("a last message");
     assert_eq!(last, &natter_core::model::Message { reactions: vec![("👍".into(), b.id.clone())], ..hello.clone() });
     let one = find(&list, &g1.id);
-    assert_eq!((one.member_count, one.unread_count, one.me.read_seq, one.peer.clone()), (2, 2, 2, None));
+    assert_eq!((one.member_count, one.unread_count, one.me.read_seq, one.peer.clone()), (2, 2, Seq::new(2), None));
     assert_eq!(one.last_message.as_ref(), Some(&b2));
     let two = find(&list, &g2.id);
     assert_eq!((two.unread_count, two.last_message.as_ref()), (0, Some(&g2_first)));
@@ -110,7 +114,7 @@ pub(crate) async fn conversations_of_orders_counts_and_shows_last_message(db: &T
     event(store, &g1.id, &b, MessageKind::Recall, Some(b2.seq), Effect::Recall { target_seq: b2.seq }, at(75)).await;
     let list = store.conversations_of(&a.id).await.expect("list");
     assert_eq!(find(&list, &g1.id).unread_count, 1);
-    let (_, unread) = store.mark_read(&g1.id, &a.id, 0).await.expect("mark read").expect("a member");
+    let (_, unread) = store.mark_read(&g1.id, &a.id, Seq::ZERO).await.expect("mark read").expect("a member");
     assert_eq!(unread, 1, "mark_read's unread count leaves the recalled message out too");
 
     // A member who joins later sees the entry that added them as the last message.

@@ -1,5 +1,6 @@
 //! Effects: the change an entry records is applied in the transaction that appends it.
 
+use natter_core::ids::Seq;
 use natter_core::model::{MemberRole, MessageKind};
 use natter_core::store::prelude::*;
 use natter_core::store::{AppendOutcome, Effect};
@@ -27,9 +28,9 @@ pub(crate) async fn membership_effects(db: &TestDb) {
         at(2),
     )
     .await;
-    assert_eq!(added.seq, 3);
+    assert_eq!(added.seq, Seq::new(3));
     let joined = store.member(&g.id, &c.id).await.expect("member").expect("c is a member");
-    assert_eq!((joined.role, joined.joined_seq, joined.read_seq), (MemberRole::Member, 3, 3));
+    assert_eq!((joined.role, joined.joined_seq, joined.read_seq), (MemberRole::Member, Seq::new(3), Seq::new(3)));
     let (conversation, member) = store.membership(&g.id, &c.id).await.expect("membership").expect("a member");
     assert_eq!(member, joined);
     assert_eq!(Some(conversation), store.conversation(&g.id).await.expect("get"));
@@ -49,7 +50,7 @@ pub(crate) async fn membership_effects(db: &TestDb) {
     assert_eq!(listed, [b.id.clone(), a.id.clone(), c.id.clone()]);
 
     let removed = system(store, &g.id, &b, "member_removed", Effect::RemoveMember(c.id.clone()), at(5)).await;
-    assert_eq!(removed.seq, 6);
+    assert_eq!(removed.seq, Seq::new(6));
     assert_eq!(store.member(&g.id, &c.id).await.expect("member"), None);
     assert_eq!(store.membership(&g.id, &c.id).await.expect("membership"), None);
     assert_eq!(store.member_count(&g.id).await.expect("count"), 2);
@@ -76,7 +77,7 @@ pub(crate) async fn conversation_effects(db: &TestDb) {
     assert_eq!(changed.name, "new");
     assert_eq!(changed.announcement.as_deref(), Some("welcome"), "an absent field is left alone");
     assert_eq!(changed.avatar.as_deref(), Some("file-1"));
-    assert_eq!((changed.last_seq, changed.updated_at), (2, at(10)));
+    assert_eq!((changed.last_seq, changed.updated_at), (Seq::new(2), at(10)));
 
     let update = Effect::UpdateConversation { name: None, announcement: Some("read the rules".into()), avatar: None };
     system(store, &g.id, &a, "updated", update, at(11)).await;
@@ -91,7 +92,7 @@ pub(crate) async fn conversation_effects(db: &TestDb) {
     system(store, &g.id, &a, "dissolved", Effect::Dissolve, at(13)).await;
     let gone = store.conversation(&g.id).await.expect("get").expect("kept for history");
     assert!(gone.dissolved);
-    assert_eq!(gone.last_seq, 5);
+    assert_eq!(gone.last_seq, Seq::new(5));
     assert!(store.members(&g.id).await.expect("members").is_empty());
     assert!(store.conversations_of(&a.id).await.expect("list").is_empty());
     assert!(store.conversations_of(&b.id).await.expect("list").is_empty());
@@ -106,7 +107,7 @@ pub(crate) async fn edit_and_recall(db: &TestDb) {
 
     let edit = Effect::Edit { target_seq: original.seq, text: "hello".into() };
     let entry = event(store, &g.id, &a, MessageKind::Edit, Some(original.seq), edit, at(5)).await;
-    assert_eq!((entry.seq, entry.kind, entry.target_seq), (4, MessageKind::Edit, Some(original.seq)));
+    assert_eq!((entry.seq, entry.kind, entry.target_seq), (Seq::new(4), MessageKind::Edit, Some(original.seq)));
     let edited = store.message_at(&g.id, original.seq).await.expect("at").expect("stored");
     assert_eq!(edited.text.as_deref(), Some("hello"));
     assert_eq!(edited.edited_at, Some(at(5)));
@@ -130,7 +131,7 @@ pub(crate) async fn edit_and_recall(db: &TestDb) {
     assert!(still.recalled);
     assert_eq!(still.text, None);
     // The log keeps every event, in order: a device catching up replays them.
-    let log = store.messages_after(&g.id, original.seq, 0, 10).await.expect("page");
+    let log = store.messages_after(&g.id, original.seq, Seq::ZERO, 10).await.expect("page");
     let kinds: Vec<_> = log.iter().map(|m| m.kind).collect();
     assert_eq!(kinds, [MessageKind::Text, MessageKind::Edit, MessageKind::Recall, MessageKind::Edit]);
 }
@@ -148,7 +149,7 @@ pub(crate) async fn reactions(db: &TestDb) {
     event(store, &g.id, &b, MessageKind::Reaction, Some(seq), add("😂"), at(4)).await;
     // The same person adding the same emoji again is an entry in the log but not a second reaction.
     let again = event(store, &g.id, &b, MessageKind::Reaction, Some(seq), add("👍"), at(5)).await;
-    assert_eq!(again.seq, 6);
+    assert_eq!(again.seq, Seq::new(6));
     let current = store.message_at(&g.id, seq).await.expect("at").expect("stored").reactions;
     assert_eq!(
         current,
@@ -161,7 +162,7 @@ pub(crate) async fn reactions(db: &TestDb) {
     assert_eq!(current, vec![("👍".to_owned(), a.id.clone()), ("😂".to_owned(), b.id.clone())]);
     // Removing what is not there changes nothing.
     event(store, &g.id, &b, MessageKind::Reaction, Some(seq), remove, at(7)).await;
-    let page = store.messages_after(&g.id, 0, 0, 50).await.expect("page");
+    let page = store.messages_after(&g.id, Seq::ZERO, Seq::ZERO, 50).await.expect("page");
     let in_page = page.iter().find(|m| m.seq == seq).expect("in page");
     assert_eq!(in_page.reactions, current);
     assert!(page.iter().filter(|m| m.kind == MessageKind::Reaction).all(|m| m.reactions.is_empty()));
@@ -238,7 +239,7 @@ pub(crate) async fn a_transcript_appended_twice_is_stored_once(db: &TestDb) {
     assert_eq!(returned[0].id, stored[0].id);
     assert_eq!(
         store.conversation(&g.id).await.expect("get").expect("exists").last_seq,
-        voice.seq + 1,
+        voice.seq.next(),
         "no seq used twice"
     );
     let voice = store.message_at(&g.id, voice.seq).await.expect("read").expect("the voice message");

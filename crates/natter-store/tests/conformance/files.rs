@@ -1,6 +1,6 @@
 //! Files: records, the quota sum, the read-access rule, and entries carrying their file.
 
-use natter_core::ids::FileId;
+use natter_core::ids::{FileId, Seq};
 use natter_core::model::{FileRecord, MemberRole, MessageKind, User};
 use natter_core::store::prelude::*;
 use natter_core::store::{Effect, ProfileUpdate, StoreError};
@@ -78,7 +78,7 @@ pub(crate) async fn file_access_follows_entries_membership_and_avatars(db: &Test
     assert!(readable(&image, &b).await && readable(&thumb, &b).await, "a member reads it and its thumbnail");
     assert!(!readable(&image, &c).await, "a non-member does not");
 
-    let history = store.messages_after(&g.id, 0, 0, 10).await.expect("history");
+    let history = store.messages_after(&g.id, Seq::ZERO, Seq::ZERO, 10).await.expect("history");
     let entry = history.iter().find(|m| m.seq == sent.seq).expect("the entry");
     assert_eq!(entry.file.as_ref(), Some(&image), "reads attach the file record");
     let at_seq = store.message_at(&g.id, sent.seq).await.expect("at").expect("exists");

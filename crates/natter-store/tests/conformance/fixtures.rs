@@ -2,7 +2,7 @@
 //! survive the stores' millisecond precision unchanged and order deterministically.
 
 use chrono::DateTime;
-use natter_core::ids::{ConversationId, FriendRequestId, UserId};
+use natter_core::ids::{ConversationId, FriendRequestId, Seq, UserId};
 use natter_core::model::{
     Conversation, ConversationKind, FriendRequest, FriendRequestStatus, Member, MemberRole, Message, MessageKind,
     SystemEvent, Time, User, UserRole,
@@ -49,7 +49,7 @@ pub(crate) fn new_direct(when: Time) -> Conversation {
         avatar: None,
         owner_id: None,
         announcement: None,
-        last_seq: 0,
+        last_seq: Seq::ZERO,
         created_at: when,
         updated_at: when,
         dissolved: false,
@@ -74,8 +74,8 @@ pub(crate) fn member(conversation: &ConversationId, user: &User, role: MemberRol
         user_id: user.id.clone(),
         role,
         joined_at: when,
-        joined_seq: 0,
-        read_seq: 0,
+        joined_seq: Seq::ZERO,
+        read_seq: Seq::ZERO,
         muted: false,
     }
 }
@@ -95,7 +95,7 @@ pub(crate) async fn group(
         avatar: None,
         owner_id: Some(owner.id.clone()),
         announcement: Some("welcome".to_owned()),
-        last_seq: 1,
+        last_seq: Seq::FIRST,
         created_at: when,
         updated_at: when,
         dissolved: false,
@@ -145,7 +145,7 @@ pub(crate) async fn event(
     conversation: &ConversationId,
     sender: &User,
     kind: MessageKind,
-    target_seq: Option<i64>,
+    target_seq: Option<Seq>,
     effect: Effect,
     when: Time,
 ) -> Message {
@@ -169,5 +169,5 @@ pub(crate) async fn system(
 }
 
 pub(crate) fn seqs(messages: &[Message]) -> Vec<i64> {
-    messages.iter().map(|m| m.seq).collect()
+    messages.iter().map(|m| m.seq.get()).collect()
 }

@@ -1,4 +1,4 @@
-use natter_core::ids::FriendRequestId;
+use natter_core::ids::{FriendRequestId, Seq};
 use natter_core::model::{ConversationKind, FriendRequestStatus, MemberRole, User};
 use natter_core::store::prelude::*;
 use natter_core::store::{Effect, RequestDirection, StoreError};
@@ -84,7 +84,9 @@ pub(crate) async fn accept_creates_the_direct_conversation_and_revives_it(db: &T
     assert_eq!(conversation.kind, ConversationKind::Direct);
     let members = store.members(&conversation_id).await.expect("members");
     assert_eq!(members.len(), 2);
-    assert!(members.iter().all(|m| m.role == MemberRole::Member && m.joined_seq == 0 && m.read_seq == 0));
+    assert!(
+        members.iter().all(|m| m.role == MemberRole::Member && m.joined_seq == Seq::ZERO && m.read_seq == Seq::ZERO)
+    );
 
     // Removing the friendship keeps the conversation; accepting again revives the same one.
     send(store, &conversation_id, &a, "one", at(30)).await;
@@ -100,11 +102,11 @@ pub(crate) async fn accept_creates_the_direct_conversation_and_revives_it(db: &T
     let conversation_id_again = befriend(store, &b, &a, at(40)).await;
     assert_eq!(conversation_id_again, conversation_id);
     let back = store.member(&conversation_id, &b.id).await.expect("member").expect("member again");
-    assert_eq!((back.read_seq, back.joined_seq, back.role), (3, 0, MemberRole::Member));
+    assert_eq!((back.read_seq, back.joined_seq, back.role), (Seq::new(3), Seq::ZERO, MemberRole::Member));
     // A member who stayed keeps their marker.
-    assert_eq!(store.member(&conversation_id, &a.id).await.expect("member").expect("member").read_seq, 2);
+    assert_eq!(store.member(&conversation_id, &a.id).await.expect("member").expect("member").read_seq, Seq::new(2));
     assert_eq!(store.friends_of(&b.id).await.expect("friends")[0].conversation_id, conversation_id);
-    assert_eq!(store.conversation(&conversation_id).await.expect("get").expect("exists").last_seq, 3);
+    assert_eq!(store.conversation(&conversation_id).await.expect("get").expect("exists").last_seq, Seq::new(3));
 }
 
 pub(crate) async fn blocks_end_friendship_and_cancel_requests(db: &TestDb) {

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use natter_core::ids::ConversationId;
+use natter_core::ids::{ConversationId, Seq};
 use natter_core::model::{MessageKind, SystemEvent};
 use natter_core::store::prelude::*;
 use natter_core::store::{AppendOutcome, Effect, NewEntry};
@@ -31,10 +31,10 @@ pub(crate) async fn append_is_gap_free_under_concurrency(db: &TestDb) {
         }
     }
     assigned.sort();
-    assert_eq!(assigned, (1..=100).collect::<Vec<_>>());
-    let stored = store.messages_after(&direct, 0, 0, 200).await.expect("page");
+    assert_eq!(assigned, (1..=100).map(Seq::new).collect::<Vec<_>>());
+    let stored = store.messages_after(&direct, Seq::ZERO, Seq::ZERO, 200).await.expect("page");
     assert_eq!(seqs(&stored), (1..=100).collect::<Vec<_>>());
-    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, 100);
+    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, Seq::new(100));
     // Each sender's marker is at their own newest entry.
     for user in [&a, &b] {
         let newest = stored.iter().filter(|m| m.sender_id == user.id).map(|m| m.seq).max().expect("sent some");
@@ -50,19 +50,19 @@ pub(crate) async fn append_is_idempotent_per_sender_and_client_id(db: &TestDb) {
     let mut message = text(&g.id, &a, "hello", at(10));
     message.client_msg_id = Some("same".into());
     message.mentions = vec![b.id.clone()];
-    message.reply_to = Some(1);
+    message.reply_to = Some(Seq::new(1));
     let first = match store.append(NewEntry { message: message.clone(), effect: Effect::None }).await.expect("append") {
         AppendOutcome::Appended(first) => first,
         other => panic!("expected Appended, got {other:?}"),
     };
-    assert_eq!(first, natter_core::model::Message { seq: 2, ..message.clone() });
+    assert_eq!(first, natter_core::model::Message { seq: Seq::new(2), ..message.clone() });
 
     // The same sender and client id: the original, nothing stored, whatever the new body says.
     let mut resend = text(&g.id, &a, "hello again", at(11));
     resend.client_msg_id = Some("same".into());
     let outcome = store.append(NewEntry { message: resend, effect: Effect::None }).await.expect("append");
     assert_eq!(outcome, AppendOutcome::Duplicate(first.clone()));
-    assert_eq!(store.conversation(&g.id).await.expect("get").expect("exists").last_seq, 2);
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("exists").last_seq, Seq::new(2));
     assert_eq!(store.message_by_client_id(&a.id, "same").await.expect("lookup"), Some(first.clone()));
     assert_eq!(store.message_by_client_id(&b.id, "same").await.expect("lookup"), None);
 
@@ -73,11 +73,11 @@ pub(crate) async fn append_is_idempotent_per_sender_and_client_id(db: &TestDb) {
         AppendOutcome::Appended(other) => other,
         outcome => panic!("expected Appended, got {outcome:?}"),
     };
-    assert_eq!(other.seq, 3);
+    assert_eq!(other.seq, Seq::new(3));
     // Entries without a client id (events) never collide.
     system(store, &g.id, &a, "renamed", Effect::None, at(13)).await;
     system(store, &g.id, &a, "renamed", Effect::None, at(14)).await;
-    assert_eq!(store.message_at(&g.id, 5).await.expect("at").expect("stored").client_msg_id, None);
+    assert_eq!(store.message_at(&g.id, Seq::new(5)).await.expect("at").expect("stored").client_msg_id, None);
 }
 
 pub(crate) async fn concurrent_resends_store_one_entry(db: &TestDb) {
@@ -103,8 +103,8 @@ pub(crate) async fn concurrent_resends_store_one_entry(db: &TestDb) {
     assert_eq!(appended.len(), 1, "exactly one append stores the entry");
     assert_eq!(duplicates.len(), 19);
     assert!(duplicates.iter().all(|d| d == &appended[0]));
-    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, 1);
-    assert_eq!(seqs(&store.messages_after(&direct, 0, 0, 10).await.expect("page")), [1]);
+    assert_eq!(store.conversation(&direct).await.expect("get").expect("exists").last_seq, Seq::new(1));
+    assert_eq!(seqs(&store.messages_after(&direct, Seq::ZERO, Seq::ZERO, 10).await.expect("page")), [1]);
 }
 
 pub(crate) async fn append_to_missing_or_dissolved_conversation(db: &TestDb) {
@@ -116,7 +116,7 @@ pub(crate) async fn append_to_missing_or_dissolved_conversation(db: &TestDb) {
 
     let (g, _) = group(store, "g", &a, &[&b], at(0)).await;
     let last = system(store, &g.id, &a, "dissolved", Effect::Dissolve, at(2)).await;
-    assert_eq!(last.seq, 2);
+    assert_eq!(last.seq, Seq::new(2));
     let conversation = store.conversation(&g.id).await.expect("get").expect("kept");
     assert!(conversation.dissolved);
     assert_eq!(store.member_count(&g.id).await.expect("count"), 0);
@@ -124,8 +124,8 @@ pub(crate) async fn append_to_missing_or_dissolved_conversation(db: &TestDb) {
     let outcome = store.append(NewEntry { message: late, effect: Effect::None }).await.expect("append");
     assert_eq!(outcome, AppendOutcome::ConversationGone);
     // A refused append takes no seq.
-    assert_eq!(store.conversation(&g.id).await.expect("get").expect("kept").last_seq, 2);
-    assert_eq!(store.message_at(&g.id, 3).await.expect("at"), None);
+    assert_eq!(store.conversation(&g.id).await.expect("get").expect("kept").last_seq, Seq::new(2));
+    assert_eq!(store.message_at(&g.id, Seq::new(3)).await.expect("at"), None);
 }
 
 pub(crate) async fn paging_both_ways_with_min_seq(db: &TestDb) {
@@ -135,31 +135,33 @@ pub(crate) async fn paging_both_ways_with_min_seq(db: &TestDb) {
     for i in 2..=11 {
         send(store, &g.id, if i % 2 == 0 { &a } else { &b }, &format!("m{i}"), at(i)).await;
     }
-    let like = Effect::AddReaction { target_seq: 5, emoji: "🎉".into() };
-    event(store, &g.id, &b, MessageKind::Reaction, Some(5), like, at(20)).await;
+    let like = Effect::AddReaction { target_seq: Seq::new(5), emoji: "🎉".into() };
+    event(store, &g.id, &b, MessageKind::Reaction, Some(Seq::new(5)), like, at(20)).await;
     let id = &g.id;
 
-    assert_eq!(seqs(&store.messages_after(id, 0, 0, 3).await.expect("page")), [1, 2, 3]);
-    assert_eq!(seqs(&store.messages_after(id, 9, 0, 50).await.expect("page")), [10, 11, 12]);
-    assert!(store.messages_after(id, 12, 0, 50).await.expect("page").is_empty());
-    assert_eq!(seqs(&store.messages_before(id, i64::MAX, 0, 3).await.expect("page")), [12, 11, 10]);
-    assert_eq!(seqs(&store.messages_before(id, 3, 0, 10).await.expect("page")), [2, 1]);
-    assert!(store.messages_before(id, 1, 0, 10).await.expect("page").is_empty());
+    assert_eq!(seqs(&store.messages_after(id, Seq::ZERO, Seq::ZERO, 3).await.expect("page")), [1, 2, 3]);
+    assert_eq!(seqs(&store.messages_after(id, Seq::new(9), Seq::ZERO, 50).await.expect("page")), [10, 11, 12]);
+    assert!(store.messages_after(id, Seq::new(12), Seq::ZERO, 50).await.expect("page").is_empty());
+    assert_eq!(seqs(&store.messages_before(id, Seq::new(i64::MAX), Seq::ZERO, 3).await.expect("page")), [12, 11, 10]);
+    assert_eq!(seqs(&store.messages_before(id, Seq::new(3), Seq::ZERO, 10).await.expect("page")), [2, 1]);
+    assert!(store.messages_before(id, Seq::new(1), Seq::ZERO, 10).await.expect("page").is_empty());
     // min_seq hides what came before a member joined.
-    assert_eq!(seqs(&store.messages_after(id, 0, 5, 3).await.expect("page")), [5, 6, 7]);
-    assert_eq!(seqs(&store.messages_before(id, 7, 5, 10).await.expect("page")), [6, 5]);
-    assert!(store.messages_before(id, 5, 5, 10).await.expect("page").is_empty());
-    assert!(store.messages_after(&ConversationId::from("nope"), 0, 0, 10).await.expect("page").is_empty());
+    assert_eq!(seqs(&store.messages_after(id, Seq::ZERO, Seq::new(5), 3).await.expect("page")), [5, 6, 7]);
+    assert_eq!(seqs(&store.messages_before(id, Seq::new(7), Seq::new(5), 10).await.expect("page")), [6, 5]);
+    assert!(store.messages_before(id, Seq::new(5), Seq::new(5), 10).await.expect("page").is_empty());
+    assert!(
+        store.messages_after(&ConversationId::from("nope"), Seq::ZERO, Seq::ZERO, 10).await.expect("page").is_empty()
+    );
 
     // Pages carry the current reactions, and equal single reads.
-    let page = store.messages_after(id, 3, 0, 4).await.expect("page");
-    let five = page.iter().find(|m| m.seq == 5).expect("in page");
+    let page = store.messages_after(id, Seq::new(3), Seq::ZERO, 4).await.expect("page");
+    let five = page.iter().find(|m| m.seq == Seq::new(5)).expect("in page");
     assert_eq!(five.reactions, vec![("🎉".to_owned(), b.id.clone())]);
-    assert!(page.iter().filter(|m| m.seq != 5).all(|m| m.reactions.is_empty()));
+    assert!(page.iter().filter(|m| m.seq != Seq::new(5)).all(|m| m.reactions.is_empty()));
     for message in &page {
         assert_eq!(store.message_at(id, message.seq).await.expect("at").as_ref(), Some(message));
     }
-    assert_eq!(store.message_at(id, 99).await.expect("at"), None);
+    assert_eq!(store.message_at(id, Seq::new(99)).await.expect("at"), None);
 }
 
 pub(crate) async fn mark_read_never_moves_back(db: &TestDb) {
@@ -176,21 +178,21 @@ pub(crate) async fn mark_read_never_moves_back(db: &TestDb) {
     let renamed = natter_core::store::system_message(g.id.clone(), event, at(8));
     store.append(NewEntry { message: renamed, effect: rename }).await.expect("append");
     // b: seq 7 is b's own (b's marker moved there); 8 is a system entry. Nothing unread.
-    assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").read_seq, 7);
+    assert_eq!(store.member(&g.id, &b.id).await.expect("member").expect("member").read_seq, Seq::new(7));
 
-    assert_eq!(store.mark_read(&g.id, &b.id, 3).await.expect("read"), Some((7, 0)));
+    assert_eq!(store.mark_read(&g.id, &b.id, Seq::new(3)).await.expect("read"), Some((Seq::new(7), 0)));
     // a's view: marker at 8 (own entry); moving back is refused.
-    assert_eq!(store.mark_read(&g.id, &a.id, 2).await.expect("read"), Some((8, 0)));
+    assert_eq!(store.mark_read(&g.id, &a.id, Seq::new(2)).await.expect("read"), Some((Seq::new(8), 0)));
 
     let (h, _) = group(store, "h", &a, &[&c], at(10)).await;
     for i in 2..=6 {
         send(store, &h.id, &a, &format!("n{i}"), at(10 + i)).await;
     }
-    assert_eq!(store.mark_read(&h.id, &c.id, 3).await.expect("read"), Some((3, 3)));
-    assert_eq!(store.mark_read(&h.id, &c.id, 2).await.expect("read"), Some((3, 3)));
+    assert_eq!(store.mark_read(&h.id, &c.id, Seq::new(3)).await.expect("read"), Some((Seq::new(3), 3)));
+    assert_eq!(store.mark_read(&h.id, &c.id, Seq::new(2)).await.expect("read"), Some((Seq::new(3), 3)));
     // Past the end: the marker stops at last_seq.
-    assert_eq!(store.mark_read(&h.id, &c.id, 1000).await.expect("read"), Some((6, 0)));
-    assert_eq!(store.member(&h.id, &c.id).await.expect("member").expect("member").read_seq, 6);
-    assert_eq!(store.mark_read(&h.id, &b.id, 3).await.expect("read"), None);
-    assert_eq!(store.mark_read(&ConversationId::from("nope"), &a.id, 3).await.expect("read"), None);
+    assert_eq!(store.mark_read(&h.id, &c.id, Seq::new(1000)).await.expect("read"), Some((Seq::new(6), 0)));
+    assert_eq!(store.member(&h.id, &c.id).await.expect("member").expect("member").read_seq, Seq::new(6));
+    assert_eq!(store.mark_read(&h.id, &b.id, Seq::new(3)).await.expect("read"), None);
+    assert_eq!(store.mark_read(&ConversationId::from("nope"), &a.id, Seq::new(3)).await.expect("read"), None);
 }

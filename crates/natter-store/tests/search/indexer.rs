@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use natter_core::bus::Event;
-use natter_core::ids::ConversationId;
+use natter_core::ids::{ConversationId, Seq};
 use natter_core::model::{Message, MessageKind};
 use natter_core::search::indexer::Indexer;
 use natter_core::search::{ParsedQuery, Scope, SearchIndex, SearchOrder, SearchRequest};
@@ -32,22 +32,22 @@ fn bus_event(message: &Message) -> Event {
     }
 }
 
-async fn found(index: &dyn SearchIndex, conversation: &ConversationId, query: &str) -> Vec<i64> {
+async fn found(index: &dyn SearchIndex, conversation: &ConversationId, query: &str) -> Vec<Seq> {
     let request = SearchRequest {
         query: ParsedQuery::parse(query).expect("a query"),
-        scopes: vec![Scope { conversation_id: conversation.clone(), min_seq: 0 }],
+        scopes: vec![Scope { conversation_id: conversation.clone(), min_seq: Seq::ZERO }],
         order: SearchOrder::Newest,
         offset: 0,
         limit: 100,
         created_until: None,
     };
-    let mut seqs: Vec<i64> =
+    let mut seqs: Vec<Seq> =
         index.search(&request).await.expect("search").hits.into_iter().map(|hit| hit.seq).collect();
     seqs.sort_unstable();
     seqs
 }
 
-async fn checkpoint(index: &dyn SearchIndex, conversation: &ConversationId) -> Option<i64> {
+async fn checkpoint(index: &dyn SearchIndex, conversation: &ConversationId) -> Option<Seq> {
     let checkpoints = index.checkpoints().await.expect("checkpoints");
     checkpoints.into_iter().find(|(c, _)| c == conversation).map(|(_, seq)| seq)
 }

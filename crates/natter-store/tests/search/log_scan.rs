@@ -1,6 +1,7 @@
 //! `entries_page`, `entry_count`, `conversation_heads` and `memberships_of`: what search reads
 //! from the store.
 
+use natter_core::ids::Seq;
 use natter_core::model::MessageKind;
 use natter_core::store::Effect;
 use natter_core::store::prelude::*;
@@ -18,13 +19,22 @@ async fn scan_pages_every_entry_in_order(db: &TestDb) {
         send(store, &first.id, &ann, &format!("first {n}"), at(10 + n)).await;
         send(store, &second.id, &bob, &format!("second {n}"), at(20 + n)).await;
     }
-    event(store, &first.id, &ann, MessageKind::Recall, Some(2), Effect::Recall { target_seq: 2 }, at(30)).await;
+    event(
+        store,
+        &first.id,
+        &ann,
+        MessageKind::Recall,
+        Some(Seq::new(2)),
+        Effect::Recall { target_seq: Seq::new(2) },
+        at(30),
+    )
+    .await;
 
     assert_eq!(store.entry_count().await.expect("count"), 2 + 6 + 1);
     let mut scanned = Vec::new();
     let mut after = None;
     loop {
-        let page = store.entries_page(after.as_ref().map(|(c, s): &(_, i64)| (c, *s)), 2).await.expect("page");
+        let page = store.entries_page(after.as_ref().map(|(c, s): &(_, Seq)| (c, *s)), 2).await.expect("page");
         let Some(last) = page.last() else { break };
         after = Some((last.conversation_id.clone(), last.seq));
         scanned.extend(page.into_iter().map(|m| (m.conversation_id, m.seq, m.recalled)));
@@ -32,7 +42,7 @@ async fn scan_pages_every_entry_in_order(db: &TestDb) {
     let mut expected = Vec::new();
     for (id, last) in [(&first.id, 5), (&second.id, 4)] {
         for seq in 1..=last {
-            expected.push((id.clone(), seq, id == &first.id && seq == 2));
+            expected.push((id.clone(), Seq::new(seq), id == &first.id && seq == 2));
         }
     }
     expected.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
@@ -47,7 +57,7 @@ async fn scan_pages_every_entry_in_order(db: &TestDb) {
         after = Some(last.clone());
         heads.extend(page);
     }
-    let mut wanted = vec![(first.id.clone(), 5), (second.id.clone(), 4)];
+    let mut wanted = vec![(first.id.clone(), Seq::new(5)), (second.id.clone(), Seq::new(4))];
     wanted.sort();
     assert_eq!(heads, wanted);
     let everything = store.conversation_heads(None, 100).await.expect("heads");
@@ -55,7 +65,7 @@ async fn scan_pages_every_entry_in_order(db: &TestDb) {
 
     let mut memberships = store.memberships_of(&bob.id).await.expect("memberships");
     memberships.sort();
-    let mut wanted = vec![(first.id.clone(), 0), (second.id.clone(), 0)];
+    let mut wanted = vec![(first.id.clone(), Seq::ZERO), (second.id.clone(), Seq::ZERO)];
     wanted.sort();
     assert_eq!(memberships, wanted);
     let carl = user(store, "carl", "Carl").await;
