@@ -102,11 +102,31 @@ impl ConversationService {
             .create_group(&conversation, &members, &system_message(conversation.id.clone(), event, now))
             .await?;
         let everyone: Vec<UserId> = members.iter().map(|m| m.user_id.clone()).collect();
-        self.deps.log.push(everyone.clone(), &first).await;
-        for user in &everyone {
-            self.push_conversation(user, &conversation.id, "created").await;
+        self.deps.log.push(everyone, &first).await;
+        let summary = self.summary(&conversation.id, me).await?;
+        self.push_created(&summary, &members).await;
+        Ok(summary)
+    }
+
+    /// Tells every member of a new group about it. Their views differ only in their own
+    /// membership (role, read marker, muted), so one summary serves all: one frame per distinct
+    /// view (the owner's and everyone else's) rather than one summary read and one publish per
+    /// member, which took over 30 s for a 10,000-member group on PostgreSQL.
+    async fn push_created(&self, summary: &ConversationSummary, members: &[Member]) {
+        let mut views: Vec<((MemberRole, Seq, bool), Vec<UserId>, &Member)> = Vec::new();
+        for member in members {
+            let key = (member.role, member.read_seq, member.muted);
+            match views.iter_mut().find(|(seen, ..)| *seen == key) {
+                Some((_, users, _)) => users.push(member.user_id.clone()),
+                None => views.push((key, vec![member.user_id.clone()], member)),
+            }
         }
-        self.summary(&conversation.id, me).await
+        for (_, users, member) in views {
+            let view = ConversationSummary { me: member.clone(), ..summary.clone() };
+            let frame =
+                ServerFrame::Conversation { event: "created".into(), conversation: wire::conversation_view(&view) };
+            self.deps.notifier.publish(users, &frame).await;
+        }
     }
 
     pub async fn update(

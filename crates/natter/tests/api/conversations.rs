@@ -43,6 +43,7 @@ async fn creating_a_group_adds_members_and_logs_it() {
     let adam = app.register("adam").await;
     let mia = app.register("mia").await;
     let mut mia_ws = app.connect_ws(&mia).await;
+    let mut olga_ws = app.connect_ws(&olga).await;
 
     let group = app.create_group(&olga, "Team", &[&adam, &mia]).await;
     assert_eq!((group.kind.as_str(), group.name.as_str()), ("group", "Team"));
@@ -52,6 +53,20 @@ async fn creating_a_group_adds_members_and_logs_it() {
 
     let frame = mia_ws.next_of_type("conversation").await;
     assert_eq!(frame["conversation"]["id"], group.id.as_str(), "members hear of the new group");
+    // Each hears it as it is for them: their own role and read marker.
+    let view = |frame: &Value| {
+        let c = &frame["conversation"];
+        (
+            frame["event"].clone(),
+            c["role"].clone(),
+            c["read_seq"].clone(),
+            c["unread_count"].clone(),
+            c["member_count"].clone(),
+        )
+    };
+    let expected = |role: &str| (json!("created"), json!(role), json!(1), json!(0), json!(3));
+    assert_eq!(view(&frame), expected("member"));
+    assert_eq!(view(&olga_ws.next_of_type("conversation").await), expected("owner"));
 
     let mut roles: Vec<(String, String)> =
         app.members(&adam, &group.id).await.into_iter().map(|member| (member.user.username, member.role)).collect();
