@@ -113,15 +113,16 @@ impl ConversationService {
     /// view (the owner's and everyone else's) rather than one summary read and one publish per
     /// member, which took over 30 s for a 10,000-member group on PostgreSQL.
     async fn push_created(&self, summary: &ConversationSummary, members: &[Member]) {
-        let mut views: Vec<((MemberRole, Seq, bool), Vec<UserId>, &Member)> = Vec::new();
+        let view_of = |member: &Member| (member.role, member.read_seq, member.muted);
+        // Each distinct view: the first member who has it, and everyone who does.
+        let mut views: Vec<(&Member, Vec<UserId>)> = Vec::new();
         for member in members {
-            let key = (member.role, member.read_seq, member.muted);
-            match views.iter_mut().find(|(seen, ..)| *seen == key) {
-                Some((_, users, _)) => users.push(member.user_id.clone()),
-                None => views.push((key, vec![member.user_id.clone()], member)),
+            match views.iter_mut().find(|(first, _)| view_of(first) == view_of(member)) {
+                Some((_, users)) => users.push(member.user_id.clone()),
+                None => views.push((member, vec![member.user_id.clone()])),
             }
         }
-        for (_, users, member) in views {
+        for (member, users) in views {
             let view = ConversationSummary { me: member.clone(), ..summary.clone() };
             let frame =
                 ServerFrame::Conversation { event: "created".into(), conversation: wire::conversation_view(&view) };
