@@ -27,6 +27,7 @@ use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use natter_core::api::Api;
 use natter_core::bus::Bus;
 use natter_proto::ErrorBody;
@@ -124,6 +125,14 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY a small frame written while the previous one is unacknowledged waits
+    // for that acknowledgement (Nagle's algorithm), which a client may delay by up to 40 ms:
+    // pushes and acknowledgements are small frames, and their latency is the product.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY on a connection");
+        }
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -48,9 +48,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // The builder's `tcp_nodelay` applies only to listeners it binds itself: set it here, or
+    // each small response may wait for the client's delayed acknowledgement (Nagle).
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .tcp_nodelay(true)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
         .add_service(ChatServer::new(api))
         .serve_with_incoming_shutdown(incoming, shutdown)
