@@ -60,6 +60,8 @@ struct Log {
     /// When the oldest held entry arrived.
     held_since: Option<Instant>,
     touched: Instant,
+    /// The last gap skipped without waiting, and why (for the warning if its entry turns up).
+    skipped: Option<(Seq, &'static str)>,
 }
 
 impl Sequencer {
@@ -70,7 +72,7 @@ impl Sequencer {
             Some(log) => log,
             None if position.seq <= Seq::FIRST => {
                 let log =
-                    Log { last: position.seq, released_at: now, held: BTreeMap::new(), held_since: None, touched: now };
+                    Log { last: position.seq, released_at: now, held: BTreeMap::new(), held_since: None, touched: now, skipped: None };
                 self.logs.insert(position.conversation, log);
                 return vec![event];
             }
@@ -85,6 +87,7 @@ impl Sequencer {
                     held: BTreeMap::new(),
                     held_since: None,
                     touched: now,
+                    skipped: None,
                 };
                 self.logs.entry(position.conversation.clone()).or_insert(log)
             }
@@ -93,6 +96,10 @@ impl Sequencer {
         if position.seq <= log.last {
             // Older than what already went out (its gap was given up on): late beats never.
             self.counts.late += 1;
+            tracing::warn!(
+                conversation = %position.conversation, seq = %position.seq, last = %log.last,
+                skipped = ?log.skipped, "a log entry arrived after a later one went out"
+            );
             return vec![event];
         }
         if position.seq > log.last.next() {
@@ -135,25 +142,26 @@ impl Sequencer {
     ) -> Vec<Event> {
         let Some(position) = event.position.clone() else { return vec![event] };
         let followed = |log: &Log| followed_since(&event).is_some_and(|since| since <= log.released_at);
-        let wait = match self.logs.get_mut(&position.conversation) {
-            Some(log) if position.seq <= log.last.next() => true,
-            None if position.seq <= Seq::FIRST => true,
-            _ if position.predecessor == Predecessor::Coming => true,
-            _ if position.predecessor == Predecessor::NotComing => false,
-            Some(log) => followed(log),
+        let skip = match self.logs.get_mut(&position.conversation) {
+            Some(log) if position.seq <= log.last.next() => None,
+            None if position.seq <= Seq::FIRST => None,
+            _ if position.predecessor == Predecessor::Coming => None,
+            _ if position.predecessor == Predecessor::NotComing => Some("the previous entry was not published here"),
+            Some(log) if followed(log) => None,
+            Some(_) => Some("no recipient socket here followed the conversation"),
             // Nothing of this conversation went out here: nobody here followed it.
-            None => false,
+            None => Some("the first entry seen here of the conversation"),
         };
-        if wait {
-            return self.accept(event, now);
-        }
+        let Some(why) = skip else { return self.accept(event, now) };
         let log = self.logs.entry(position.conversation.clone()).or_insert_with(|| Log {
             last: position.seq.prev(),
             released_at: now,
             held: BTreeMap::new(),
             held_since: None,
             touched: now,
+            skipped: None,
         });
+        log.skipped = Some((position.seq, why));
         // Skip the gap: what waited before this entry goes out first, in order.
         let mut ready: Vec<Event> = Vec::new();
         let later = log.held.split_off(&position.seq);
