@@ -14,7 +14,7 @@
 //! went); when it cannot, a gap is waited for only if a local recipient socket was registered
 //! before the conversation's last entry went out here.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use natter_core::bus::{Event, Predecessor};
@@ -57,6 +57,12 @@ struct Log {
     /// When an entry was last handed out.
     released_at: Instant,
     held: BTreeMap<Seq, Event>,
+    /// Seqs the publisher said were not published here: the gap they leave does not fill.
+    not_coming: BTreeSet<Seq>,
+    /// Targeted delivery, a conversation first seen here through an entry whose predecessor is
+    /// coming: where its entries here begin is not known yet (`last` means nothing). The held
+    /// entries wait until the lowest one's own predecessor is not coming.
+    start_unknown: bool,
     /// When the oldest held entry arrived.
     held_since: Option<Instant>,
     touched: Instant,
@@ -64,76 +70,105 @@ struct Log {
     skipped: Option<(Seq, &'static str)>,
 }
 
+impl Log {
+    fn new(last: Seq, now: Instant) -> Self {
+        Log {
+            last,
+            released_at: now,
+            held: BTreeMap::new(),
+            not_coming: BTreeSet::new(),
+            start_unknown: false,
+            held_since: None,
+            touched: now,
+            skipped: None,
+        }
+    }
+
+    /// Hands out what follows `last` without a gap (held entries, and seqs not coming here).
+    fn drain(&mut self, now: Instant) -> Vec<Event> {
+        let mut ready = Vec::new();
+        loop {
+            let next = self.last.next();
+            if let Some(entry) = self.held.first_entry()
+                && *entry.key() == next
+            {
+                self.last = next;
+                ready.push(entry.remove());
+            } else if self.not_coming.remove(&next) {
+                self.last = next;
+            } else {
+                break;
+            }
+        }
+        self.not_coming = self.not_coming.split_off(&self.last.next());
+        if !ready.is_empty() {
+            self.released_at = now;
+        }
+        ready
+    }
+}
+
 impl Sequencer {
     /// Takes an event; returns those now ready, in order.
     pub fn accept(&mut self, event: Event, now: Instant) -> Vec<Event> {
         let Some(position) = event.position.clone() else { return vec![event] };
-        let log = match self.logs.get_mut(&position.conversation) {
-            Some(log) => log,
-            None if position.seq <= Seq::FIRST => {
-                let log =
-                    Log { last: position.seq, released_at: now, held: BTreeMap::new(), held_since: None, touched: now, skipped: None };
-                self.logs.insert(position.conversation, log);
-                return vec![event];
-            }
-            None => {
-                // The first entry this process sees of a conversation, past its start: its
-                // predecessor may be a moment behind (from another process), or long delivered
-                // (before this process started). Wait for it as for any gap.
-                // Taking the last seq out as two behind makes this entry wait for the one before it.
-                let log = Log {
-                    last: position.seq.prev().prev(),
-                    released_at: now,
-                    held: BTreeMap::new(),
-                    held_since: None,
-                    touched: now,
-                    skipped: None,
-                };
-                self.logs.entry(position.conversation.clone()).or_insert(log)
-            }
-        };
+        if !self.logs.contains_key(&position.conversation) {
+            // The first entry this process sees of a conversation, past its start: its
+            // predecessor may be a moment behind (from another process), or long delivered
+            // (before this process started). Wait for it as for any gap: taking the last seq out
+            // as two behind makes this entry wait for the one before it.
+            let last = if position.seq <= Seq::FIRST { position.seq.prev() } else { position.seq.prev().prev() };
+            self.logs.insert(position.conversation.clone(), Log::new(last, now));
+        }
+        self.place(&position.conversation, position.seq, event, now)
+    }
+
+    /// Puts an entry of a conversation that has a log in its place: out now with whatever it
+    /// unblocks, or held.
+    fn place(&mut self, conversation: &ConversationId, seq: Seq, event: Event, now: Instant) -> Vec<Event> {
+        let Some(log) = self.logs.get_mut(conversation) else { return vec![event] };
         log.touched = now;
-        if position.seq <= log.last {
+        if !log.start_unknown && seq <= log.last {
             // Older than what already went out (its gap was given up on): late beats never.
             self.counts.late += 1;
             tracing::warn!(
-                conversation = %position.conversation, seq = %position.seq, last = %log.last,
+                conversation = %conversation, seq = %seq, last = %log.last,
                 skipped = ?log.skipped, "a log entry arrived after a later one went out"
             );
             return vec![event];
         }
-        if position.seq > log.last.next() {
-            self.counts.held += 1;
-            log.held.insert(position.seq, event);
-            log.held_since.get_or_insert(now);
-            self.waiting.insert(position.conversation);
-            return Vec::new();
+        log.held.insert(seq, event);
+        // Where a conversation first seen here begins: at the lowest held entry, once that
+        // one's own predecessor is not coming.
+        if log.start_unknown
+            && let Some((lowest, first)) = log.held.first_key_value()
+            && first.position.as_ref().is_none_or(|p| p.predecessor != Predecessor::Coming)
+        {
+            log.last = lowest.prev();
+            log.start_unknown = false;
         }
-        log.last = position.seq;
-        log.released_at = now;
-        let mut ready = vec![event];
-        while let Some(entry) = log.held.first_entry() {
-            if *entry.key() != log.last.next() {
-                break;
-            }
-            log.last = log.last.next();
-            ready.push(entry.remove());
+        let ready = if log.start_unknown { Vec::new() } else { log.drain(now) };
+        if log.held.contains_key(&seq) {
+            self.counts.held += 1;
         }
         if log.held.is_empty() {
             log.held_since = None;
-            self.waiting.remove(&position.conversation);
+            self.waiting.remove(conversation);
+        } else {
+            log.held_since.get_or_insert(now);
+            self.waiting.insert(conversation.clone());
         }
         ready
     }
 
     /// [`Sequencer::accept`] for targeted delivery, where a gap may be one that never fills. The
     /// publisher says whether the previous entry was published here ([`Predecessor`]): a gap
-    /// is waited for when it is coming, skipped when it is not. Without that word,
-    /// `followed_since` (since when the earliest local socket of the event's recipients has been
-    /// registered; `None`: none is here) decides: the gap is waited for only if such a socket
-    /// was here when the conversation's last entry went out (then the missing entries were
-    /// published to this node too and may be on their way).
-    /// Skipping a gap: held entries before this one go out, then this one.
+    /// is waited for when it is coming; when it is not, only that one seq is passed over (other
+    /// gaps are still waited for). Without that word, `followed_since` (since when the earliest
+    /// local socket of the event's recipients has been registered; `None`: none is here)
+    /// decides: the gap is waited for only if such a socket was here when the conversation's
+    /// last entry went out (then the missing entries were published to this node too and may be
+    /// on their way); otherwise everything held before this entry goes out, then this one.
     pub fn accept_targeted(
         &mut self,
         event: Event,
@@ -141,41 +176,44 @@ impl Sequencer {
         followed_since: impl FnOnce(&Event) -> Option<Instant>,
     ) -> Vec<Event> {
         let Some(position) = event.position.clone() else { return vec![event] };
-        let followed = |log: &Log| followed_since(&event).is_some_and(|since| since <= log.released_at);
-        let skip = match self.logs.get_mut(&position.conversation) {
-            Some(log) if position.seq <= log.last.next() => None,
-            None if position.seq <= Seq::FIRST => None,
-            _ if position.predecessor == Predecessor::Coming => None,
-            _ if position.predecessor == Predecessor::NotComing => Some("the previous entry was not published here"),
-            Some(log) if followed(log) => None,
-            Some(_) => Some("no recipient socket here followed the conversation"),
-            // Nothing of this conversation went out here: nobody here followed it.
-            None => Some("the first entry seen here of the conversation"),
-        };
-        let Some(why) = skip else { return self.accept(event, now) };
-        let log = self.logs.entry(position.conversation.clone()).or_insert_with(|| Log {
-            last: position.seq.prev(),
-            released_at: now,
-            held: BTreeMap::new(),
-            held_since: None,
-            touched: now,
-            skipped: None,
-        });
-        log.skipped = Some((position.seq, why));
-        // Skip the gap: what waited before this entry goes out first, in order.
-        let mut ready: Vec<Event> = Vec::new();
-        let later = log.held.split_off(&position.seq);
-        for (seq, held) in std::mem::replace(&mut log.held, later) {
-            log.last = seq;
-            ready.push(held);
+        let conversation = &position.conversation;
+        match self.logs.get_mut(conversation) {
+            Some(log) if log.start_unknown || position.seq <= log.last.next() => {}
+            None if position.seq <= Seq::FIRST => return self.accept(event, now),
+            None => match position.predecessor {
+                Predecessor::Coming => {
+                    let mut log = Log::new(Seq::ZERO, now);
+                    log.start_unknown = true;
+                    self.logs.insert(conversation.clone(), log);
+                }
+                // Nothing of this conversation went out here, and the entry before this one
+                // did not come here: nobody here followed it.
+                Predecessor::NotComing | Predecessor::Unknown => {
+                    let mut log = Log::new(position.seq.prev(), now);
+                    log.skipped = Some((position.seq, "the first entry seen here of the conversation"));
+                    self.logs.insert(conversation.clone(), log);
+                }
+            },
+            Some(log) => match position.predecessor {
+                Predecessor::Coming => {}
+                Predecessor::NotComing => {
+                    log.not_coming.insert(position.seq.prev());
+                    log.skipped = Some((position.seq, "the previous entry was not published here"));
+                }
+                Predecessor::Unknown if followed_since(&event).is_some_and(|since| since <= log.released_at) => {}
+                Predecessor::Unknown => {
+                    // Skip the gap: what waited before this entry goes out first, in order.
+                    log.skipped = Some((position.seq, "no recipient socket here followed the conversation"));
+                    let later = log.held.split_off(&position.seq);
+                    let mut ready: Vec<Event> = std::mem::replace(&mut log.held, later).into_values().collect();
+                    log.last = position.seq.prev();
+                    log.not_coming.clear();
+                    ready.extend(self.place(conversation, position.seq, event, now));
+                    return ready;
+                }
+            },
         }
-        log.last = log.last.max(position.seq.prev());
-        if log.held.is_empty() {
-            log.held_since = None;
-            self.waiting.remove(&position.conversation);
-        }
-        ready.extend(self.accept(event, now));
-        ready
+        self.place(conversation, position.seq, event, now)
     }
 
     /// Entries that waited [`GAP_WAIT`] for a predecessor go out, in order.
@@ -194,6 +232,8 @@ impl Sequencer {
                     log.last = seq;
                     ready.push(event);
                 }
+                log.not_coming.clear();
+                log.start_unknown = false;
                 log.released_at = now;
                 log.held_since = None;
             }
@@ -339,5 +379,40 @@ mod tests {
             [9, 10]
         );
         assert_eq!(sequencer.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_conversation_first_seen_waits_until_its_entries_here_begin() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        let nobody = |_: &Event| None;
+        // 4 and 3 arrive first, each saying its predecessor is coming; 2 says nothing (its
+        // publisher looked its routes up after 3's): the entries here begin at 2.
+        assert!(sequencer.accept_targeted(entry_after("c", 4, Predecessor::Coming), now, nobody).is_empty());
+        assert!(sequencer.accept_targeted(entry_after("c", 3, Predecessor::Coming), now, nobody).is_empty());
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("c", 2, Predecessor::Unknown), now, nobody)), [2, 3, 4]);
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("c", 5, Predecessor::Coming), now, nobody)), [5]);
+        // Alone, it goes out after the wait.
+        assert!(sequencer.accept_targeted(entry_after("d", 9, Predecessor::Coming), now, nobody).is_empty());
+        assert_eq!(seqs(&sequencer.expire(now + GAP_WAIT)), [9]);
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("d", 10, Predecessor::Coming), now, nobody)), [10]);
+        assert_eq!(sequencer.take_counts().late, 0);
+    }
+
+    #[test]
+    fn a_predecessor_not_coming_passes_over_that_seq_alone() {
+        let mut sequencer = Sequencer::default();
+        let now = Instant::now();
+        let long_ago = |_: &Event| Some(now - Duration::from_secs(60));
+        assert_eq!(seqs(&sequencer.accept_targeted(entry_after("c", 5, Predecessor::NotComing), now, long_ago)), [5]);
+        // 7 waits for 6 (coming); 9 says 8 never came here, but 6 still is.
+        assert!(sequencer.accept_targeted(entry_after("c", 7, Predecessor::Coming), now, long_ago).is_empty());
+        assert!(sequencer.accept_targeted(entry_after("c", 9, Predecessor::NotComing), now, long_ago).is_empty());
+        assert_eq!(
+            seqs(&sequencer.accept_targeted(entry_after("c", 6, Predecessor::Coming), now, long_ago)),
+            [6, 7, 9]
+        );
+        assert_eq!(sequencer.next_deadline(), None);
+        assert_eq!(sequencer.take_counts(), Counts { held: 2, given_up: 0, late: 0 });
     }
 }

@@ -8,7 +8,7 @@
 //! <prefix>:alive:<node>    string, expires one TTL after the node's last refresh (its heartbeat)
 //! <prefix>:published:<conversation>
 //!                          string "<seq>|<node>,<node>…": the highest entry published and the
-//!                          nodes it went to; expires after ten minutes
+//!                          nodes it went to; expires after five minutes
 //! ```
 //!
 //! A route counts as live until its expiry, whether or not anything removed it yet; writes prune
@@ -26,10 +26,11 @@ use redis::Script;
 use crate::Redis;
 
 const COMMON: &str = include_str!("lua/common.lua");
-/// How long the record of where a conversation's last entry went is kept: as long as a gateway
-/// remembers a conversation's position (a later entry finding no record is taken as one whose
-/// predecessor went out long ago).
-const PUBLISHED_RECORD_MS: u64 = 600_000;
+/// How long the record of where a conversation's last entry went is kept. Shorter than a
+/// gateway remembers a conversation's position (natter-gateway's sequencer: ten minutes), so a
+/// gateway that has forgotten a conversation never hears that an entry long delivered is still
+/// "coming"; a later entry finding no record is taken as one whose predecessor went out long ago.
+const PUBLISHED_RECORD_MS: u64 = 300_000;
 /// Routes per refresh script: one call stays short however many sockets a node holds.
 const REFRESH_CHUNK: usize = 500;
 
