@@ -251,7 +251,7 @@ impl Worker {
                 return;
             }
         };
-        tracing::info!(job = %job.key(), delivered, "job started");
+        super::log_started(&job, delivered);
         let outcome = self.run_with_progress(&message, job.clone()).await;
         super::log_outcome(&job, delivered, &outcome);
         let acked = match outcome {

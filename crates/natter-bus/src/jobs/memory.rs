@@ -82,7 +82,7 @@ impl Worker {
         loop {
             let Some((job, runs)) = self.receiver.lock().await.recv().await else { return };
             let delivered = runs + 1;
-            tracing::info!(job = %job.key(), delivered, "job started");
+            super::log_started(&job, delivered);
             let outcome = self.handler.run(job.clone()).await;
             super::log_outcome(&job, delivered, &outcome);
             if let JobOutcome::Retry(_) = outcome {

@@ -64,6 +64,8 @@ pub(crate) struct Node {
     pub(crate) log: PathBuf,
     /// `host:port` of the node's gRPC, when it serves it (a chat node of a split deployment).
     pub(crate) grpc: Option<String>,
+    /// Killed by [`Cluster::kill`]: its end is no news.
+    killed: bool,
 }
 
 impl Base for Node {
@@ -196,7 +198,14 @@ impl Cluster {
                 .env("NATTER_DISCOVERY__PREFIX", format!("/natter-cluster-test/{run}"));
         }
         let child = command.spawn().expect("start `natter serve`");
-        self.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log, grpc });
+        self.nodes.push(Node {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            log,
+            grpc,
+            killed: false,
+        });
         index
     }
 
@@ -205,6 +214,7 @@ impl Cluster {
         let node = &mut self.nodes[index];
         node.child.kill().expect("SIGKILL the node");
         node.child.wait().expect("reap the node");
+        node.killed = true;
     }
 
     /// Waits until every node answers `/readyz` with 200.
@@ -233,7 +243,7 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            let exited_early = matches!(node.child.try_wait(), Ok(Some(_)));
+            let exited_early = !node.killed && matches!(node.child.try_wait(), Ok(Some(_)));
             let _ = node.child.kill();
             let _ = node.child.wait();
             if std::thread::panicking() || exited_early {
