@@ -56,10 +56,15 @@ async fn a_large_groups_entries_reach_every_socket_once_in_seq_order_through_the
 
     let gateways_after = gateway_counts(&http, &cluster).await;
     for ((before, after), index) in gateways_before.iter().zip(&gateways_after).zip(GATEWAYS) {
-        let (received, needed) = (after.received - before.received, after.needed - before.needed);
-        println!("gateway {index}: received {received} bus events, {needed} with a local recipient");
+        let (received, needed) = (after.bus.received - before.bus.received, after.bus.needed - before.bus.needed);
+        let (held, late) = (after.held - before.held, after.late - before.late);
+        println!(
+            "gateway {index}: received {received} bus events, {needed} with a local recipient; \
+             {held} held for a predecessor, {late} out of order"
+        );
         assert!(needed >= sent.len() as u64, "gateway {index}: each entry reached it ({needed})");
         assert!(received as f64 <= 1.1 * needed as f64, "gateway {index}: {received} received, {needed} needed");
+        assert_eq!(late, 0.0, "gateway {index}: no entry went out after a later one");
     }
     let jobs = fanout(&http, &cluster).await - jobs_before;
     println!("worker: {jobs:?}");
@@ -219,10 +224,23 @@ async fn assert_nothing_more(socket: &mut Socket, group: &str, quiet: Duration) 
     }
 }
 
-async fn gateway_counts(http: &reqwest::Client, cluster: &Cluster) -> Vec<client::BusCounts> {
+/// A gateway's bus counters, and its sequencer's: entries held for a predecessor, entries that
+/// went out after a later one.
+struct GatewayCounts {
+    bus: client::BusCounts,
+    held: f64,
+    late: f64,
+}
+
+async fn gateway_counts(http: &reqwest::Client, cluster: &Cluster) -> Vec<GatewayCounts> {
     let mut counts = Vec::new();
     for index in GATEWAYS {
-        counts.push(metrics(http, &cluster.nodes[index]).await);
+        let gateway = &cluster.nodes[index];
+        counts.push(GatewayCounts {
+            bus: metrics(http, gateway).await,
+            held: metric(http, gateway, "natter_sequencer_held_total").await,
+            late: metric(http, gateway, "natter_sequencer_late_total").await,
+        });
     }
     counts
 }
