@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use natter_bus::jobs::JetStreamJobs;
 use natter_core::ids::{ConversationId, FileId, Seq};
-use natter_core::jobs::{Job, JobError, JobHandler, JobOutcome, JobQueue, JobSettings, TranscribeVoice};
+use natter_core::jobs::{Job, JobError, JobHandler, JobKind, JobOutcome, JobQueue, JobSettings, TranscribeVoice};
 use tokio::sync::mpsc;
 
 fn nats_url(test: &str) -> Option<String> {
@@ -40,7 +40,7 @@ fn job(seq: i64) -> Job {
 }
 
 fn settings(ack_wait_ms: u64, max_deliver: u32) -> JobSettings {
-    JobSettings { workers: 1, max_pending: 100, ack_wait: Duration::from_millis(ack_wait_ms), max_deliver }
+    JobSettings { max_pending: 100, ack_wait: Duration::from_millis(ack_wait_ms), max_deliver }
 }
 
 /// Reports every run (which job, which worker) and behaves as told.
@@ -108,7 +108,7 @@ async fn a_job_enqueued_before_any_worker_runs_once_and_is_removed_after_its_ack
     assert_eq!(queue.pending().await.expect("info"), 2, "stored before any worker exists, deduplicated by key");
 
     let (probe, mut runs) = Probe::new("a", Behaviour::Succeed);
-    let workers = queue.start_workers(probe.clone()).await.expect("workers");
+    let workers = queue.start_workers(JobKind::TranscribeVoice, 1, probe.clone()).await.expect("workers");
     let mut seen =
         vec![next(&mut runs, Duration::from_secs(5)).await.1, next(&mut runs, Duration::from_secs(5)).await.1];
     seen.sort_by_key(|job| job.key());
@@ -128,7 +128,7 @@ async fn a_job_of_a_worker_that_dies_without_acking_goes_to_another_worker() {
     let node_a = JetStreamJobs::connect(&url, &prefix, settings(1_000, 5)).await.expect("connect a");
     let node_b = JetStreamJobs::connect(&url, &prefix, settings(1_000, 5)).await.expect("connect b");
     let (hanging, mut runs_a) = Probe::new("a", Behaviour::Hang);
-    let workers_a = node_a.start_workers(hanging).await.expect("workers a");
+    let workers_a = node_a.start_workers(JobKind::TranscribeVoice, 1, hanging).await.expect("workers a");
     node_b.enqueue(job(7)).await.expect("enqueue");
     assert_eq!(next(&mut runs_a, Duration::from_secs(5)).await, ("a", job(7)));
 
@@ -137,7 +137,7 @@ async fn a_job_of_a_worker_that_dies_without_acking_goes_to_another_worker() {
     drop(node_a);
     let died = tokio::time::Instant::now();
     let (healthy, mut runs_b) = Probe::new("b", Behaviour::Succeed);
-    let workers_b = node_b.start_workers(healthy).await.expect("workers b");
+    let workers_b = node_b.start_workers(JobKind::TranscribeVoice, 1, healthy).await.expect("workers b");
     assert_eq!(next(&mut runs_b, Duration::from_secs(10)).await, ("b", job(7)));
     let waited = died.elapsed();
     println!("redelivered to the other worker {waited:?} after the first died (ack wait 1 s)");
@@ -154,11 +154,11 @@ async fn progress_keeps_a_long_job_from_being_delivered_again() {
     let node_b = JetStreamJobs::connect(&url, &prefix, settings(900, 5)).await.expect("connect b");
     // The job takes four ack waits; a idles on b's side meanwhile, ready to take a redelivery.
     let (slow, mut runs_a) = Probe::new("a", Behaviour::Slow(Duration::from_millis(3_600)));
-    let workers_a = node_a.start_workers(slow.clone()).await.expect("workers a");
+    let workers_a = node_a.start_workers(JobKind::TranscribeVoice, 1, slow.clone()).await.expect("workers a");
     node_a.enqueue(job(3)).await.expect("enqueue");
     assert_eq!(next(&mut runs_a, Duration::from_secs(5)).await, ("a", job(3)));
     let (idle, mut runs_b) = Probe::new("b", Behaviour::Succeed);
-    let workers_b = node_b.start_workers(idle.clone()).await.expect("workers b");
+    let workers_b = node_b.start_workers(JobKind::TranscribeVoice, 1, idle.clone()).await.expect("workers b");
 
     wait_until_empty(&node_a).await;
     assert!(tokio::time::timeout(Duration::from_millis(2_000), runs_b.recv()).await.is_err(), "b never got it");
@@ -172,7 +172,7 @@ async fn a_job_failing_on_every_delivery_stops_at_max_deliver_and_is_removed() {
     let Some(url) = nats_url("a_job_failing_on_every_delivery_stops_at_max_deliver_and_is_removed") else { return };
     let queue = JetStreamJobs::connect(&url, &unique_prefix(), settings(1_000, 3)).await.expect("connect");
     let (failing, mut runs) = Probe::new("a", Behaviour::Retry);
-    let workers = queue.start_workers(failing.clone()).await.expect("workers");
+    let workers = queue.start_workers(JobKind::TranscribeVoice, 1, failing.clone()).await.expect("workers");
     queue.enqueue(job(9)).await.expect("enqueue");
     for _ in 0..3 {
         assert_eq!(next(&mut runs, Duration::from_secs(10)).await.1, job(9));
@@ -200,4 +200,47 @@ async fn a_server_without_jetstream_or_a_bad_prefix_is_refused() {
     assert!(JetStreamJobs::connect("nats://127.0.0.1:1", "natter", JobSettings::default()).await.is_err());
     let Some(url) = nats_url("a_server_without_jetstream_or_a_bad_prefix_is_refused") else { return };
     assert!(JetStreamJobs::connect(&url, "natter.*", JobSettings::default()).await.is_err());
+}
+
+fn fan_out(seq: i64) -> Job {
+    Job::FanOut(natter_core::jobs::FanOut {
+        conversation_id: ConversationId::from("c1"),
+        seq: Seq::new(seq),
+        frame: natter_core::jobs::EncodedFrame(bytes::Bytes::from_static(br#"{"type":"message"}"#)),
+        recipients: vec![natter_core::ids::UserId::from("u1")],
+    })
+}
+
+/// Each kind of job has its own consumer, so fan-out workers never take a transcription (and a
+/// long transcription never holds up a fan-out); the one consumer of every kind that an earlier
+/// version made is removed at start, and the jobs it had not handed out stay queued.
+#[tokio::test]
+async fn each_kind_of_job_has_its_own_consumer_and_an_earlier_shared_one_is_removed() {
+    let Some(url) = nats_url("each_kind_of_job_has_its_own_consumer") else { return };
+    let queue = JetStreamJobs::connect(&url, &unique_prefix(), settings(2_000, 3)).await.expect("connect");
+    let client = async_nats::connect(&url).await.expect("a NATS client");
+    let stream = async_nats::jetstream::new(client).get_stream(queue.stream_name()).await.expect("the stream");
+    let legacy = async_nats::jetstream::consumer::pull::Config {
+        durable_name: Some("workers".into()),
+        ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+        ..Default::default()
+    };
+    stream.create_consumer(legacy).await.expect("an earlier version's consumer");
+    queue.enqueue(job(1)).await.expect("enqueue a transcription");
+    queue.enqueue(fan_out(2)).await.expect("enqueue a fan-out");
+
+    let (fans, mut fan_runs) = Probe::new("fan-out", Behaviour::Succeed);
+    let fan_workers = queue.start_workers(JobKind::FanOut, 2, fans.clone()).await.expect("fan-out workers");
+    assert_eq!(next(&mut fan_runs, Duration::from_secs(5)).await, ("fan-out", fan_out(2)));
+    assert!(tokio::time::timeout(Duration::from_millis(1_500), fan_runs.recv()).await.is_err(), "not a transcription");
+    assert!(stream.get_consumer::<async_nats::jetstream::consumer::pull::Config>("workers").await.is_err());
+
+    let (transcribers, mut transcribe_runs) = Probe::new("transcribe", Behaviour::Succeed);
+    let transcribe_workers =
+        queue.start_workers(JobKind::TranscribeVoice, 1, transcribers).await.expect("transcription workers");
+    assert_eq!(next(&mut transcribe_runs, Duration::from_secs(5)).await, ("transcribe", job(1)));
+    wait_until_empty(&queue).await;
+    assert_eq!(fans.count.load(Ordering::SeqCst), 1);
+    fan_workers.stop();
+    transcribe_workers.stop();
 }

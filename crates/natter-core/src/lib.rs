@@ -10,6 +10,7 @@ pub mod blob;
 pub mod bus;
 pub mod clock;
 pub mod error;
+pub mod fan_out;
 pub mod ids;
 pub mod jobs;
 pub mod media;

@@ -93,6 +93,17 @@ impl PredecessorRoutes {
     }
 }
 
+/// What the table answers a fan-out worker recording where an entry goes
+/// ([`RouteTable::record_entry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryRecord {
+    /// Publish it: where the conversation's previous entry went. A job delivered again gets the
+    /// answer its first run got, until a run has published.
+    Publish(PredecessorRoutes),
+    /// A run of this entry's job has published it already ([`RouteTable::entry_published`]).
+    Published,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PresenceError {
     #[error("route table unavailable: {0}")]
@@ -125,6 +136,22 @@ pub trait RouteTable: Send + Sync + 'static {
     /// a gap before this entry will fill). A table without such records reports `Unknown`.
     async fn nodes_of_entry(&self, users: &[UserId], _position: &LogPosition) -> Result<EntryRoutes, PresenceError> {
         Ok(EntryRoutes { nodes: self.nodes_of(users).await?, predecessor: PredecessorRoutes::Unknown })
+    }
+
+    /// The record half of [`RouteTable::nodes_of_entry`], for a fan-out worker that looked the
+    /// recipients up itself (in batches, with [`RouteTable::nodes_of`]): records that the entry at
+    /// `position` goes to `nodes` (all of them, the union of every batch) and reports where the
+    /// conversation's previous entry went. Once per entry: a later run of the same job gets the
+    /// first run's answer, or [`EntryRecord::Published`]. A table without records answers
+    /// `Publish(Unknown)`.
+    async fn record_entry(&self, _position: &LogPosition, _nodes: &[NodeId]) -> Result<EntryRecord, PresenceError> {
+        Ok(EntryRecord::Publish(PredecessorRoutes::Unknown))
+    }
+
+    /// Marks the entry at `position` as published to every node [`RouteTable::record_entry`]
+    /// recorded, so that a later run of its job publishes nothing.
+    async fn entry_published(&self, _position: &LogPosition) -> Result<(), PresenceError> {
+        Ok(())
     }
 
     /// Claims every node whose heartbeat has expired (exactly one caller wins each), removes its

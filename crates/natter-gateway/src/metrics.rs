@@ -36,6 +36,11 @@ pub struct Metrics {
     pub sequencer_held: Counter,
     pub sequencer_given_up: Counter,
     pub sequencer_late: Counter,
+    /// Large-group fan-out on a worker (see natter-core's `fan_out`).
+    pub fanout_jobs: Counter,
+    pub fanout_repeats: Counter,
+    pub fanout_recipients: Counter,
+    pub fanout_events: Counter,
 }
 
 impl Default for Metrics {
@@ -53,6 +58,8 @@ impl Default for Metrics {
         let sequencer_held = Counter::default();
         let sequencer_given_up = Counter::default();
         let sequencer_late = Counter::default();
+        let (fanout_jobs, fanout_repeats) = (Counter::default(), Counter::default());
+        let (fanout_recipients, fanout_events) = (Counter::default(), Counter::default());
         registry.register("natter_http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("natter_http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("natter_ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -97,6 +104,26 @@ impl Default for Metrics {
             "Log entries that arrived after a later entry of their conversation went out (out of seq order)",
             sequencer_late.clone(),
         );
+        registry.register(
+            "natter_fanout_jobs",
+            "Fan-out jobs this worker ran to their end (published, or found published by an earlier run)",
+            fanout_jobs.clone(),
+        );
+        registry.register(
+            "natter_fanout_repeats",
+            "Fan-out jobs whose entry an earlier run had published (a redelivery): nothing published",
+            fanout_repeats.clone(),
+        );
+        registry.register(
+            "natter_fanout_recipients",
+            "Recipients fan-out jobs looked up in the route table",
+            fanout_recipients.clone(),
+        );
+        registry.register(
+            "natter_fanout_events",
+            "Events fan-out jobs published (one per gateway per entry)",
+            fanout_events.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -111,7 +138,24 @@ impl Default for Metrics {
             sequencer_held,
             sequencer_given_up,
             sequencer_late,
+            fanout_jobs,
+            fanout_repeats,
+            fanout_recipients,
+            fanout_events,
         }
+    }
+}
+
+impl natter_core::fan_out::FanOutMetrics for Metrics {
+    fn job_done(&self, recipients: usize, events: usize) {
+        self.fanout_jobs.inc();
+        self.fanout_recipients.inc_by(recipients as u64);
+        self.fanout_events.inc_by(events as u64);
+    }
+
+    fn job_repeated(&self) {
+        self.fanout_jobs.inc();
+        self.fanout_repeats.inc();
     }
 }
 

@@ -9,6 +9,10 @@
 //! <prefix>:published:<conversation>
 //!                          string "<seq>|<node>,<node>…": the highest entry published and the
 //!                          nodes it went to; expires after five minutes
+//! <prefix>:fanout:<conversation>:<seq>
+//!                          string: a fan-out worker's claim on an entry, "<state>|<nodes>" (the
+//!                          answer its first run got) until a run published it, then
+//!                          "published"; expires after five minutes
 //! ```
 //!
 //! A route counts as live until its expiry, whether or not anything removed it yet; writes prune
@@ -20,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use natter_core::bus::LogPosition;
 use natter_core::ids::UserId;
-use natter_core::presence::{EntryRoutes, NodeId, PredecessorRoutes, PresenceError, Route, RouteTable};
+use natter_core::presence::{EntryRecord, EntryRoutes, NodeId, PredecessorRoutes, PresenceError, Route, RouteTable};
 use redis::Script;
 
 use crate::Redis;
@@ -30,6 +34,8 @@ const COMMON: &str = include_str!("lua/common.lua");
 /// gateway remembers a conversation's position (natter-gateway's sequencer: ten minutes), so a
 /// gateway that has forgotten a conversation never hears that an entry long delivered is still
 /// "coming"; a later entry finding no record is taken as one whose predecessor went out long ago.
+/// A fan-out worker's claim on an entry lives as long: beyond the redeliveries of its job (ack
+/// wait × deliveries: 2.5 min by default).
 const PUBLISHED_RECORD_MS: u64 = 300_000;
 /// Routes per refresh script: one call stays short however many sockets a node holds.
 const REFRESH_CHUNK: usize = 500;
@@ -41,6 +47,7 @@ struct Scripts {
     online: Script,
     nodes_of: Script,
     nodes_of_entry: Script,
+    record_entry: Script,
     sweep: Script,
 }
 
@@ -54,6 +61,7 @@ impl Scripts {
             online: script(include_str!("lua/online.lua")),
             nodes_of: script(include_str!("lua/nodes_of.lua")),
             nodes_of_entry: script(include_str!("lua/nodes_of_entry.lua")),
+            record_entry: script(include_str!("lua/record_entry.lua")),
             sweep: script(include_str!("lua/sweep.lua")),
         }
     }
@@ -96,6 +104,21 @@ fn by_node(users: &[UserId], pairs: &[redis::Value]) -> Result<Vec<(NodeId, Vec<
     }
     // A node id that is not valid was not written by natter: skip it rather than publish to it.
     Ok(by_node.into_iter().filter_map(|(node, users)| Some((NodeId::parse(&node)?, users))).collect())
+}
+
+/// The predecessor's state as the scripts answer it (see `record_published` in common.lua).
+fn predecessor(state: i64, nodes: &[u8]) -> PredecessorRoutes {
+    match state {
+        1 => PredecessorRoutes::Pending,
+        2 => PredecessorRoutes::SentTo(String::from_utf8_lossy(nodes).split(',').filter_map(NodeId::parse).collect()),
+        3 => PredecessorRoutes::Late,
+        _ => PredecessorRoutes::Unknown,
+    }
+}
+
+/// `<prefix>:fanout:<conversation>:<seq>`.
+fn claim_key(routes: &RedisRoutes, position: &LogPosition) -> String {
+    routes.key("fanout", &format!("{}:{}", position.conversation, position.seq))
 }
 
 fn field(route: &Route) -> String {
@@ -208,15 +231,33 @@ impl RouteTable for RedisRoutes {
         else {
             return Err(PresenceError::Unavailable("unexpected reply from the route lookup".into()));
         };
-        let predecessor = match state {
-            1 => PredecessorRoutes::Pending,
-            2 => {
-                PredecessorRoutes::SentTo(String::from_utf8_lossy(list).split(',').filter_map(NodeId::parse).collect())
-            }
-            3 => PredecessorRoutes::Late,
-            _ => PredecessorRoutes::Unknown,
-        };
-        Ok(EntryRoutes { nodes: by_node(users, &reply[2..])?, predecessor })
+        Ok(EntryRoutes { nodes: by_node(users, &reply[2..])?, predecessor: predecessor(*state, list) })
+    }
+
+    async fn record_entry(&self, position: &LogPosition, nodes: &[NodeId]) -> Result<EntryRecord, PresenceError> {
+        let mut connection = self.redis.connection.clone();
+        let mut invocation = self.scripts.record_entry.key(self.key("published", position.conversation.as_str()));
+        invocation.key(claim_key(self, position)).arg(position.seq.get()).arg(PUBLISHED_RECORD_MS);
+        for node in nodes {
+            invocation.arg(node.as_str());
+        }
+        let (state, list): (i64, Vec<u8>) = invocation.invoke_async(&mut connection).await.map_err(unavailable)?;
+        Ok(match state {
+            4 => EntryRecord::Published,
+            state => EntryRecord::Publish(predecessor(state, &list)),
+        })
+    }
+
+    async fn entry_published(&self, position: &LogPosition) -> Result<(), PresenceError> {
+        let mut connection = self.redis.connection.clone();
+        redis::cmd("SET")
+            .arg(claim_key(self, position))
+            .arg("published")
+            .arg("PX")
+            .arg(PUBLISHED_RECORD_MS)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
     }
 
     async fn sweep(&self) -> Result<Vec<UserId>, PresenceError> {

@@ -1,6 +1,7 @@
 //! The Redis adapters against a real Redis: route transitions with several devices and nodes,
 //! racing connects, TTL expiry, the sweep of a dead node, the record of where each log entry
-//! went, and throttle windows shared by two clients.
+//! went (looked up inline, or recorded by a fan-out worker), and throttle windows shared by two
+//! clients.
 //!
 //! Needs `NATTER_TEST_REDIS_URL` (scripts/test.sh starts a Redis). Without it the tests skip,
 //! unless `CI` is set: there they fail. Every test uses its own key prefix.
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use natter_core::bus::{LogPosition, Predecessor};
 use natter_core::ids::{ConversationId, Seq, UserId};
-use natter_core::presence::{NodeId, PredecessorRoutes, Route, RouteTable};
+use natter_core::presence::{EntryRecord, NodeId, PredecessorRoutes, Route, RouteTable};
 use natter_core::service::throttle::{Limit, Throttle};
 use natter_redis::{Redis, RedisRoutes, RedisThrottle};
 
@@ -231,4 +232,49 @@ async fn an_entrys_lookup_reports_where_the_previous_entry_went() {
     let eleventh = table.nodes_of_entry(&users(&["alice"]), &at(11)).await.expect("lookup");
     assert_eq!(eleventh.predecessor, PredecessorRoutes::SentTo(Vec::new()));
     assert_eq!(eleventh.predecessor.for_node(&node("gw1")), Predecessor::NotComing);
+}
+
+/// A fan-out worker records an entry's nodes (the union of its batched lookups) on the same
+/// record as the inline lookup, once per entry: a run of the job again gets the first run's
+/// answer until one has published, then `Published`.
+#[tokio::test]
+async fn a_fan_out_record_shares_the_inline_record_and_is_claimed_once_per_entry() {
+    let Some(redis) = redis().await else { return };
+    let table = RedisRoutes::new(redis, Duration::from_secs(30));
+    let at = |seq| LogPosition::new(ConversationId::from("c1"), Seq::new(seq));
+    table.connect(&route("alice", "gw1", "s1:1")).await.expect("connect");
+
+    // 1 is published inline (a small group then), 2 by a worker to both gateways.
+    table.nodes_of_entry(&users(&["alice"]), &at(1)).await.expect("lookup");
+    let second = table.record_entry(&at(2), &[node("gw1"), node("gw2")]).await.expect("record");
+    assert_eq!(second, EntryRecord::Publish(PredecessorRoutes::SentTo(vec![node("gw1")])));
+
+    // Its job runs again before it published (its worker died): the same answer, not "late".
+    let again = table.record_entry(&at(2), &[node("gw1")]).await.expect("record again");
+    assert_eq!(again, second);
+    table.entry_published(&at(2)).await.expect("mark");
+    assert_eq!(table.record_entry(&at(2), &[node("gw1")]).await.expect("record"), EntryRecord::Published);
+
+    // The record kept the first run's nodes: the inline lookup of 3 learns that 2 went to both.
+    let third = table.nodes_of_entry(&users(&["alice"]), &at(3)).await.expect("lookup");
+    let PredecessorRoutes::SentTo(mut went) = third.predecessor else { panic!("2 was recorded: {third:?}") };
+    went.sort();
+    assert_eq!(went, vec![node("gw1"), node("gw2")]);
+
+    // Two workers finish 5 before 4: 5 waits for 4, 4 is the late one, and 6 learns 5's nodes.
+    let fifth = table.record_entry(&at(5), &[node("gw2")]).await.expect("record");
+    assert_eq!(fifth, EntryRecord::Publish(PredecessorRoutes::Pending));
+    let fourth = table.record_entry(&at(4), &[node("gw1")]).await.expect("record");
+    assert_eq!(fourth, EntryRecord::Publish(PredecessorRoutes::Late));
+    let sixth = table.record_entry(&at(6), &[]).await.expect("record");
+    assert_eq!(sixth, EntryRecord::Publish(PredecessorRoutes::SentTo(vec![node("gw2")])));
+    let seventh = table.record_entry(&at(7), &[node("gw1")]).await.expect("record");
+    assert_eq!(seventh, EntryRecord::Publish(PredecessorRoutes::SentTo(Vec::new())), "6 went nowhere");
+
+    // Another conversation's entries are claimed apart.
+    let other = LogPosition::new(ConversationId::from("c2"), Seq::new(2));
+    assert_eq!(
+        table.record_entry(&other, &[node("gw1")]).await.expect("record"),
+        EntryRecord::Publish(PredecessorRoutes::Unknown)
+    );
 }

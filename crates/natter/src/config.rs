@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 mod choices;
 mod cluster;
+mod delivery;
 mod files;
 pub use choices::{BusKind, FilesBackend, LogFormat, SearchBackend, Secret};
 pub use cluster::{ClusterConfig, Roles};
+pub use delivery::DeliveryConfig;
 pub use files::{FilesConfig, S3Config};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -35,6 +37,8 @@ pub struct Config {
     pub redis: RedisConfig,
     pub presence: PresenceConfig,
     pub jobs: crate::jobs::JobsConfig,
+    /// When large groups are fanned out by a worker.
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,6 +361,7 @@ impl Config {
         self.files.validate()?;
         self.speech.validate()?;
         self.jobs.validate(self.bus.kind)?;
+        self.delivery.validate(self.jobs.backend)?;
         Ok(())
     }
 
@@ -367,7 +372,7 @@ impl Config {
 
     /// The commented example: [`EXAMPLE`] and the sections kept in their own modules.
     pub fn example() -> String {
-        format!("{EXAMPLE}{}{}{}", files::EXAMPLE, cluster::EXAMPLE, crate::jobs::EXAMPLE)
+        format!("{EXAMPLE}{}{}{}{}", files::EXAMPLE, cluster::EXAMPLE, crate::jobs::EXAMPLE, delivery::EXAMPLE)
     }
 
     /// The database URL in force: the configured one, or SQLite in the data dir.

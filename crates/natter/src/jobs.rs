@@ -2,16 +2,18 @@
 //! process's job consumers (the composition of natter-bus's job adapters behind natter-core's
 //! port).
 //!
-//! Enqueueing happens wherever a voice message is sent ([`Services::send_message`]); consumers
-//! run only where [`start_consumers`] is called, so a process that should not run jobs (a
-//! gateway, once roles exist) simply does not call it.
+//! Enqueueing happens wherever a voice message is sent ([`Services::send_message`]) and, with
+//! worker fan-out (`[delivery]`), wherever a large group's entry is appended; consumers run only
+//! where [`start_consumers`] is called (workers, or the chat role of a memory queue), so a process
+//! that should not run jobs (a gateway) simply does not call it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use natter_bus::jobs::{JetStreamJobs, MemoryJobs};
-use natter_core::jobs::{JobQueue, JobSettings, Workers};
+use natter_core::fan_out::FanOutMetrics;
+use natter_core::jobs::{JobKind, JobQueue, JobSettings, Workers};
 use natter_core::service::Services;
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +34,8 @@ pub enum JobsBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct JobsConfig {
     pub backend: JobsBackend,
-    /// Jobs one process runs at once. 0 (jetstream only): this process queues jobs and runs
-    /// none (other processes do).
+    /// Transcription jobs one process runs at once. 0 (jetstream only): this process queues
+    /// them and runs none (other processes do). Fan-out jobs: `delivery.fanout_workers`.
     pub workers: usize,
     /// Jobs waiting at most; beyond it a job is not queued (logged).
     pub max_pending: usize,
@@ -49,7 +51,7 @@ impl Default for JobsConfig {
         let settings = JobSettings::default();
         Self {
             backend: JobsBackend::Memory,
-            workers: settings.workers,
+            workers: 1,
             max_pending: settings.max_pending,
             ack_wait_secs: settings.ack_wait.as_secs(),
             max_deliver: settings.max_deliver,
@@ -73,7 +75,6 @@ impl JobsConfig {
 
     fn settings(&self) -> JobSettings {
         JobSettings {
-            workers: self.workers,
             max_pending: self.max_pending,
             ack_wait: Duration::from_secs(self.ack_wait_secs),
             max_deliver: self.max_deliver,
@@ -94,37 +95,49 @@ pub async fn open_queue(config: &Config) -> anyhow::Result<Arc<dyn JobQueue>> {
     })
 }
 
-/// Starts this process's job consumers: only jobs it can run (transcriptions need a speech
-/// engine). `None` when there is nothing to run here, or `jobs.workers = 0`.
+/// Starts this process's job consumers, for the jobs it can run: transcriptions (`jobs.workers`
+/// at once) with a speech engine, fan-outs (`delivery.fanout_workers` at once, counted in
+/// `metrics`) with targeted delivery. Empty when there is nothing to run here.
 pub async fn start_consumers(
-    config: &JobsConfig,
+    config: &Config,
     queue: &Arc<dyn JobQueue>,
     services: &Services,
-) -> anyhow::Result<Option<Workers>> {
-    if config.workers == 0 {
-        tracing::info!("no job consumers: jobs.workers = 0");
-        return Ok(None);
+    metrics: Arc<dyn FanOutMetrics>,
+) -> anyhow::Result<Vec<Workers>> {
+    let mut started = Vec::new();
+    if config.jobs.workers == 0 {
+        tracing::info!("no transcription consumers: jobs.workers = 0");
+    } else if !services.speech.is_available() {
+        tracing::info!("no transcription consumers: speech-to-text is off");
+    } else {
+        let runner = Arc::new(services.job_runner());
+        let workers = queue.start_workers(JobKind::TranscribeVoice, config.jobs.workers, runner).await;
+        started.push(workers.context("cannot start the transcription consumers")?);
     }
-    if !services.speech.is_available() {
-        tracing::info!("no job consumers: speech-to-text is off, and transcription is the only job");
-        return Ok(None);
+    let fanout_workers = config.delivery.fanout_workers;
+    if fanout_workers == 0 {
+        tracing::info!("no fan-out consumers: delivery.fanout_workers = 0");
+    } else if let Some(runner) = services.fan_out_runner(metrics) {
+        let workers = queue.start_workers(JobKind::FanOut, fanout_workers, Arc::new(runner)).await;
+        started.push(workers.context("cannot start the fan-out consumers")?);
+    } else {
+        tracing::info!("no fan-out consumers: delivery is not targeted (no Redis, or no NATS)");
     }
-    let runner = Arc::new(services.job_runner());
-    let workers = queue.start_workers(runner).await.context("cannot start the job consumers")?;
-    Ok(Some(workers))
+    Ok(started)
 }
 
 /// The `[jobs]` part of `natter config example`.
 pub const EXAMPLE: &str = r#"
 [jobs]
-# Where background jobs (voice-message transcriptions) wait: "memory" (in this process; lost on a
-# crash) or "jetstream" (a NATS JetStream work-queue stream on bus.nats_url, shared by every
-# process; needs bus.kind = "nats" and nats-server with -js). At least once: a job whose worker
-# dies runs again elsewhere, and runs are idempotent.
+# Where background jobs (voice-message transcriptions, large groups' fan-out) wait: "memory" (in
+# this process; lost on a crash) or "jetstream" (a NATS JetStream work-queue stream on
+# bus.nats_url, shared by every process; needs bus.kind = "nats" and nats-server with -js). At
+# least once: a job whose worker dies runs again elsewhere, and runs are idempotent.
 backend = "memory"
-# Jobs one process runs at once. 0 (jetstream only): queue jobs here, run them elsewhere.
+# Transcriptions one process runs at once. 0 (jetstream only): queue them here, run them elsewhere.
 workers = 1
-# Jobs waiting at most; beyond it a voice message is stored but not transcribed (logged).
+# Jobs waiting at most; beyond it a voice message is stored but not transcribed, and a large
+# group's entry is published by its chat node (logged).
 max_pending = 10000
 # jetstream: seconds without an acknowledgement or progress before a job goes to another worker.
 ack_wait_secs = 30

@@ -21,7 +21,7 @@ use natter_core::api::Api;
 use natter_core::blob::BlobStore;
 use natter_core::bus::Bus;
 use natter_core::clock::SystemClock;
-use natter_core::notify::Notifier;
+use natter_core::notify::{Notifier, WorkerFanOut};
 use natter_core::presence::{MemoryRoutes, NodeId, RouteTable};
 use natter_core::service::accounts::AuthSettings;
 use natter_core::service::files::{FileLimits, FilePorts};
@@ -129,7 +129,8 @@ impl Application {
             && let Some(services) = &services
             && let Some(queue) = &services.jobs
         {
-            jobs::start_consumers(&config.jobs, queue, services).await?;
+            let metrics: Arc<dyn natter_core::fan_out::FanOutMetrics> = state.metrics.clone();
+            jobs::start_consumers(&config, queue, services, metrics).await?;
         }
         tracing::info!(roles = %roles, "natter built");
         Ok(Self { listener, state, config, grpc, local_api, discovery })
@@ -199,9 +200,13 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedStat
         Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
     let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
     let search_index = search::open_index(config, 1).await?;
+    // Jobs are queued by chat nodes (transcriptions, large groups' fan-out) and run by workers.
+    let job_queue = jobs::open_queue(config).await?;
+    let fan_out = WorkerFanOut { jobs: job_queue.clone(), above: config.delivery.worker_fanout_above };
     let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits)
         .with_search(search_index)
-        .with_shared_state(shared.routes.clone(), shared.throttle.clone(), shared.targeted);
+        .with_shared_state(shared.routes.clone(), shared.throttle.clone(), shared.targeted)
+        .with_worker_fan_out(fan_out);
     let auth = AuthSettings {
         jwt_secret,
         access_token_ttl: Duration::from_secs(config.auth.access_token_ttl_secs),
@@ -222,8 +227,6 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedStat
         limits: file_limits(config),
     };
     let speech = speech::build(&config.speech, &config.server.data_dir)?;
-    // Jobs are queued where voice messages are stored (chat) and run by workers.
-    let job_queue = jobs::open_queue(config).await?;
     Ok(Arc::new(Services::new(deps, auth, file_ports).with_speech(speech).with_jobs(job_queue)))
 }
 

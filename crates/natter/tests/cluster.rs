@@ -9,24 +9,20 @@
 
 #[path = "support/client.rs"]
 mod client;
+#[path = "support/split.rs"]
+mod split;
 
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use client::{Base, FRAME_TIMEOUT, connect_ws, get, metrics, next_frame, next_frame_within, post, register};
+use client::{FRAME_TIMEOUT, connect_ws, get, metrics, next_frame, next_frame_within, post, register};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView};
 use natter_testkit::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use split::{Cluster, ClusterEnv, ROUTE_TTL_SECS};
 use sqlx::{Connection, PgConnection};
 use tokio_tungstenite::tungstenite::Message;
-
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// The split topology's route TTL (with Redis): short, so a dead gateway's users go offline fast.
-const ROUTE_TTL_SECS: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_crosses_nodes_live_and_syncs_on_the_other_node() {
@@ -537,191 +533,4 @@ async fn start_cluster() -> Option<(TestDatabase, Cluster)> {
     let cluster = Cluster::start(&database.url, &env);
     cluster.wait_ready().await;
     Some((database, cluster))
-}
-
-#[derive(Clone)]
-struct ClusterEnv {
-    postgres_url: String,
-    nats_url: String,
-    /// etcd's client URL (`NATTER_TEST_ETCD_URL`): the split topology finds its chat nodes there.
-    etcd_url: Option<String>,
-    /// Redis (`NATTER_TEST_REDIS_URL`): the split topology's route table (presence, targeted
-    /// delivery).
-    redis_url: Option<String>,
-}
-
-impl ClusterEnv {
-    fn from_env() -> Option<Self> {
-        let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
-        match (var("NATTER_TEST_POSTGRES_URL"), var("NATTER_TEST_NATS_URL")) {
-            (Some(postgres_url), Some(nats_url)) => {
-                let (etcd_url, redis_url) = (var("NATTER_TEST_ETCD_URL"), var("NATTER_TEST_REDIS_URL"));
-                assert!(
-                    (etcd_url.is_some() && redis_url.is_some()) || std::env::var_os("CI").is_none(),
-                    "the cluster test needs NATTER_TEST_ETCD_URL and NATTER_TEST_REDIS_URL in CI: run scripts/test.sh"
-                );
-                Some(Self { postgres_url, nats_url, etcd_url, redis_url })
-            }
-            _ if std::env::var_os("CI").is_some() => {
-                panic!(
-                    "the cluster test needs NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL in CI: run scripts/test.sh"
-                )
-            }
-            _ => {
-                println!(
-                    "skipping the cluster test: set NATTER_TEST_POSTGRES_URL and NATTER_TEST_NATS_URL (scripts/test.sh --services-only)"
-                );
-                None
-            }
-        }
-    }
-}
-
-struct Node {
-    child: Child,
-    base_url: String,
-    data_dir: PathBuf,
-    log: PathBuf,
-    /// `host:port` of the node's gRPC, when it serves it (a chat node of a split deployment).
-    grpc: Option<String>,
-}
-
-impl Base for Node {
-    fn base_url(&self) -> &str {
-        &self.base_url
-    }
-}
-
-/// One process to start: its roles, and for a gateway alone the chat nodes it calls.
-struct Spec {
-    roles: &'static str,
-    chat_nodes: Vec<String>,
-}
-
-/// The running nodes. Dropping it (also while a failed assertion unwinds) kills them, and after a
-/// failure prints the end of their logs.
-struct Cluster {
-    nodes: Vec<Node>,
-}
-
-impl Cluster {
-    /// Two nodes with every role (the monolith, replicated).
-    fn start(database_url: &str, env: &ClusterEnv) -> Self {
-        let all = || Spec { roles: "all", chat_nodes: Vec::new() };
-        // The replicated monolith on PostgreSQL and NATS alone: broadcast delivery.
-        let env = ClusterEnv { etcd_url: None, redis_url: None, ..env.clone() };
-        Self::start_nodes(database_url, &env, vec![all(), all()])
-    }
-
-    /// The split topology: chat nodes 0 and 1, a worker (2), gateways 3 and 4 calling the chat
-    /// nodes over gRPC: those etcd lists when the environment has etcd, else both, listed
-    /// statically; with Redis, presence is shared and delivery targeted.
-    fn start_split(database_url: &str, env: &ClusterEnv) -> Self {
-        let grpc = [natter_testkit::free_port(), natter_testkit::free_port()].map(|port| format!("127.0.0.1:{port}"));
-        let gateway = || Spec { roles: "gateway", chat_nodes: grpc.to_vec() };
-        let chat = |address: &str| Spec { roles: "chat", chat_nodes: vec![address.to_owned()] };
-        let specs = vec![
-            chat(&grpc[0]),
-            chat(&grpc[1]),
-            Spec { roles: "worker", chat_nodes: Vec::new() },
-            gateway(),
-            gateway(),
-        ];
-        Self::start_nodes(database_url, env, specs)
-    }
-
-    fn start_nodes(database_url: &str, env: &ClusterEnv, specs: Vec<Spec>) -> Self {
-        let run = uuid::Uuid::new_v4().simple().to_string();
-        let secret = format!("cluster-test-secret-{run}");
-        let prefix = format!("natter-cluster-test.{run}");
-        let mut cluster = Cluster { nodes: Vec::new() };
-        for (index, spec) in specs.into_iter().enumerate() {
-            let data_dir = std::env::temp_dir().join(format!("natter-cluster-{run}-node{index}"));
-            std::fs::create_dir_all(&data_dir).expect("create the data dir");
-            let log = data_dir.join("natter.log");
-            let output = File::create(&log).expect("create the log file");
-            let port = natter_testkit::free_port();
-            let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
-            // The test's own NATTER_TEST_* variables are no configuration of the server.
-            for (name, _) in std::env::vars_os() {
-                if name.to_string_lossy().starts_with("NATTER_") {
-                    command.env_remove(name);
-                }
-            }
-            // A chat node serves gRPC on the address its spec names for it.
-            let grpc = (spec.roles == "chat").then(|| spec.chat_nodes[0].clone());
-            command
-                .arg("serve")
-                .arg("--listen")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--data-dir")
-                .arg(&data_dir)
-                .arg("--roles")
-                .arg(spec.roles)
-                .env("NATTER_DATABASE__URL", database_url)
-                .env("NATTER_BUS__KIND", "nats")
-                .env("NATTER_BUS__NATS_URL", &env.nats_url)
-                .env("NATTER_BUS__SUBJECT_PREFIX", &prefix)
-                .env("NATTER_SEARCH__BACKEND", "postgres")
-                .env("NATTER_AUTH__JWT_SECRET", &secret)
-                .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
-                .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
-                .env("NATTER_CLUSTER__CHAT_NODES", spec.chat_nodes.join(","))
-                .stdin(Stdio::null())
-                .stdout(output.try_clone().expect("clone the log file"))
-                .stderr(output);
-            if let Some(address) = &grpc {
-                command.env("NATTER_CLUSTER__GRPC_LISTEN", address);
-            }
-            if let Some(redis_url) = &env.redis_url {
-                command
-                    .env("NATTER_REDIS__URL", redis_url)
-                    .env("NATTER_REDIS__KEY_PREFIX", format!("natter-cluster-test-{run}"))
-                    .env("NATTER_PRESENCE__ROUTE_TTL_SECS", ROUTE_TTL_SECS.to_string());
-            }
-            if let Some(etcd_url) = &env.etcd_url {
-                command
-                    .env("NATTER_DISCOVERY__BACKEND", "etcd")
-                    .env("NATTER_DISCOVERY__ENDPOINTS", format!("[\"{etcd_url}\"]"))
-                    .env("NATTER_DISCOVERY__PREFIX", format!("/natter-cluster-test/{run}"));
-            }
-            let child = command.spawn().expect("start `natter serve`");
-            cluster.nodes.push(Node { child, base_url: format!("http://127.0.0.1:{port}"), data_dir, log, grpc });
-        }
-        cluster
-    }
-
-    async fn wait_ready(&self) {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
-        for node in &self.nodes {
-            let started = Instant::now();
-            loop {
-                let response = http.get(format!("{}/readyz", node.base_url)).send().await;
-                if response.is_ok_and(|response| response.status() == StatusCode::OK) {
-                    break;
-                }
-                assert!(started.elapsed() < START_TIMEOUT, "{} not ready within {START_TIMEOUT:?}", node.base_url);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            let exited_early = matches!(node.child.try_wait(), Ok(Some(_)));
-            let _ = node.child.kill();
-            let _ = node.child.wait();
-            if std::thread::panicking() || exited_early {
-                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(60).collect();
-                eprintln!("---- last lines of {} ({}) ----", node.base_url, node.log.display());
-                for line in tail.into_iter().rev() {
-                    eprintln!("{line}");
-                }
-            }
-            let _ = std::fs::remove_dir_all(&node.data_dir);
-        }
-    }
 }

@@ -1,8 +1,10 @@
 //! Durable jobs on NATS JetStream.
 //!
 //! One work-queue stream, `<prefix>_jobs` for the subjects `<prefix>.jobs.>` (a job of kind K is
-//! published to `<prefix>.jobs.K` as JSON), and one durable pull consumer, `workers`, shared by
-//! every worker process, so each job goes to exactly one worker at a time. A worker acknowledges
+//! published to `<prefix>.jobs.K` as JSON), and one durable pull consumer per kind, named after
+//! it (`transcribe_voice`, `fan_out`) and filtered to its subject, shared by every worker process
+//! of that kind, so each job goes to exactly one worker at a time and a kind's workers never wait
+//! behind another kind's jobs. A worker acknowledges
 //! a job (and waits for the server to confirm it) only after its handler returned, that is after
 //! the job's effect committed; while the handler runs it sends in-progress acks every third of
 //! the ack wait. A worker that dies stops both, so its job is delivered again to another worker
@@ -21,10 +23,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use natter_core::jobs::{Job, JobError, JobHandler, JobOutcome, JobQueue, JobSettings, Workers};
+use natter_core::jobs::{Job, JobError, JobHandler, JobKind, JobOutcome, JobQueue, JobSettings, Workers};
 
-/// The durable consumer every worker shares.
-const CONSUMER: &str = "workers";
+/// The one durable consumer of every kind that natter made before each kind had its own. A work
+/// queue takes no filtered consumer beside an unfiltered one, so it is removed (its jobs stay in
+/// the stream, for the consumers of their kinds).
+const LEGACY_CONSUMER: &str = "workers";
 /// How long one pull waits on the server for a job before asking again.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 /// How long a publish waits for the server to confirm that it stored the job.
@@ -94,10 +98,21 @@ impl JetStreamJobs {
         Ok(stream.info().await.map_err(|error| failed("stream info", error))?.state.messages)
     }
 
-    async fn consumer(&self) -> Result<consumer::Consumer<consumer::pull::Config>, JobError> {
+    /// The durable consumer of `kind`'s jobs.
+    async fn consumer(&self, kind: JobKind) -> Result<consumer::Consumer<consumer::pull::Config>, JobError> {
         let stream = self.context.get_stream(&self.stream).await.map_err(|error| failed("get the stream", error))?;
+        if stream.get_consumer::<consumer::pull::Config>(LEGACY_CONSUMER).await.is_ok() {
+            match stream.delete_consumer(LEGACY_CONSUMER).await {
+                Ok(_) => {
+                    tracing::info!("removed the jobs consumer `workers` of an earlier version; its jobs stay queued")
+                }
+                Err(error) => tracing::warn!(%error, "cannot remove the jobs consumer `workers` of an earlier version"),
+            }
+        }
+        let name = kind.as_str();
         let config = consumer::pull::Config {
-            durable_name: Some(CONSUMER.into()),
+            durable_name: Some(name.into()),
+            filter_subject: self.subject(kind),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.settings.ack_wait,
             max_deliver: i64::from(self.settings.max_deliver),
@@ -107,12 +122,16 @@ impl JetStreamJobs {
             Ok(consumer) => Ok(consumer),
             // Made earlier with other settings: use it as it is (see docs/CONFIG.md).
             Err(error) => {
-                let existing =
-                    stream.get_consumer(CONSUMER).await.map_err(|_| failed("create the consumer", &error))?;
-                tracing::warn!(%error, "the jobs consumer exists with other settings; using it unchanged");
+                let existing = stream.get_consumer(name).await.map_err(|_| failed("create the consumer", &error))?;
+                tracing::warn!(%error, consumer = name, "the jobs consumer exists with other settings; using it unchanged");
                 Ok(existing)
             }
         }
+    }
+
+    /// `<prefix>.jobs.<kind>`.
+    fn subject(&self, kind: JobKind) -> String {
+        format!("{}.{kind}", self.subject_prefix)
     }
 }
 
@@ -120,7 +139,7 @@ impl JetStreamJobs {
 impl JobQueue for JetStreamJobs {
     async fn enqueue(&self, job: Job) -> Result<(), JobError> {
         let payload = serde_json::to_vec(&job).map_err(|error| failed("encode the job", error))?;
-        let subject = format!("{}.{}", self.subject_prefix, job.kind());
+        let subject = self.subject(job.kind());
         let publish = jetstream::message::PublishMessage::build().payload(payload.into()).message_id(job.key());
         let ack = self.context.send_publish(subject, publish).await.map_err(|error| failed("publish", error))?;
         match ack.await {
@@ -130,26 +149,32 @@ impl JobQueue for JetStreamJobs {
         }
     }
 
-    async fn start_workers(&self, handler: Arc<dyn JobHandler>) -> Result<Workers, JobError> {
-        let consumer = self.consumer().await?;
-        let mut tasks: Vec<_> = (0..self.settings.workers.max(1))
+    async fn start_workers(
+        &self,
+        kind: JobKind,
+        workers: usize,
+        handler: Arc<dyn JobHandler>,
+    ) -> Result<Workers, JobError> {
+        let consumer = self.consumer(kind).await?;
+        let mut tasks: Vec<_> = (0..workers.max(1))
             .map(|_| {
                 let worker =
                     Worker { consumer: consumer.clone(), handler: handler.clone(), settings: self.settings.clone() };
                 tokio::spawn(worker.run())
             })
             .collect();
-        tasks.push(tokio::spawn(self.clone().remove_poisoned()));
+        tasks.push(tokio::spawn(self.clone().remove_poisoned(kind)));
         Ok(Workers::new(tasks))
     }
 }
 
 impl JetStreamJobs {
-    /// Follows the server's max-deliveries advisories for the consumer (one process of the
+    /// Follows the server's max-deliveries advisories for `kind`'s consumer (one process of the
     /// queue group gets each): logs the job and deletes it, so it does not take room forever.
-    async fn remove_poisoned(self) {
-        let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{CONSUMER}", self.stream);
-        let mut advisories = match self.client.queue_subscribe(subject, format!("{}-poison", self.stream)).await {
+    async fn remove_poisoned(self, kind: JobKind) {
+        let subject = format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{kind}", self.stream);
+        let group = format!("{}-poison-{kind}", self.stream);
+        let mut advisories = match self.client.queue_subscribe(subject, group).await {
             Ok(subscriber) => subscriber,
             Err(error) => {
                 tracing::error!(%error, "cannot follow poisoned jobs; they stay in the stream");
@@ -226,7 +251,7 @@ impl Worker {
                 return;
             }
         };
-        tracing::info!(job = %job.key(), delivered, "job started");
+        super::log_started(&job, delivered);
         let outcome = self.run_with_progress(&message, job.clone()).await;
         super::log_outcome(&job, delivered, &outcome);
         let acked = match outcome {

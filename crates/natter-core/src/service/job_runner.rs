@@ -69,6 +69,8 @@ impl JobHandler for JobRunner {
     async fn run(&self, job: Job) -> JobOutcome {
         let result = match &job {
             Job::TranscribeVoice(transcribe) => self.transcribe_voice(transcribe).await,
+            // Fan-out jobs have their own consumers and runner (`fan_out::FanOutRunner`).
+            Job::FanOut(_) => return JobOutcome::Failed(format!("{} is not a transcription", job.key())),
         };
         result.unwrap_or_else(outcome_of)
     }

@@ -95,6 +95,15 @@ impl Deps {
         self
     }
 
+    /// These deps with large groups fanned out by a worker: a log entry for more than
+    /// `fan_out.above` recipients is queued as a fan-out job instead of looked up and published
+    /// here. Only with targeted delivery (see [`Notifier::with_worker_fan_out`]).
+    pub fn with_worker_fan_out(mut self, fan_out: crate::notify::WorkerFanOut) -> Self {
+        self.notifier = self.notifier.with_worker_fan_out(fan_out);
+        self.log = log::ConversationLog::new(self.store.clone(), self.notifier.clone());
+        self
+    }
+
     /// These deps with a search index.
     pub fn with_search(mut self, index: Arc<dyn SearchIndex>) -> Self {
         self.search = Some(index);
@@ -162,9 +171,17 @@ impl Services {
         self
     }
 
-    /// What runs this process's jobs, for [`JobQueue::start_workers`].
+    /// What runs this process's transcription jobs, for [`JobQueue::start_workers`].
     pub fn job_runner(&self) -> job_runner::JobRunner {
         job_runner::JobRunner::new(self.deps.clone(), self.files.clone(), self.speech.clone())
+    }
+
+    /// What runs fan-out jobs here, reporting to `metrics`; `None` without targeted delivery.
+    pub fn fan_out_runner(
+        &self,
+        metrics: Arc<dyn crate::fan_out::FanOutMetrics>,
+    ) -> Option<crate::fan_out::FanOutRunner> {
+        self.deps.notifier.fan_out_runner(metrics)
     }
 
     /// Sends a message (see [`messages::MessageService::send`]). A newly stored `voice` message

@@ -35,3 +35,28 @@ local function holds(key, node)
   end
   return false
 end
+
+-- Moves a conversation's record of its highest published entry (KEY: "<seq>|<node>,<node>,...")
+-- to entry `seq`, sent to `nodes` (a comma-separated list), unless a later entry is recorded
+-- already, and returns what the record said of entry seq - 1: 0 no record (none kept, expired,
+-- or the first entry), 1 not published yet, 2 published (the second value lists its nodes),
+-- 3 a later entry was published already.
+local function record_published(key, seq, nodes, ttl)
+  local record = redis.call('GET', key)
+  local state, list, last = 0, '', -1
+  if record then
+    local recorded, sent = string.match(record, '^(%d+)|(.*)$')
+    last = tonumber(recorded)
+    if last == seq - 1 then
+      state, list = 2, sent
+    elseif last < seq - 1 then
+      state = 1
+    else
+      state = 3
+    end
+  end
+  if last < seq then
+    redis.call('SET', key, seq .. '|' .. nodes, 'PX', ttl)
+  end
+  return state, list
+end

@@ -1,11 +1,10 @@
 -- nodes_of for a log entry, which also records where the entry went and reports where the
--- conversation's previous entry went.
+-- conversation's previous entry went (record_published in common.lua).
 -- KEYS[1]: the conversation's record, "<seq>|<node>,<node>,..." of the highest entry published.
 -- ARGV: key prefix, the entry's seq, the record's lifetime (ms), then the users.
 -- Returns: the predecessor's state (0 no record, 1 not published yet, 2 published: the second
 -- element lists its nodes, 3 a later entry was published already), that list or '', then the
 -- pairs nodes_of returns.
-local seq = tonumber(ARGV[2])
 local out = {0, ''}
 local nodes = {}
 local seen = {}
@@ -27,21 +26,5 @@ for i = 4, #ARGV do
     end
   end
 end
-local record = redis.call('GET', KEYS[1])
-local last = -1
-if record then
-  local recorded, list = string.match(record, '^(%d+)|(.*)$')
-  last = tonumber(recorded)
-  if last == seq - 1 then
-    out[1] = 2
-    out[2] = list
-  elseif last < seq - 1 then
-    out[1] = 1
-  else
-    out[1] = 3
-  end
-end
-if last < seq then
-  redis.call('SET', KEYS[1], seq .. '|' .. table.concat(nodes, ','), 'PX', tonumber(ARGV[3]))
-end
+out[1], out[2] = record_published(KEYS[1], tonumber(ARGV[2]), table.concat(nodes, ','), tonumber(ARGV[3]))
 return out

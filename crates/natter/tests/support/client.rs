@@ -109,15 +109,24 @@ pub(crate) struct BusCounts {
 }
 
 pub(crate) async fn metrics(http: &reqwest::Client, node: &impl Base) -> BusCounts {
-    let text =
-        http.get(format!("{}/metrics", node.base_url())).send().await.expect("metrics").text().await.expect("text");
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} is not in the metrics"))
-    };
+    let text = metrics_text(http, node).await;
     BusCounts {
-        received: value("natter_bus_events_received_total") as u64,
-        needed: value("natter_bus_events_needed_total") as u64,
+        received: metric_in(&text, "natter_bus_events_received_total") as u64,
+        needed: metric_in(&text, "natter_bus_events_needed_total") as u64,
     }
+}
+
+/// One unlabelled metric of `node`'s `/metrics`.
+pub(crate) async fn metric(http: &reqwest::Client, node: &impl Base, name: &str) -> f64 {
+    metric_in(&metrics_text(http, node).await, name)
+}
+
+async fn metrics_text(http: &reqwest::Client, node: &impl Base) -> String {
+    http.get(format!("{}/metrics", node.base_url())).send().await.expect("metrics").text().await.expect("text")
+}
+
+fn metric_in(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("{name} is not in the metrics"))
 }
