@@ -70,11 +70,13 @@ pub struct EntryRoutes {
 /// What the table recorded of the previous entry's publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PredecessorRoutes {
-    /// No record: the table keeps none, it expired (the entry went out long ago), or this is
-    /// the first entry.
+    /// Nothing to say: the table keeps no record, or this is the first entry.
     Unknown,
-    /// Its routes were not looked up yet: its publisher is a moment behind this one's.
+    /// Its routes were not looked up yet: its publisher is a moment behind this one's (or its
+    /// record expired: a day without entries).
     Pending,
+    /// Published long enough ago (seconds) to have reached every node it went to, or been lost.
+    LongAgo,
     /// Published to these nodes.
     SentTo(Vec<NodeId>),
     /// A later entry was published already: this one is the late one.
@@ -87,6 +89,7 @@ impl PredecessorRoutes {
         match self {
             Self::Unknown | Self::Late => Predecessor::Unknown,
             Self::Pending => Predecessor::Coming,
+            Self::LongAgo => Predecessor::NotComing,
             Self::SentTo(nodes) if nodes.contains(node) => Predecessor::Coming,
             Self::SentTo(_) => Predecessor::NotComing,
         }

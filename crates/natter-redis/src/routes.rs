@@ -7,12 +7,12 @@
 //! <prefix>:nodes           set   nodes known alive
 //! <prefix>:alive:<node>    string, expires one TTL after the node's last refresh (its heartbeat)
 //! <prefix>:published:<conversation>
-//!                          string "<seq>|<node>,<node>…": the highest entry published and the
-//!                          nodes it went to; expires after five minutes
+//!                          string "<seq>|<ms>|<node>,<node>…": the highest entry published,
+//!                          when (Redis clock) and the nodes it went to; expires after a day
 //! <prefix>:fanout:<conversation>:<seq>
 //!                          string: a fan-out worker's claim on an entry, "<state>|<nodes>" (the
 //!                          answer its first run got) until a run published it, then
-//!                          "published"; expires after five minutes
+//!                          "published"; expires after ten minutes
 //! ```
 //!
 //! A route counts as live until its expiry, whether or not anything removed it yet; writes prune
@@ -30,13 +30,15 @@ use redis::Script;
 use crate::Redis;
 
 const COMMON: &str = include_str!("lua/common.lua");
-/// How long the record of where a conversation's last entry went is kept. Shorter than a
-/// gateway remembers a conversation's position (natter-gateway's sequencer: ten minutes), so a
-/// gateway that has forgotten a conversation never hears that an entry long delivered is still
-/// "coming"; a later entry finding no record is taken as one whose predecessor went out long ago.
-/// A fan-out worker's claim on an entry lives as long: beyond the redeliveries of its job (ack
+/// How long the record of where a conversation's last entry went is kept: a day. An entry that
+/// finds no record is told its predecessor is still to come (its lookup runs behind this one's),
+/// so the record must outlive any pause in a conversation that is not to cost its next entry the
+/// gateways' wait (a second, and only on a gateway that has forgotten the conversation). One
+/// short string per conversation with an entry in the last day.
+const PUBLISHED_RECORD_MS: u64 = 86_400_000;
+/// How long a fan-out worker's claim on an entry lives: beyond the redeliveries of its job (ack
 /// wait × deliveries: 2.5 min by default).
-const PUBLISHED_RECORD_MS: u64 = 300_000;
+const FANOUT_CLAIM_MS: u64 = 600_000;
 /// Routes per refresh script: one call stays short however many sockets a node holds.
 const REFRESH_CHUNK: usize = 500;
 
@@ -112,6 +114,7 @@ fn predecessor(state: i64, nodes: &[u8]) -> PredecessorRoutes {
         1 => PredecessorRoutes::Pending,
         2 => PredecessorRoutes::SentTo(String::from_utf8_lossy(nodes).split(',').filter_map(NodeId::parse).collect()),
         3 => PredecessorRoutes::Late,
+        5 => PredecessorRoutes::LongAgo,
         _ => PredecessorRoutes::Unknown,
     }
 }
@@ -237,7 +240,7 @@ impl RouteTable for RedisRoutes {
     async fn record_entry(&self, position: &LogPosition, nodes: &[NodeId]) -> Result<EntryRecord, PresenceError> {
         let mut connection = self.redis.connection.clone();
         let mut invocation = self.scripts.record_entry.key(self.key("published", position.conversation.as_str()));
-        invocation.key(claim_key(self, position)).arg(position.seq.get()).arg(PUBLISHED_RECORD_MS);
+        invocation.key(claim_key(self, position)).arg(position.seq.get()).arg(PUBLISHED_RECORD_MS).arg(FANOUT_CLAIM_MS);
         for node in nodes {
             invocation.arg(node.as_str());
         }
@@ -254,7 +257,7 @@ impl RouteTable for RedisRoutes {
             .arg(claim_key(self, position))
             .arg("published")
             .arg("PX")
-            .arg(PUBLISHED_RECORD_MS)
+            .arg(FANOUT_CLAIM_MS)
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)

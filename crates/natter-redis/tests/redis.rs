@@ -202,7 +202,7 @@ async fn an_entrys_lookup_reports_where_the_previous_entry_went() {
 
     let first = table.nodes_of_entry(&users(&["alice", "bob"]), &at(5)).await.expect("lookup");
     assert_eq!(first.nodes, vec![(node("gw1"), users(&["alice"]))]);
-    assert_eq!(first.predecessor, PredecessorRoutes::Unknown, "nothing recorded before 5");
+    assert_eq!(first.predecessor, PredecessorRoutes::Pending, "nothing recorded of 4: its lookup is behind");
 
     // bob connects on gw2 after 5 went out: 5 never went there.
     table.connect(&route("bob", "gw2", "s2:1")).await.expect("connect");
@@ -232,6 +232,16 @@ async fn an_entrys_lookup_reports_where_the_previous_entry_went() {
     let eleventh = table.nodes_of_entry(&users(&["alice"]), &at(11)).await.expect("lookup");
     assert_eq!(eleventh.predecessor, PredecessorRoutes::SentTo(Vec::new()));
     assert_eq!(eleventh.predecessor.for_node(&node("gw1")), Predecessor::NotComing);
+
+    // The first entry has no predecessor; an entry long after its predecessor (seconds) is told
+    // it went out long ago, wherever it went: nobody waits for it.
+    let start = LogPosition::new(ConversationId::from("c9"), Seq::FIRST);
+    let first = table.nodes_of_entry(&users(&["alice"]), &start).await.expect("lookup");
+    assert_eq!(first.predecessor, PredecessorRoutes::Unknown);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = table.nodes_of_entry(&users(&["alice"]), &at(12)).await.expect("lookup");
+    assert_eq!(later.predecessor, PredecessorRoutes::LongAgo);
+    assert_eq!(later.predecessor.for_node(&node("gw1")), Predecessor::NotComing);
 }
 
 /// A fan-out worker records an entry's nodes (the union of its batched lookups) on the same
@@ -275,6 +285,7 @@ async fn a_fan_out_record_shares_the_inline_record_and_is_claimed_once_per_entry
     let other = LogPosition::new(ConversationId::from("c2"), Seq::new(2));
     assert_eq!(
         table.record_entry(&other, &[node("gw1")]).await.expect("record"),
-        EntryRecord::Publish(PredecessorRoutes::Unknown)
+        EntryRecord::Publish(PredecessorRoutes::Pending),
+        "nothing recorded of c2's entry 1: its publisher is behind"
     );
 }

@@ -36,27 +36,37 @@ local function holds(key, node)
   return false
 end
 
--- Moves a conversation's record of its highest published entry (KEY: "<seq>|<node>,<node>,...")
--- to entry `seq`, sent to `nodes` (a comma-separated list), unless a later entry is recorded
--- already, and returns what the record said of entry seq - 1: 0 no record (none kept, expired,
--- or the first entry), 1 not published yet, 2 published (the second value lists its nodes),
--- 3 a later entry was published already.
+-- Moves a conversation's record of its highest published entry (KEY: "<seq>|<ms>|<node>,...":
+-- the entry, when it was recorded by Redis's clock, the nodes it went to) to entry `seq`, sent
+-- to `nodes` (a comma-separated list), unless a later entry is recorded already, and returns
+-- what the record said of entry seq - 1: 0 nothing to say (this is the first entry),
+-- 1 not published yet (no record, or a record of an earlier entry: its publisher is behind this
+-- one), 2 published (the second value lists its nodes), 3 a later entry was published already,
+-- 5 published more than ARRIVED_MS ago (it reached its nodes long since, or was lost).
+local ARRIVED_MS = 2000
 local function record_published(key, seq, nodes, ttl)
   local record = redis.call('GET', key)
-  local state, list, last = 0, '', -1
+  local state, list, last = 1, '', -1
+  if seq <= 1 then
+    state = 0
+  end
   if record then
-    local recorded, sent = string.match(record, '^(%d+)|(.*)$')
-    last = tonumber(recorded)
-    if last == seq - 1 then
-      state, list = 2, sent
-    elseif last < seq - 1 then
-      state = 1
-    else
-      state = 3
+    local recorded, at, sent = string.match(record, '^(%d+)|(%d+)|(.*)$')
+    if recorded then
+      last = tonumber(recorded)
+      if last == seq - 1 then
+        if now - tonumber(at) > ARRIVED_MS then
+          state = 5
+        else
+          state, list = 2, sent
+        end
+      elseif last >= seq then
+        state = 3
+      end
     end
   end
   if last < seq then
-    redis.call('SET', key, seq .. '|' .. nodes, 'PX', ttl)
+    redis.call('SET', key, seq .. '|' .. now .. '|' .. nodes, 'PX', ttl)
   end
   return state, list
 end
