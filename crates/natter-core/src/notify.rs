@@ -6,9 +6,8 @@
 //! only its recipients; recipients with no route get nothing (they sync when they connect). A
 //! log entry's copy also says whether the conversation's previous entry went to that node (the
 //! route table records each entry's nodes), so a gateway waits for a missing predecessor only
-//! when it is coming. A log
-//! entry also goes once to the every-entry consumers (the search indexer) through
-//! [`Bus::publish_log`]. Session revocations always go to every node: a route may be stale, and a
+//! when it is coming. A log entry also goes once to the every-entry consumers (the search
+//! indexer) through [`Bus::publish_log`]. Session revocations always go to every node: a route may be stale, and a
 //! socket of an ended session must close wherever it is.
 //!
 //! Worker fan-out ([`Notifier::with_worker_fan_out`], targeted delivery only): an entry for more

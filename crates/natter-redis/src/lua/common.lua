@@ -36,6 +36,22 @@ local function holds(key, node)
   return false
 end
 
+-- The nodes holding a live route of `user` (its hash under `prefix`), each once.
+local function live_nodes(prefix, user)
+  local all = redis.call('HGETALL', prefix .. ':routes:' .. user)
+  local nodes, seen = {}, {}
+  for j = 1, #all, 2 do
+    if tonumber(all[j + 1]) >= now then
+      local node = string.match(all[j], '^([^|]*)|')
+      if node and not seen[node] then
+        seen[node] = true
+        table.insert(nodes, node)
+      end
+    end
+  end
+  return nodes
+end
+
 -- Moves a conversation's record of its highest published entry (KEY: "<seq>|<ms>|<node>,...":
 -- the entry, when it was recorded by Redis's clock, the nodes it went to) to entry `seq`, sent
 -- to `nodes` (a comma-separated list), unless a later entry is recorded already, and returns
