@@ -8,6 +8,8 @@ use chrono::DateTime;
 use natter_core::model::Time;
 use natter_core::store::{StoreError, StoreResult};
 use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::Connection;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor};
@@ -37,6 +39,9 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "members_version", include_str!("../migrations/postgres/0006_members_version.sql")),
 ];
 
+/// A pooled PostgreSQL connection idle this long is pinged before it is used again.
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
@@ -52,7 +57,7 @@ pub(crate) struct Db {
     pub(crate) write: AnyPool,
     /// SQLite (else PostgreSQL): where the two need different SQL.
     pub(crate) sqlite: bool,
-    /// SQLite: plain appends go through group commit.
+    /// Plain appends go through group commit (see `group_commit`).
     pub(crate) appends: Option<crate::group_commit::AppendQueue>,
 }
 
@@ -95,10 +100,42 @@ impl Db {
                 Db { appends: Some(appends), ..pools }
             }
             Dialect::Postgres => {
-                let pool =
-                    AnyPoolOptions::new().max_connections(max_connections).connect(url).await.map_err(backend)?;
+                // A connection is pinged before use only after it sat idle: a ping is a round
+                // trip, and one before every statement doubled a send's round trips. A connection
+                // that broke while in use is dropped by sqlx on its error.
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                connection.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(backend)?;
                 migrate(&pool, POSTGRES_MIGRATIONS).await?;
-                Db { read: pool.clone(), write: pool, sqlite: false, appends: None }
+                // Batched appends bind arrays, which only the native driver does.
+                let batches = PgPoolOptions::new()
+                    .max_connections(crate::group_commit::PG_IN_FLIGHT as u32)
+                    .test_before_acquire(false)
+                    .before_acquire(|connection, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_AFTER_IDLE {
+                                connection.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
+                    .connect(url)
+                    .await
+                    .map_err(backend)?;
+                let pools = Db { read: pool.clone(), write: pool, sqlite: false, appends: None };
+                let appends = crate::group_commit::AppendQueue::start_pg(pools.clone(), batches);
+                Db { appends: Some(appends), ..pools }
             }
         };
         Ok(db)

@@ -1,5 +1,7 @@
-//! Group commit for SQLite: plain appends (no effect) queue up for one task that stores
-//! everything queued so far in one transaction, then answers each caller.
+//! Group commit: plain appends (no effect) queue up and are stored in batches, then each
+//! caller is answered.
+//!
+//! **SQLite**: one task stores everything queued so far in one transaction.
 //!
 //! SQLite has one writer, and every statement is a round trip to the connection's thread, so a
 //! transaction per message spends most of its time in BEGIN and COMMIT hops. Batching whatever
@@ -8,13 +10,26 @@
 //! `messages::insert_next_entry`), and a failed INSERT undoes only itself, so one bad entry
 //! (a racing resend) does not spoil the batch and no seq is skipped. An acknowledgement still
 //! comes only after the batch's COMMIT.
+//!
+//! **PostgreSQL**: up to [`PG_IN_FLIGHT`] batches run at once, each one statement ([`APPEND_MANY_PG`])
+//! on its own connection, so an append costs its share of one round trip instead of a round trip
+//! of its own. Its callers hold their conversations' log locks, so a batch never holds two entries
+//! of one conversation. Any failure of a batch (a racing resend's unique violation, a deadlock
+//! between nodes) undoes the whole statement, and its entries are then appended one by one, which
+//! sorts each out as a single append would.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use natter_core::ids::Seq;
 use natter_core::model::Message;
 use natter_core::store::{AppendOutcome, StoreError, StoreResult};
-use tokio::sync::{mpsc, oneshot};
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::db::{Db, backend, is_unique_violation};
-use crate::messages::{insert_next_entry, resent};
+use crate::db::{Db, backend, flag, is_unique_violation, millis};
+use crate::messages::{append_plain_pg, as_stored, insert_next_entry, resent};
+use crate::rows::{mentions_json, system_json};
 
 /// Most entries one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -33,10 +48,18 @@ pub(crate) struct AppendQueue {
 }
 
 impl AppendQueue {
-    /// Starts the writer task over `db`'s pools (`db` must not hold a queue itself).
+    /// SQLite: starts the writer task over `db`'s pools (`db` must not hold a queue itself).
     pub(crate) fn start(db: Db) -> AppendQueue {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(run(db, receiver));
+        AppendQueue { sender }
+    }
+
+    /// PostgreSQL: starts the batching task; batches run on `pool` (`db` must not hold a queue
+    /// itself: a failed batch's entries are appended one by one through it).
+    pub(crate) fn start_pg(db: Db, pool: PgPool) -> AppendQueue {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run_pg(db, pool, receiver));
         AppendQueue { sender }
     }
 
@@ -45,8 +68,8 @@ impl AppendQueue {
         self.sender
             .send(Queued { message, reply })
             .await
-            .map_err(|_| StoreError::Backend("the SQLite writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Backend("the SQLite writer dropped an append".into()))?
+            .map_err(|_| StoreError::Backend("the append queue has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Backend("the append queue dropped an append".into()))?
     }
 }
 
@@ -95,4 +118,133 @@ async fn commit(db: &Db, batch: Vec<Queued>) {
         };
         let _ = queued.reply.send(outcome);
     }
+}
+
+/// Batches of PostgreSQL appends running at once (each on its own connection of the pool).
+pub(crate) const PG_IN_FLIGHT: usize = 4;
+
+/// Appends a batch of entries to their conversations in one statement; returns `(id, seq)` of
+/// each entry stored (an entry whose conversation is gone or dissolved is missing).
+///
+/// `locked` takes the conversations' row locks in id order, so two nodes' batches that share
+/// conversations wait for each other instead of deadlocking. The rest is the single append's
+/// statement (see `messages::APPEND_PLAIN_PG`) over arrays.
+const APPEND_MANY_PG: &str = "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+     $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], $11::text[], \
+     $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[]) AS i(conversation_id, id, sender_id, \
+     kind, client_msg_id, text, file_id, reply_to, mentions, target_seq, emoji, op, system, edited_at, recalled, \
+     created_at)), \
+     locked AS (SELECT c.id FROM conversations c WHERE c.id IN (SELECT conversation_id FROM input) \
+     ORDER BY c.id FOR UPDATE), \
+     next AS (UPDATE conversations c SET last_seq = c.last_seq + 1, updated_at = i.created_at \
+     FROM input i, locked l WHERE c.id = l.id AND i.conversation_id = c.id AND c.dissolved = 0 \
+     RETURNING c.id, c.last_seq), \
+     entry AS (INSERT INTO messages (conversation_id, seq, id, sender_id, kind, client_msg_id, text, file_id, \
+     reply_to, mentions, target_seq, emoji, op, system, edited_at, recalled, created_at) \
+     SELECT i.conversation_id, next.last_seq, i.id, i.sender_id, i.kind, i.client_msg_id, i.text, i.file_id, \
+     i.reply_to, i.mentions, i.target_seq, i.emoji, i.op, i.system, i.edited_at, i.recalled, i.created_at \
+     FROM input i JOIN next ON next.id = i.conversation_id RETURNING id, seq, conversation_id, sender_id), \
+     marker AS (UPDATE members SET read_seq = entry.seq FROM entry \
+     WHERE members.conversation_id = entry.conversation_id AND members.user_id = entry.sender_id \
+     AND members.read_seq < entry.seq) \
+     SELECT id, seq FROM entry";
+
+async fn run_pg(db: Db, pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
+    let slots = Arc::new(Semaphore::new(PG_IN_FLIGHT));
+    loop {
+        // A slot first: while every slot is busy, appends keep queueing and the next batch grows.
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
+        let (db, pool) = (db.clone(), pool.clone());
+        tokio::spawn(async move {
+            commit_pg(&db, &pool, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+/// Commits `batch` in rounds: a round takes each conversation's first waiting entry, so that a
+/// caller that appends without the conversation's log lock (a test, a tool) still gets one
+/// statement per round instead of a failed batch.
+async fn commit_pg(db: &Db, pool: &PgPool, mut batch: Vec<Queued>) {
+    while !batch.is_empty() {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let (round, rest): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|queued| seen.insert(queued.message.conversation_id.clone()));
+        commit_round_pg(db, pool, round).await;
+        batch = rest;
+    }
+}
+
+async fn commit_round_pg(db: &Db, pool: &PgPool, batch: Vec<Queued>) {
+    // One entry: the single append's statement is as cheap and needs no arrays.
+    if batch.len() == 1 {
+        for queued in batch {
+            let _ = queued.reply.send(append_plain_pg(db, queued.message).await);
+        }
+        return;
+    }
+    let stored = match batch.iter().map(|queued| as_stored(&queued.message, Seq::ZERO)).collect::<Result<Vec<_>, _>>() {
+        Ok(stored) => stored,
+        Err(error) => {
+            let message = error.to_string();
+            for queued in batch {
+                let _ = queued.reply.send(Err(StoreError::Backend(message.clone())));
+            }
+            return;
+        }
+    };
+    match append_many_pg(pool, &stored).await {
+        Ok(seqs) => {
+            for (queued, message) in batch.into_iter().zip(stored) {
+                let outcome = match seqs.get(message.id.as_str()) {
+                    Some(seq) => AppendOutcome::Appended(Message { seq: Seq::new(*seq), ..message }),
+                    None => AppendOutcome::ConversationGone,
+                };
+                let _ = queued.reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            if !is_unique_violation(&error) {
+                tracing::warn!(%error, entries = batch.len(), "a batch of appends failed; appending them one by one");
+            }
+            for queued in batch {
+                let _ = queued.reply.send(append_plain_pg(db, queued.message).await);
+            }
+        }
+    }
+}
+
+async fn append_many_pg(pool: &PgPool, batch: &[Message]) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let encode = |error: serde_json::Error| sqlx::Error::Encode(Box::new(error));
+    let column = |get: fn(&Message) -> Option<String>| batch.iter().map(get).collect::<Vec<_>>();
+    let mut mentions = Vec::with_capacity(batch.len());
+    let mut systems = Vec::with_capacity(batch.len());
+    for message in batch {
+        mentions.push(mentions_json(&message.mentions).map_err(encode)?);
+        systems.push(system_json(message.system.as_ref()).map_err(encode)?);
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(APPEND_MANY_PG)
+        .bind(batch.iter().map(|m| m.conversation_id.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.id.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.sender_id.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| m.kind.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(column(|m| m.client_msg_id.clone()))
+        .bind(column(|m| m.text.clone()))
+        .bind(column(|m| m.file_id.clone()))
+        .bind(batch.iter().map(|m| m.reply_to.map(Seq::get)).collect::<Vec<_>>())
+        .bind(mentions)
+        .bind(batch.iter().map(|m| m.target_seq.map(Seq::get)).collect::<Vec<_>>())
+        .bind(column(|m| m.emoji.clone()))
+        .bind(column(|m| m.op.clone()))
+        .bind(systems)
+        .bind(batch.iter().map(|m| m.edited_at.map(millis)).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| flag(m.recalled)).collect::<Vec<_>>())
+        .bind(batch.iter().map(|m| millis(m.created_at)).collect::<Vec<_>>())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().collect())
 }

@@ -72,7 +72,7 @@ static APPEND_PLAIN_PG: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `message` as it reads back once stored at `seq` (times at millisecond precision, no reactions).
-fn as_stored(message: &Message, seq: Seq) -> Result<Message, sqlx::Error> {
+pub(crate) fn as_stored(message: &Message, seq: Seq) -> Result<Message, sqlx::Error> {
     let mut stored = message.clone();
     stored.seq = seq;
     stored.reactions.clear();
@@ -168,8 +168,8 @@ pub(crate) async fn resent(db: &Db, message: &Message) -> StoreResult<AppendOutc
 /// on PostgreSQL; SQLite has one writer), store the entry, apply its effect, move the sender's
 /// read marker. A failure anywhere rolls all of it back, so no seq is ever skipped.
 ///
-/// A resend is found by the unique index on (sender, client_msg_id), not by a lookup first: the
-/// service has already looked, so a resend reaching this point is rare, and a send saves a query.
+/// A resend is found by the unique index on (sender, client_msg_id), not by a lookup first: a
+/// resend is rare, and every other send saves a query.
 pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcome> {
     let NewEntry { message, effect } = entry;
     if db.sqlite {
@@ -179,7 +179,10 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
         };
     }
     if matches!(effect, Effect::None) {
-        return append_plain_pg(db, message).await;
+        return match &db.appends {
+            Some(queue) => queue.append(message).await,
+            None => append_plain_pg(db, message).await,
+        };
     }
     let mut tx = db.write.begin().await.map_err(backend)?;
     let seq: Option<i64> = sqlx::query_scalar(
@@ -217,7 +220,7 @@ pub(crate) async fn append(db: &Db, entry: NewEntry) -> StoreResult<AppendOutcom
 }
 
 /// See [`APPEND_PLAIN_PG`].
-async fn append_plain_pg(db: &Db, message: Message) -> StoreResult<AppendOutcome> {
+pub(crate) async fn append_plain_pg(db: &Db, message: Message) -> StoreResult<AppendOutcome> {
     let stored = as_stored(&message, Seq::ZERO).map_err(backend)?;
     let appended = bind_entry(&APPEND_PLAIN_PG, &stored, 1).map_err(backend)?.fetch_optional(&db.write).await;
     match appended {

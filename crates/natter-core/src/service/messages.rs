@@ -90,46 +90,19 @@ impl MessageService {
                 ));
             }
         };
-        // A resend is answered before any other check, so a retry after a lost ack always works.
-        if let Some(existing) = self.deps.store.message_by_client_id(me, &input.client_msg_id).await? {
-            return self.duplicate(existing, conversation_id);
-        }
-        let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
-        // In a direct chat the recipients are the pair, known from the check; a group asks.
-        let recipients = if is_group(&conversation) {
-            None
-        } else {
-            Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?])
+        let client_msg_id = input.client_msg_id.clone();
+        let checked = self.checked_entry(me, conversation_id, kind, text, file_id, input).await;
+        let (message, recipients) = match checked {
+            Ok(checked) => checked,
+            // A resend passes even when a check would now refuse it (the sender left, a friend
+            // blocked them), so a retry after a lost ack always works. Looking for it only when a
+            // check fails saves every send a query; a resend that passes the checks is answered
+            // by the append (the unique index on sender and client_msg_id).
+            Err(error) => match self.deps.store.message_by_client_id(me, &client_msg_id).await? {
+                Some(existing) => return self.duplicate(existing, conversation_id),
+                None => return Err(error),
+            },
         };
-        if let Some(reply_to) = input.reply_to
-            && !(Seq::FIRST..=conversation.last_seq).contains(&reply_to)
-        {
-            return Err(DomainError::invalid(
-                ErrorCode::InvalidReplyTo,
-                "reply_to must be the seq of an earlier entry",
-            ));
-        }
-        let mut mentions = input.mentions;
-        mentions.sort();
-        mentions.dedup();
-        if mentions.len() > rules::MENTIONS_MAX {
-            return Err(DomainError::invalid(
-                ErrorCode::TooManyMentions,
-                format!("at most {} mentions", rules::MENTIONS_MAX),
-            ));
-        }
-        let file = match &file_id {
-            Some(file_id) => Some(check_file_kind(kind, owned_file(&self.deps, me, file_id).await?)?),
-            None => None,
-        };
-        let mut message = blank_message(conversation_id.clone(), me.clone(), kind, self.deps.clock.now());
-        message.client_msg_id = Some(input.client_msg_id);
-        message.text = text;
-        message.file_id = file_id;
-        message.file = file;
-        message.reply_to = input.reply_to;
-        message.mentions = mentions;
-        let recipients = recipients.map_or(Recipients::Members, Recipients::These);
         match self.deps.log.append(NewEntry { message, effect: Effect::None }, recipients).await? {
             AppendOutcome::Appended(message) => Ok(Sent { message, created: true }),
             AppendOutcome::Duplicate(existing) => self.duplicate(existing, conversation_id),
@@ -334,6 +307,55 @@ impl MessageService {
             AppendOutcome::Appended(message) | AppendOutcome::Duplicate(message) => Ok(message),
             AppendOutcome::ConversationGone => Err(DomainError::not_found(Thing::Conversation)),
         }
+    }
+
+    /// A send's checks against the conversation (membership, the pair's friendship, reply_to,
+    /// mentions, the file) and the entry to append, with who hears of it.
+    async fn checked_entry(
+        &self,
+        me: &UserId,
+        conversation_id: &ConversationId,
+        kind: MessageKind,
+        text: Option<String>,
+        file_id: Option<String>,
+        input: SendInput,
+    ) -> DomainResult<(Message, Recipients)> {
+        let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
+        // In a direct chat the recipients are the pair, known from the check; a group asks.
+        let recipients = if is_group(&conversation) {
+            None
+        } else {
+            Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?])
+        };
+        if let Some(reply_to) = input.reply_to
+            && !(Seq::FIRST..=conversation.last_seq).contains(&reply_to)
+        {
+            return Err(DomainError::invalid(
+                ErrorCode::InvalidReplyTo,
+                "reply_to must be the seq of an earlier entry",
+            ));
+        }
+        let mut mentions = input.mentions;
+        mentions.sort();
+        mentions.dedup();
+        if mentions.len() > rules::MENTIONS_MAX {
+            return Err(DomainError::invalid(
+                ErrorCode::TooManyMentions,
+                format!("at most {} mentions", rules::MENTIONS_MAX),
+            ));
+        }
+        let file = match &file_id {
+            Some(file_id) => Some(check_file_kind(kind, owned_file(&self.deps, me, file_id).await?)?),
+            None => None,
+        };
+        let mut message = blank_message(conversation_id.clone(), me.clone(), kind, self.deps.clock.now());
+        message.client_msg_id = Some(input.client_msg_id);
+        message.text = text;
+        message.file_id = file_id;
+        message.file = file;
+        message.reply_to = input.reply_to;
+        message.mentions = mentions;
+        Ok((message, recipients.map_or(Recipients::Members, Recipients::These)))
     }
 
     fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {

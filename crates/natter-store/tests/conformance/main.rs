@@ -55,6 +55,7 @@ conformance!(
     conversations::conversations_of_orders_counts_and_shows_last_message,
     conversations::summary_and_mute,
     messages::append_is_gap_free_under_concurrency,
+    messages::appends_to_many_conversations_at_once,
     messages::append_is_idempotent_per_sender_and_client_id,
     messages::concurrent_resends_store_one_entry,
     messages::append_to_missing_or_dissolved_conversation,

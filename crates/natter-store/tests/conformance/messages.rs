@@ -43,6 +43,58 @@ pub(crate) async fn append_is_gap_free_under_concurrency(db: &TestDb) {
     }
 }
 
+/// Many conversations appended to at once (PostgreSQL batches these into shared statements;
+/// SQLite commits them together): every conversation stays gap-free, a resend inside a batch is
+/// answered with its original, and a dissolved conversation in a batch refuses only its entry.
+pub(crate) async fn appends_to_many_conversations_at_once(db: &TestDb) {
+    let store = Arc::new(db.store.clone());
+    let owner = user(&*store, "many", "Many").await;
+    let other = user(&*store, "more", "More").await;
+    let mut groups = Vec::new();
+    for n in 0..20 {
+        groups.push(group(&*store, &format!("g{n}"), &owner, &[&other], at(0)).await.0.id);
+    }
+    let gone = groups.pop().expect("twenty");
+    system(&*store, &gone, &owner, "dissolved", Effect::Dissolve, at(1)).await;
+    let mut first = text(&groups[0], &owner, "first", at(2));
+    first.client_msg_id = Some("resent".into());
+    let first = match store.append(NewEntry { message: first, effect: Effect::None }).await.expect("append") {
+        AppendOutcome::Appended(first) => first,
+        other => panic!("expected Appended, got {other:?}"),
+    };
+
+    let mut tasks = Vec::new();
+    for round in 0..10 {
+        for (index, conversation) in groups.iter().chain([&gone]).enumerate() {
+            let store = Arc::clone(&store);
+            let mut message = text(conversation, &owner, &format!("{index}-{round}"), at(10 + round));
+            if round == 5 && index == 0 {
+                message.client_msg_id = Some("resent".into());
+            }
+            tasks.push(tokio::spawn(async move { store.append(NewEntry { message, effect: Effect::None }).await }));
+        }
+    }
+    let (mut appended, mut duplicates, mut refused) = (0, Vec::new(), 0);
+    for task in tasks {
+        match task.await.expect("task").expect("append") {
+            AppendOutcome::Appended(_) => appended += 1,
+            AppendOutcome::Duplicate(message) => duplicates.push(message),
+            AppendOutcome::ConversationGone => refused += 1,
+        }
+    }
+    assert_eq!((appended, refused), (19 * 10 - 1, 10));
+    assert_eq!(duplicates, [first]);
+    for (index, conversation) in groups.iter().enumerate() {
+        // The creation entry and ten sends; group 0 has the entry sent before the burst and one
+        // send fewer (the resend).
+        let last = 11;
+        let stored = store.messages_after(conversation, Seq::ZERO, Seq::ZERO, 100).await.expect("page");
+        assert_eq!(seqs(&stored), (1..=last).collect::<Vec<_>>(), "group {index}");
+        assert_eq!(store.conversation(conversation).await.expect("get").expect("exists").last_seq, Seq::new(last));
+    }
+    assert_eq!(store.conversation(&gone).await.expect("get").expect("kept").last_seq, Seq::new(2));
+}
+
 pub(crate) async fn append_is_idempotent_per_sender_and_client_id(db: &TestDb) {
     let store = &db.store;
     let (a, b) = (user(store, "cal", "Cal").await, user(store, "dee", "Dee").await);

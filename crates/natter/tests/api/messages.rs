@@ -93,6 +93,24 @@ async fn resend_is_idempotent(backend: Backend) {
     let history = app.full_history(&bob, &conversation).await;
     let keyed: Vec<&MessageView> = history.iter().filter(|e| e.client_msg_id.as_deref() == Some("c-1")).collect();
     assert_eq!(keyed, [&first, &bobs]);
+
+    // The key used again for another conversation is refused, whether or not that send would
+    // pass its checks.
+    let group = app.create_group(&alice, "Team", &[&bob]).await;
+    let elsewhere = json!({ "client_msg_id": "c-1", "kind": "text", "text": "in the group" });
+    app.send_message(&alice, &group.id, elsewhere.clone()).await.expect_error(409, "client_msg_id_reused");
+    let carol = app.register("carol").await;
+    let carols = app.create_group(&carol, "Carol's", &[]).await;
+    app.send_message(&alice, &carols.id, elsewhere).await.expect_error(409, "client_msg_id_reused");
+
+    // A resend still gets its original after the peer blocked the sender (a retry after a lost
+    // ack must work), while a new send is refused.
+    app.put_empty(&bob, &format!("/blocks/{}", alice.id)).await.expect_success();
+    let retry = json!({ "client_msg_id": "c-1", "kind": "text", "text": "only once" });
+    let after_block: MessageView = app.send_message(&alice, &conversation, retry).await.expect(200);
+    assert_eq!(after_block, first);
+    let new = json!({ "client_msg_id": "c-2", "kind": "text", "text": "new" });
+    app.send_message(&alice, &conversation, new).await.expect_error(403, "blocked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
