@@ -37,13 +37,13 @@ use natter_core::store::RequestDirection;
 use parking_lot::RwLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::codec::BytesCodec;
-use crate::server::{MAX_MESSAGE_BYTES, SERVICE};
-use crate::wire::{self, decode, domain_error, encode};
+use crate::server::{MAX_MESSAGE_BYTES, MAX_SEND_BATCH, SERVICE};
+use crate::wire::{self, WireError, decode, domain_error, encode};
 
 /// How long a node that failed at the transport level is passed over.
 pub const SET_ASIDE: Duration = Duration::from_secs(3);
@@ -159,6 +159,39 @@ impl Pool {
 pub struct ChatClient {
     pool: Arc<Pool>,
     settings: Arc<ClientSettings>,
+    /// Where sends queue to go out in batches (`None` in the batching task's own copy).
+    sends: Option<mpsc::Sender<QueuedSend>>,
+}
+
+/// Batches of sends in flight at once; while all are out, sends queue and the next batch grows.
+const SEND_BATCHES_IN_FLIGHT: usize = 8;
+
+struct QueuedSend {
+    me: UserId,
+    conversation: ConversationId,
+    input: SendInput,
+    reply: oneshot::Sender<DomainResult<Sent>>,
+}
+
+/// Sends from all of a gateway's sockets go to chat nodes in batches: one `SendMany` call carries
+/// whatever queued while the earlier batches were out, so under load a send costs a share of
+/// one round trip (and of the chat node's wake-ups) instead of a call of its own, and when idle a
+/// send goes out at once, alone, as `Send`. Each socket still waits for its own send's answer
+/// before its next frame, so one socket's sends never share a batch and keep their order.
+async fn send_batches(client: ChatClient, mut queue: mpsc::Receiver<QueuedSend>) {
+    let slots = Arc::new(Semaphore::new(SEND_BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut batch = Vec::with_capacity(MAX_SEND_BATCH);
+        if queue.recv_many(&mut batch, MAX_SEND_BATCH).await == 0 {
+            return;
+        }
+        let client = client.clone();
+        tokio::spawn(async move {
+            client.send_batch(batch).await;
+            drop(slot);
+        });
+    }
 }
 
 impl ChatClient {
@@ -173,7 +206,46 @@ impl ChatClient {
                 pool.update(&nodes.borrow_and_update());
             }
         });
-        Self { pool, settings: Arc::new(settings) }
+        let client = Self { pool, settings: Arc::new(settings), sends: None };
+        let (sends, queue) = mpsc::channel(4 * SEND_BATCHES_IN_FLIGHT * MAX_SEND_BATCH);
+        tokio::spawn(send_batches(client.clone(), queue));
+        Self { sends: Some(sends), ..client }
+    }
+
+    async fn send_one(&self, me: &UserId, conversation_id: &ConversationId, input: &SendInput) -> DomainResult<Sent> {
+        // Idempotent by `client_msg_id`: a retried send answers the entry the first one stored.
+        self.call("Send", Idempotent, &(me, conversation_id, input)).await
+    }
+
+    async fn send_batch(&self, batch: Vec<QueuedSend>) {
+        if let [one] = batch.as_slice() {
+            let answer = self.send_one(&one.me, &one.conversation, &one.input).await;
+            if let Some(one) = batch.into_iter().next() {
+                let _ = one.reply.send(answer);
+            }
+            return;
+        }
+        let sends: Vec<(&UserId, &ConversationId, &SendInput)> =
+            batch.iter().map(|queued| (&queued.me, &queued.conversation, &queued.input)).collect();
+        match self.call::<_, Vec<Result<Sent, WireError>>>("SendMany", Idempotent, &sends).await {
+            Ok(answers) if answers.len() == batch.len() => {
+                for (queued, answer) in batch.into_iter().zip(answers) {
+                    let _ = queued.reply.send(answer.map_err(DomainError::from));
+                }
+            }
+            // No node took the batch (or one answered it wrongly, e.g. a node from before
+            // `SendMany`): each send goes alone, with its own retries; sends are idempotent.
+            outcome => {
+                if let Err(error) = &outcome {
+                    tracing::warn!(%error, sends = batch.len(), "a batch of sends failed; sending them one by one");
+                }
+                futures_util::future::join_all(batch.into_iter().map(|queued| async move {
+                    let answer = self.send_one(&queued.me, &queued.conversation, &queued.input).await;
+                    let _ = queued.reply.send(answer);
+                }))
+                .await;
+            }
+        }
     }
 
     /// A client over a fixed list of addresses.
@@ -414,8 +486,13 @@ impl ConversationsApi for ChatClient {
 #[async_trait]
 impl MessagesApi for ChatClient {
     async fn send(&self, me: &UserId, conversation_id: &ConversationId, input: SendInput) -> DomainResult<Sent> {
-        // Idempotent by `client_msg_id`: a retried send answers the entry the first one stored.
-        self.call("Send", Idempotent, &(me, conversation_id, input)).await
+        let Some(sends) = &self.sends else { return self.send_one(me, conversation_id, &input).await };
+        let (reply, answer) = oneshot::channel();
+        let queued = QueuedSend { me: me.clone(), conversation: conversation_id.clone(), input, reply };
+        if sends.send(queued).await.is_err() {
+            return Err(wire::unreachable("the send queue has stopped"));
+        }
+        answer.await.map_err(|_| wire::unreachable("the send queue dropped a send"))?
     }
     async fn history(
         &self,

@@ -34,10 +34,13 @@ use tonic::server::{ClientStreamingService, Grpc, NamedService, ServerStreamingS
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::codec::BytesCodec;
-use crate::wire::{decode, encode, status_of};
+use crate::wire::{carried, decode, encode, status_of};
 
 /// The gRPC service name.
 pub const SERVICE: &str = "natter.chat.v1.Chat";
+
+/// Most sends one `SendMany` call carries.
+pub const MAX_SEND_BATCH: usize = 64;
 
 /// The largest message either side accepts (a transcription's audio is the largest).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -273,6 +276,19 @@ async fn dispatch(api: &Api, name: &str, body: Bytes) -> Result<Bytes, Status> {
         "Send" => {
             args!(body; me: UserId, id: ConversationId, input: SendInput);
             answer(api.messages.send(&me, &id, input).await)
+        }
+        // Sends from many sockets of one gateway (see `client::SendQueue`), run at once; each
+        // answers on its own, an entry or its error.
+        "SendMany" => {
+            args!(body; sends: Vec<(UserId, ConversationId, SendInput)>);
+            if sends.len() > MAX_SEND_BATCH {
+                return Err(Status::invalid_argument(format!("at most {MAX_SEND_BATCH} sends in a batch")));
+            }
+            let answers = futures_util::future::join_all(sends.into_iter().map(|(me, id, input)| async move {
+                api.messages.send(&me, &id, input).await.map_err(|error| carried(&error))
+            }))
+            .await;
+            encode(&answers)
         }
         "History" => {
             args!(body; me: UserId, id: ConversationId, page: Page, limit: Option<u32>);

@@ -89,6 +89,15 @@ impl From<WireError> for DomainError {
     }
 }
 
+/// A domain error as one item of a batch answer carries it (a storage failure is logged here,
+/// as [`status_of`] does).
+pub fn carried(error: &DomainError) -> WireError {
+    if matches!(error, DomainError::Store(_) | DomainError::Bus(_) | DomainError::Blob(_)) {
+        tracing::error!(%error, "a chat request failed");
+    }
+    WireError::from(error)
+}
+
 /// The gRPC status for a domain error; the details carry the [`WireError`].
 pub fn status_of(error: &DomainError) -> Status {
     let code = match error {
