@@ -8,8 +8,8 @@ use async_trait::async_trait;
 
 use crate::ids::{ConversationId, FileId, FriendRequestId, Seq, SessionId, UserId};
 use crate::model::{
-    Conversation, ConversationSummary, FileRecord, Friend, FriendRequest, FriendRequestStatus, Member, MemberRole,
-    Message, MessageKind, Session, SystemEvent, Time, User,
+    Conversation, ConversationKind, ConversationSummary, FileRecord, Friend, FriendRequest, FriendRequestStatus,
+    Member, MemberRole, Message, MessageKind, Session, SystemEvent, Time, User,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +244,21 @@ pub trait ConversationStore: Send + Sync + 'static {
     /// between them (`None` when `me` is alone in it). One query in the adapters: every direct
     /// send asks it.
     async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>>;
+    /// What a send checks: [`ConversationStore::membership`], and for a direct conversation
+    /// [`ConversationStore::direct_peer`] too (`None` for a group). One query in the adapters:
+    /// it is every send's read.
+    async fn send_context(
+        &self,
+        conversation: &ConversationId,
+        me: &UserId,
+    ) -> StoreResult<Option<(Conversation, Member, Option<DirectPeer>)>> {
+        let Some((found, member)) = self.membership(conversation, me).await? else { return Ok(None) };
+        let peer = match found.kind {
+            ConversationKind::Direct => self.direct_peer(conversation, me).await?,
+            ConversationKind::Group => None,
+        };
+        Ok(Some((found, member, peer)))
+    }
     async fn member_count(&self, conversation: &ConversationId) -> StoreResult<u64>;
     /// The caller's conversations (not dissolved), newest activity (`updated_at`) first, each
     /// with unread count (entries after read_seq with a content kind and another sender), last

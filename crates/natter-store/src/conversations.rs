@@ -50,6 +50,48 @@ pub(crate) async fn membership(
     row.map(|row| Ok((rows::conversation(Cols::new(&row, "c_"))?, rows::member(Cols::new(&row, "m_"))?))).transpose()
 }
 
+/// [`MEMBERSHIP`] and, in a direct conversation, [`DIRECT_PEER`]'s columns (`p_`), in one query.
+static SEND_CONTEXT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, {}, p.user_id AS p_user_id, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $2 AND f.friend_id = p.user_id) \
+              THEN 1 ELSE 0 END AS BIGINT) AS p_friends, \
+         CAST(CASE WHEN EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = $2 AND b.blocked_id = p.user_id) \
+              OR (b.blocker_id = p.user_id AND b.blocked_id = $2)) THEN 1 ELSE 0 END AS BIGINT) AS p_blocked \
+         FROM members m JOIN conversations c ON c.id = m.conversation_id \
+         LEFT JOIN members p ON c.kind = 'direct' AND p.conversation_id = c.id AND p.user_id <> $2 \
+         WHERE m.conversation_id = $1 AND m.user_id = $2 LIMIT 1",
+        select_list("c", "c_", CONVERSATION),
+        select_list("m", "m_", MEMBER)
+    )
+});
+
+pub(crate) async fn send_context(
+    db: &Db,
+    conversation: &ConversationId,
+    me: &UserId,
+) -> StoreResult<Option<(Conversation, Member, Option<DirectPeer>)>> {
+    let row = sqlx::query(&SEND_CONTEXT)
+        .bind(conversation.as_str())
+        .bind(me.as_str())
+        .fetch_optional(&db.read)
+        .await
+        .map_err(backend)?;
+    let Some(row) = row else { return Ok(None) };
+    let found = rows::conversation(Cols::new(&row, "c_"))?;
+    let member = rows::member(Cols::new(&row, "m_"))?;
+    let cols = Cols::new(&row, "p_");
+    let peer = match cols.get::<Option<String>>("user_id")? {
+        Some(user) => Some(DirectPeer {
+            user: UserId(user),
+            friends: cols.get::<i64>("friends")? != 0,
+            blocked: cols.get::<i64>("blocked")? != 0,
+        }),
+        None => None,
+    };
+    Ok(Some((found, member, peer)))
+}
+
 const DIRECT_PEER: &str = "SELECT m.user_id AS user_id, \
      CAST(CASE WHEN EXISTS (SELECT 1 FROM friendships f WHERE f.user_id = $2 AND f.friend_id = m.user_id) \
           THEN 1 ELSE 0 END AS BIGINT) AS friends, \

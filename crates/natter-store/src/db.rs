@@ -7,11 +7,11 @@ use std::pin::Pin;
 use chrono::DateTime;
 use natter_core::model::Time;
 use natter_core::store::{StoreError, StoreResult};
-use sqlx::any::AnyPoolOptions;
-use sqlx::postgres::PgPoolOptions;
 use sqlx::Connection;
+use sqlx::any::AnyPoolOptions;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{AnyPool, Executor};
 
 /// Writer connections: WAL lets readers run while the one writer commits; NORMAL is durable

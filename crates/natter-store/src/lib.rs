@@ -242,6 +242,13 @@ impl ConversationStore for SqlStore {
     async fn direct_peer(&self, conversation: &ConversationId, me: &UserId) -> StoreResult<Option<DirectPeer>> {
         conversations::direct_peer(&self.db, conversation, me).await
     }
+    async fn send_context(
+        &self,
+        conversation: &ConversationId,
+        me: &UserId,
+    ) -> StoreResult<Option<(Conversation, Member, Option<DirectPeer>)>> {
+        conversations::send_context(&self.db, conversation, me).await
+    }
     async fn member_count(&self, conversation: &ConversationId) -> StoreResult<u64> {
         conversations::member_count(&self.db, conversation).await
     }

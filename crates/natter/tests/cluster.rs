@@ -392,6 +392,25 @@ async fn entries_appended_by_two_chat_nodes_at_once_reach_every_socket_in_seq_or
             }));
         }
     }
+    // Refused sends in the same burst: a gateway sends its queued sends to a chat node in one
+    // batch, and each refusal must come back to its own sender, with its own status and code.
+    for group in &groups {
+        for (n, conversation, text, status, code) in [
+            (0, format!("{group}-missing"), "lost", StatusCode::NOT_FOUND, "not_found"),
+            (1, group.clone(), "", StatusCode::BAD_REQUEST, "empty_text"),
+        ] {
+            let (user, gateway) = &users[n];
+            let url = format!("{}/api/v1/conversations/{conversation}/messages", gateway.base_url);
+            let (http, token) = (http.clone(), user.access_token.clone());
+            let body = json!({ "client_msg_id": format!("x-{conversation}-{n}"), "kind": "text", "text": text });
+            sends.push(tokio::spawn(async move {
+                let response = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("POST a message");
+                assert_eq!(response.status(), status);
+                let error: Value = response.json().await.expect("an error body");
+                assert_eq!(error["error"]["code"], code, "{error}");
+            }));
+        }
+    }
     for send in sends {
         send.await.expect("a send");
     }

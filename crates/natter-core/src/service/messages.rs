@@ -15,7 +15,7 @@ use super::{Deps, is_group, rules};
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{Conversation, FileRecord, Member, MemberRole, Message, MessageKind};
-use crate::store::{AppendOutcome, Effect, NewEntry, blank_message};
+use crate::store::{AppendOutcome, DirectPeer, Effect, NewEntry, blank_message};
 
 pub const DEFAULT_PAGE: u32 = 50;
 pub const MAX_PAGE: u32 = 200;
@@ -320,13 +320,15 @@ impl MessageService {
         file_id: Option<String>,
         input: SendInput,
     ) -> DomainResult<(Message, Recipients)> {
-        let (conversation, _member) = self.deps.membership(me, conversation_id).await?;
+        let (conversation, _member, peer) = self
+            .deps
+            .store
+            .send_context(conversation_id, me)
+            .await?
+            .filter(|(c, _, _)| !c.dissolved)
+            .ok_or(DomainError::not_found(Thing::Conversation))?;
         // In a direct chat the recipients are the pair, known from the check; a group asks.
-        let recipients = if is_group(&conversation) {
-            None
-        } else {
-            Some(vec![me.clone(), self.check_direct_allowed(me, &conversation).await?])
-        };
+        let recipients = if is_group(&conversation) { None } else { Some(vec![me.clone(), direct_allowed(peer)?]) };
         if let Some(reply_to) = input.reply_to
             && !(Seq::FIRST..=conversation.last_seq).contains(&reply_to)
         {
@@ -358,6 +360,12 @@ impl MessageService {
         Ok((message, recipients.map_or(Recipients::Members, Recipients::These)))
     }
 
+    /// A direct send needs the pair to be friends and neither to have blocked the other; returns
+    /// the peer.
+    async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<UserId> {
+        direct_allowed(self.deps.store.direct_peer(&conversation.id, me).await?)
+    }
+
     fn duplicate(&self, existing: Message, conversation_id: &ConversationId) -> DomainResult<Sent> {
         if &existing.conversation_id != conversation_id {
             return Err(DomainError::conflict(
@@ -367,21 +375,21 @@ impl MessageService {
         }
         Ok(Sent { message: existing, created: false })
     }
+}
 
-    /// A direct send needs the pair to be friends and neither to have blocked the other; returns
-    /// the peer.
-    async fn check_direct_allowed(&self, me: &UserId, conversation: &Conversation) -> DomainResult<UserId> {
-        let Some(peer) = self.deps.store.direct_peer(&conversation.id, me).await? else {
-            return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
-        };
-        if peer.blocked {
-            return Err(DomainError::forbidden(ErrorCode::Blocked, "you cannot message this user"));
-        }
-        if !peer.friends {
-            return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
-        }
-        Ok(peer.user)
+/// The peer of a direct conversation, when the pair may message each other: friends, and
+/// neither has blocked the other.
+fn direct_allowed(peer: Option<DirectPeer>) -> DomainResult<UserId> {
+    let Some(peer) = peer else {
+        return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
+    };
+    if peer.blocked {
+        return Err(DomainError::forbidden(ErrorCode::Blocked, "you cannot message this user"));
     }
+    if !peer.friends {
+        return Err(DomainError::forbidden(ErrorCode::NotFriends, "you are no longer friends with this user"));
+    }
+    Ok(peer.user)
 }
 
 /// An `image` must be an image the server could decode (so it has a size and a thumbnail), a

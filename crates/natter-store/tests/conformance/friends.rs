@@ -118,14 +118,14 @@ pub(crate) async fn blocks_end_friendship_and_cancel_requests(db: &TestDb) {
         friends,
         blocked,
     };
-    assert_eq!(store.direct_peer(&direct, &a.id).await.expect("peer"), Some(peer(&b, true, false)));
-    assert_eq!(store.direct_peer(&direct, &b.id).await.expect("peer"), Some(peer(&a, true, false)));
+    assert_eq!(peer_of(store, &direct, &a).await, Some(peer(&b, true, false)));
+    assert_eq!(peer_of(store, &direct, &b).await, Some(peer(&a, true, false)));
     let pending = friend_request(&c, &a, at(20));
     store.create_friend_request(&pending).await.expect("create");
 
     store.block_user(&a.id, &b.id, at(30)).await.expect("block");
     // The pair stay members of their direct conversation; the send rules see the block.
-    assert_eq!(store.direct_peer(&direct, &b.id).await.expect("peer"), Some(peer(&a, false, true)));
+    assert_eq!(peer_of(store, &direct, &b).await, Some(peer(&a, false, true)));
     store.block_user(&a.id, &b.id, at(31)).await.expect("block is idempotent");
     assert!(!store.are_friends(&a.id, &b.id).await.expect("friends?"));
     assert!(!store.are_friends(&b.id, &a.id).await.expect("friends?"));
@@ -144,5 +144,35 @@ pub(crate) async fn blocks_end_friendship_and_cancel_requests(db: &TestDb) {
     assert!(!store.is_blocked_between(&a.id, &b.id).await.expect("blocked?"));
     // Unblocking does not restore the friendship.
     assert!(!store.are_friends(&a.id, &b.id).await.expect("friends?"));
-    assert_eq!(store.direct_peer(&direct, &a.id).await.expect("peer"), Some(peer(&b, false, false)));
+    assert_eq!(peer_of(store, &direct, &a).await, Some(peer(&b, false, false)));
+}
+
+/// `me`'s peer in `direct` by `direct_peer`, checked against `send_context`, which must answer
+/// the same peer with the conversation and `me`'s membership.
+async fn peer_of(
+    store: &impl natter_core::store::Store,
+    direct: &natter_core::ids::ConversationId,
+    me: &natter_core::model::User,
+) -> Option<natter_core::store::DirectPeer> {
+    let peer = store.direct_peer(direct, &me.id).await.expect("peer");
+    let (conversation, member, context_peer) =
+        store.send_context(direct, &me.id).await.expect("context").expect("a member");
+    assert_eq!((&conversation.id, &member.user_id), (direct, &me.id));
+    assert_eq!(context_peer, peer, "send_context's peer");
+    peer
+}
+
+pub(crate) async fn send_context_of_groups_and_strangers(db: &TestDb) {
+    let store = &db.store;
+    let (a, b, c) = (user(store, "ivy", "Ivy").await, user(store, "jay", "Jay").await, user(store, "kit", "Kit").await);
+    let (g, _) = crate::fixtures::group(store, "g", &a, &[&b], at(0)).await;
+    let (conversation, member, peer) = store.send_context(&g.id, &b.id).await.expect("context").expect("a member");
+    assert_eq!(
+        (conversation, member.user_id, peer),
+        (store.conversation(&g.id).await.expect("get").expect("exists"), b.id.clone(), None)
+    );
+    assert_eq!(store.send_context(&g.id, &c.id).await.expect("context"), None, "not a member");
+    let direct = befriend(store, &a, &b, at(10)).await;
+    assert_eq!(store.send_context(&direct, &c.id).await.expect("context"), None, "not a member");
+    assert!(peer_of(store, &direct, &a).await.is_some_and(|peer| peer.user == b.id && peer.friends));
 }

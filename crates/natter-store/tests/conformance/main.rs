@@ -51,6 +51,7 @@ conformance!(
     friends::friend_request_lifecycle,
     friends::accept_creates_the_direct_conversation_and_revives_it,
     friends::blocks_end_friendship_and_cancel_requests,
+    friends::send_context_of_groups_and_strangers,
     conversations::create_group_stores_the_first_entry,
     conversations::conversations_of_orders_counts_and_shows_last_message,
     conversations::summary_and_mute,
