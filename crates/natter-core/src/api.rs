@@ -27,6 +27,15 @@ use crate::service::speech::Transcription;
 use crate::service::users::ProfileChange;
 use crate::store::RequestDirection;
 
+/// What a gateway's chat client reports to the process's metrics about the sends it batches
+/// (the gateway crate's registry implements it; core keeps no metrics library).
+pub trait SendBatchMetrics: Send + Sync + 'static {
+    /// A `SendMany` call answered `sends` sends.
+    fn batch_sent(&self, sends: usize);
+    /// A `SendMany` call failed as a whole; its `sends` went one by one.
+    fn batch_failed(&self, sends: usize);
+}
+
 #[async_trait]
 pub trait AccountsApi: Send + Sync {
     async fn register(

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub fanout_repeats: Counter,
     pub fanout_recipients: Counter,
     pub fanout_events: Counter,
+    /// A gateway's sends to chat nodes in `SendMany` batches (see natter-rpc's client).
+    pub send_batches: Counter,
+    pub sends_batched: Counter,
+    pub send_batches_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -60,6 +64,8 @@ impl Default for Metrics {
         let sequencer_late = Counter::default();
         let (fanout_jobs, fanout_repeats) = (Counter::default(), Counter::default());
         let (fanout_recipients, fanout_events) = (Counter::default(), Counter::default());
+        let (send_batches, sends_batched, send_batches_failed) =
+            (Counter::default(), Counter::default(), Counter::default());
         registry.register("natter_http_requests", "HTTP requests by method, route and status", http_requests.clone());
         registry.register("natter_http_request_duration_seconds", "HTTP request latency", http_duration.clone());
         registry.register("natter_ws_connections", "Open WebSocket connections", ws_connections.clone());
@@ -124,6 +130,21 @@ impl Default for Metrics {
             "Events fan-out jobs published (one per gateway per entry)",
             fanout_events.clone(),
         );
+        registry.register(
+            "natter_chat_send_batches",
+            "SendMany calls this gateway's chat client made that were answered",
+            send_batches.clone(),
+        );
+        registry.register(
+            "natter_chat_sends_batched",
+            "Sends that went in answered SendMany calls",
+            sends_batched.clone(),
+        );
+        registry.register(
+            "natter_chat_send_batches_failed",
+            "SendMany calls that failed as a whole (their sends then went one by one)",
+            send_batches_failed.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -142,6 +163,9 @@ impl Default for Metrics {
             fanout_repeats,
             fanout_recipients,
             fanout_events,
+            send_batches,
+            sends_batched,
+            send_batches_failed,
         }
     }
 }
@@ -156,6 +180,17 @@ impl natter_core::fan_out::FanOutMetrics for Metrics {
     fn job_repeated(&self) {
         self.fanout_jobs.inc();
         self.fanout_repeats.inc();
+    }
+}
+
+impl natter_core::api::SendBatchMetrics for Metrics {
+    fn batch_sent(&self, sends: usize) {
+        self.send_batches.inc();
+        self.sends_batched.inc_by(sends as u64);
+    }
+
+    fn batch_failed(&self, _sends: usize) {
+        self.send_batches_failed.inc();
     }
 }
 

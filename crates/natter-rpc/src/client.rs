@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use natter_core::api::{
-    AccountsApi, ChatHealth, ConversationsApi, FilesApi, FriendsApi, HealthApi, MessagesApi, SearchApi, SpeechApi,
-    UsersApi,
+    AccountsApi, ChatHealth, ConversationsApi, FilesApi, FriendsApi, HealthApi, MessagesApi, SearchApi,
+    SendBatchMetrics, SpeechApi, UsersApi,
 };
 use natter_core::blob::{BlobError, ByteStream};
 use natter_core::error::{DomainError, DomainResult, ErrorCode};
@@ -161,6 +161,7 @@ pub struct ChatClient {
     settings: Arc<ClientSettings>,
     /// Where sends queue to go out in batches (`None` in the batching task's own copy).
     sends: Option<mpsc::Sender<QueuedSend>>,
+    metrics: Arc<std::sync::OnceLock<Arc<dyn SendBatchMetrics>>>,
 }
 
 /// Batches of sends in flight at once; while all are out, sends queue and the next batch grows.
@@ -206,10 +207,15 @@ impl ChatClient {
                 pool.update(&nodes.borrow_and_update());
             }
         });
-        let client = Self { pool, settings: Arc::new(settings), sends: None };
+        let client = Self { pool, settings: Arc::new(settings), sends: None, metrics: Arc::default() };
         let (sends, queue) = mpsc::channel(4 * SEND_BATCHES_IN_FLIGHT * MAX_SEND_BATCH);
         tokio::spawn(send_batches(client.clone(), queue));
         Self { sends: Some(sends), ..client }
+    }
+
+    /// Where the batching of sends is counted (once; later calls are ignored).
+    pub fn report_to(&self, metrics: Arc<dyn SendBatchMetrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     async fn send_one(&self, me: &UserId, conversation_id: &ConversationId, input: &SendInput) -> DomainResult<Sent> {
@@ -227,8 +233,11 @@ impl ChatClient {
         }
         let sends: Vec<(&UserId, &ConversationId, &SendInput)> =
             batch.iter().map(|queued| (&queued.me, &queued.conversation, &queued.input)).collect();
-        match self.call::<_, Vec<Result<Sent, WireError>>>("SendMany", Idempotent, &sends).await {
+        match self.call::<_, Vec<Result<Sent, WireError>>>("SendMany", Idempotent, &(sends,)).await {
             Ok(answers) if answers.len() == batch.len() => {
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.batch_sent(batch.len());
+                }
                 for (queued, answer) in batch.into_iter().zip(answers) {
                     let _ = queued.reply.send(answer.map_err(DomainError::from));
                 }
@@ -238,6 +247,9 @@ impl ChatClient {
             outcome => {
                 if let Err(error) = &outcome {
                     tracing::warn!(%error, sends = batch.len(), "a batch of sends failed; sending them one by one");
+                }
+                if let Some(metrics) = self.metrics.get() {
+                    metrics.batch_failed(batch.len());
                 }
                 futures_util::future::join_all(batch.into_iter().map(|queued| async move {
                     let answer = self.send_one(&queued.me, &queued.conversation, &queued.input).await;
@@ -291,6 +303,12 @@ impl ChatClient {
                     if let Some(error) = domain_error(&status) {
                         return Err(error);
                     }
+                    if refused(&status) {
+                        // The node took the call and refused it as malformed (a version the node
+                        // does not speak): it is up, and another node would answer the same.
+                        tracing::warn!(node = %node.address, method, code = ?status.code(), message = status.message(), "chat call refused");
+                        return Err(wire::unreachable(format!("{}: {}", node.address, status.message())));
+                    }
                     let not_sent = never_sent(&status);
                     tracing::warn!(node = %node.address, method, code = ?status.code(), message = status.message(), not_sent, "chat call failed");
                     *node.set_aside_until.lock() = Some(Instant::now() + SET_ASIDE);
@@ -323,6 +341,12 @@ impl ChatClient {
         *node.set_aside_until.lock() = Some(Instant::now() + SET_ASIDE);
         wire::unreachable(format!("{}: {}", node.address, status.message()))
     }
+}
+
+/// Whether a status without a domain error is the node's answer to a call it could not take (its
+/// arguments did not decode, or it has no such method), not a failure to reach it.
+fn refused(status: &Status) -> bool {
+    matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::Unimplemented)
 }
 
 /// Whether a failed call certainly never reached the node: its connection could not be made.

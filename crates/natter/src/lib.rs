@@ -78,9 +78,14 @@ impl Application {
             None
         };
         let discovery = start_discovery(&config, &node, &listener, grpc.as_ref()).await?;
+        let mut chat_client_handle = None;
         let api = match &local_api {
             Some(api) if roles.chat => api.clone(),
-            _ if roles.gateway => Api::from_one(Arc::new(chat_client(&config, &discovery)?)),
+            _ if roles.gateway => {
+                let client = Arc::new(chat_client(&config, &discovery)?);
+                chat_client_handle = Some(client.clone());
+                Api::from_one(client)
+            }
             // A worker alone serves only its health, from its own services.
             _ => local_api.clone().context("a worker needs its services")?,
         };
@@ -121,6 +126,9 @@ impl Application {
             if let Some(index) = &deps.search {
                 search::start_indexer(deps.store.clone(), index.clone(), &bus, &config.search, shared.targeted).await?;
             }
+        }
+        if let Some(client) = &chat_client_handle {
+            client.report_to(state.metrics.clone());
         }
         // Workers run the jobs; a memory queue is seen only by its own process, so there the
         // chat role (which queues them) runs them too.

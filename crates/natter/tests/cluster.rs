@@ -14,7 +14,7 @@ mod split;
 
 use std::time::{Duration, Instant};
 
-use client::{FRAME_TIMEOUT, connect_ws, get, metrics, next_frame, next_frame_within, post, register};
+use client::{FRAME_TIMEOUT, connect_ws, get, metric, metrics, next_frame, next_frame_within, post, register};
 use futures_util::{SinkExt, StreamExt};
 use natter_proto::{AcceptFriendResponse, AuthResponse, FriendRequestView, MessagePage, MessageView};
 use natter_testkit::TestDatabase;
@@ -414,6 +414,16 @@ async fn entries_appended_by_two_chat_nodes_at_once_reach_every_socket_in_seq_or
     for send in sends {
         send.await.expect("a send");
     }
+    // The burst went out in batches, and none failed (a failed batch is sent again one by one,
+    // which would hide a batch that never works).
+    let (mut batches, mut batched) = (0.0, 0.0);
+    for gateway in [gateway1, gateway2] {
+        assert_eq!(metric(&http, gateway, "natter_chat_send_batches_failed_total").await, 0.0);
+        batches += metric(&http, gateway, "natter_chat_send_batches_total").await;
+        batched += metric(&http, gateway, "natter_chat_sends_batched_total").await;
+    }
+    println!("{batched} of {} sends went in {batches} batches", GROUPS * (users.len() + 2));
+    assert!(batches >= 1.0 && batched >= 2.0 * batches, "{batches} batches, {batched} sends in them");
 
     // Each socket gets each group's four entries, in seq order.
     let expected = GROUPS * users.len();
