@@ -149,6 +149,25 @@ impl Pool {
         untried.iter().find(|n| n.available(now)).or_else(|| untried.first()).map(|n| Arc::clone(n))
     }
 
+    /// The node a conversation's sends go to while it is available (rendezvous hashing over the
+    /// live nodes, so a node joining or leaving moves only its share of conversations); else the
+    /// next node round-robin.
+    fn pick_for(&self, conversation: &ConversationId) -> Option<Arc<Node>> {
+        let now = Instant::now();
+        let preferred = {
+            let nodes = self.nodes.read();
+            nodes
+                .iter()
+                .max_by_key(|node| {
+                    let mut hasher = std::hash::DefaultHasher::new();
+                    std::hash::Hash::hash(&(node.address.as_str(), conversation.as_str()), &mut hasher);
+                    std::hash::Hasher::finish(&hasher)
+                })
+                .cloned()
+        };
+        preferred.filter(|node| node.available(now)).or_else(|| self.pick(&[]))
+    }
+
     fn len(&self) -> usize {
         self.nodes.read().len()
     }
@@ -220,10 +239,37 @@ impl ChatClient {
 
     async fn send_one(&self, me: &UserId, conversation_id: &ConversationId, input: &SendInput) -> DomainResult<Sent> {
         // Idempotent by `client_msg_id`: a retried send answers the entry the first one stored.
-        self.call("Send", Idempotent, &(me, conversation_id, input)).await
+        let node = self.pool.pick_for(conversation_id);
+        self.call_on(node, "Send", Idempotent, &(me, conversation_id, input)).await
     }
 
+    async fn call_on<A: Serialize + Sync, R: DeserializeOwned>(
+        &self,
+        node: Option<Arc<Node>>,
+        method: &'static str,
+        retry: Retry,
+        args: &A,
+    ) -> DomainResult<R> {
+        let body = encode(args).map_err(|status| wire::unreachable(status.message()))?;
+        let answer = self.unary_on(node, method, retry, body, self.settings.timeout).await?;
+        decode(&answer).map_err(|status| wire::unreachable(status.message()))
+    }
+
+    /// Sends a batch as one `SendMany` per chat node its conversations go to.
     async fn send_batch(&self, batch: Vec<QueuedSend>) {
+        let mut per_node: Vec<(Option<Arc<Node>>, Vec<QueuedSend>)> = Vec::new();
+        for queued in batch {
+            let node = self.pool.pick_for(&queued.conversation);
+            let address = node.as_ref().map(|node| node.address.clone());
+            match per_node.iter_mut().find(|(n, _)| n.as_ref().map(|n| &n.address) == address.as_ref()) {
+                Some((_, sends)) => sends.push(queued),
+                None => per_node.push((node, vec![queued])),
+            }
+        }
+        futures_util::future::join_all(per_node.into_iter().map(|(node, sends)| self.send_batch_to(node, sends))).await;
+    }
+
+    async fn send_batch_to(&self, node: Option<Arc<Node>>, batch: Vec<QueuedSend>) {
         if let [one] = batch.as_slice() {
             let answer = self.send_one(&one.me, &one.conversation, &one.input).await;
             if let Some(one) = batch.into_iter().next() {
@@ -233,7 +279,7 @@ impl ChatClient {
         }
         let sends: Vec<(&UserId, &ConversationId, &SendInput)> =
             batch.iter().map(|queued| (&queued.me, &queued.conversation, &queued.input)).collect();
-        match self.call::<_, Vec<Result<Sent, WireError>>>("SendMany", Idempotent, &(sends,)).await {
+        match self.call_on::<_, Vec<Result<Sent, WireError>>>(node, "SendMany", Idempotent, &(sends,)).await {
             Ok(answers) if answers.len() == batch.len() => {
                 if let Some(metrics) = self.metrics.get() {
                     metrics.batch_sent(batch.len());
@@ -281,13 +327,25 @@ impl ChatClient {
     }
 
     async fn unary(&self, method: &'static str, retry: Retry, body: Bytes, timeout: Duration) -> DomainResult<Bytes> {
+        self.unary_on(None, method, retry, body, timeout).await
+    }
+
+    /// [`Self::unary`], trying `first` before the others.
+    async fn unary_on(
+        &self,
+        mut first: Option<Arc<Node>>,
+        method: &'static str,
+        retry: Retry,
+        body: Bytes,
+        timeout: Duration,
+    ) -> DomainResult<Bytes> {
         let path: http::uri::PathAndQuery =
             format!("/{SERVICE}/{method}").parse().map_err(|_| wire::unreachable("bad method path"))?;
         let mut tried: Vec<String> = Vec::new();
         let mut last_failure = String::from("no chat node is known");
         let attempts = self.pool.len().max(1) + 1;
         for _ in 0..attempts {
-            let Some(node) = self.pool.pick(&tried) else { break };
+            let Some(node) = first.take().or_else(|| self.pool.pick(&tried)) else { break };
             let mut grpc = tonic::client::Grpc::new(node.channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES);
