@@ -1,8 +1,10 @@
 //! The gateway's side: [`ChatClient`] implements every interface of `natter_core::api` by
 //! calling chat nodes over gRPC.
 //!
-//! Chat nodes come from a live address list (discovery: etcd, DNS or a static list). Calls are
-//! spread round-robin over the nodes; a node that fails at the transport level (refused, reset,
+//! Chat nodes come from a live address list (discovery: etcd, DNS or a static list). Sends go to
+//! their conversation's node (rendezvous hashing), so one node appends all of a conversation's
+//! entries under its in-process lock instead of two nodes waiting on the conversation's row; other
+//! calls are spread round-robin over the nodes. A node that fails at the transport level (refused, reset,
 //! timed out) is set aside for [`SET_ASIDE`] and the call goes to the next one when that is safe:
 //! always when the request never reached the node (the connection was refused), and for
 //! idempotent methods also when it failed in flight (reads; sends, which are idempotent by

@@ -268,7 +268,13 @@ async fn the_split_topology_delivers_across_gateways_and_survives_a_chat_node_ki
                 let response = http.post(&url).bearer_auth(&token).json(&body).send().await.expect("POST a message");
                 let status = response.status();
                 let text = response.text().await.expect("a body");
-                assert_eq!(status, StatusCode::CREATED, "send {tag}{n} during the kill: {text}");
+                // 200: the killed node had stored it before it died, and the retry on the other
+                // node was answered with that entry (each send goes to its conversation's node,
+                // so all of this pair's sends were in flight on one of the two).
+                assert!(
+                    status == StatusCode::CREATED || status == StatusCode::OK,
+                    "send {tag}{n} during the kill: {status} {text}"
+                );
                 slowest = slowest.max(started.elapsed());
                 acknowledged.push(serde_json::from_str::<MessageView>(&text).expect("an entry"));
                 tokio::time::sleep(Duration::from_millis(10)).await;
