@@ -120,8 +120,11 @@ async fn commit(db: &Db, batch: Vec<Queued>) {
     }
 }
 
-/// Batches of PostgreSQL appends running at once (each on its own connection of the pool).
-pub(crate) const PG_IN_FLIGHT: usize = 4;
+/// Batches of PostgreSQL appends running at once (each on its own connection of the pool). Fewer
+/// batches in flight make bigger ones: on the 2-core bench machine direct throughput was best
+/// with 1–2 (4 cost the split topology about a tenth; docs/BENCHMARKS.md), and 2 keeps one batch
+/// filling while another waits on a row lock.
+pub(crate) const PG_IN_FLIGHT: usize = 2;
 
 /// Appends a batch of entries to their conversations in one statement; returns `(id, seq)` of
 /// each entry stored (an entry whose conversation is gone or dissolved is missing).
