@@ -40,7 +40,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// A pooled PostgreSQL connection idle this long is pinged before it is used again.
-const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
+const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
