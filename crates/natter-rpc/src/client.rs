@@ -323,9 +323,7 @@ impl ChatClient {
         retry: Retry,
         args: &A,
     ) -> DomainResult<R> {
-        let body = encode(args).map_err(|status| wire::unreachable(status.message()))?;
-        let answer = self.unary(method, retry, body, self.settings.timeout).await?;
-        decode(&answer).map_err(|status| wire::unreachable(status.message()))
+        self.call_on(None, method, retry, args).await
     }
 
     async fn unary(&self, method: &'static str, retry: Retry, body: Bytes, timeout: Duration) -> DomainResult<Bytes> {

@@ -45,6 +45,19 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// `pg_ctl restart -m fast` between sends: none failed; with 1 s, three did).
 const PING_AFTER_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// A pool's `before_acquire` hook: pings a connection that sat idle for [`PING_AFTER_IDLE`].
+fn ping_if_idle<C: Connection>(
+    connection: &mut C,
+    meta: sqlx::pool::PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if meta.idle_for >= PING_AFTER_IDLE {
+            connection.ping().await?;
+        }
+        Ok(true)
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
     Sqlite,
@@ -110,14 +123,7 @@ impl Db {
                 let pool = AnyPoolOptions::new()
                     .max_connections(max_connections)
                     .test_before_acquire(false)
-                    .before_acquire(|connection, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_AFTER_IDLE {
-                                connection.ping().await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    .before_acquire(ping_if_idle)
                     .connect(url)
                     .await
                     .map_err(backend)?;
@@ -126,14 +132,7 @@ impl Db {
                 let batches = PgPoolOptions::new()
                     .max_connections(crate::group_commit::PG_IN_FLIGHT as u32)
                     .test_before_acquire(false)
-                    .before_acquire(|connection, meta| {
-                        Box::pin(async move {
-                            if meta.idle_for >= PING_AFTER_IDLE {
-                                connection.ping().await?;
-                            }
-                            Ok(true)
-                        })
-                    })
+                    .before_acquire(ping_if_idle)
                     .connect(url)
                     .await
                     .map_err(backend)?;

@@ -90,13 +90,7 @@ enum Step {
 async fn commit(db: &Db, batch: Vec<Queued>) {
     let mut tx = match db.write.begin().await {
         Ok(tx) => tx,
-        Err(error) => {
-            let message = error.to_string();
-            for queued in batch {
-                let _ = queued.reply.send(Err(StoreError::Backend(message.clone())));
-            }
-            return;
-        }
+        Err(error) => return fail_all(batch, &error),
     };
     let mut steps = Vec::with_capacity(batch.len());
     for queued in &batch {
@@ -192,13 +186,7 @@ async fn commit_round_pg(db: &Db, pool: &PgPool, batch: Vec<Queued>) {
     }
     let stored = match batch.iter().map(|queued| as_stored(&queued.message, Seq::ZERO)).collect::<Result<Vec<_>, _>>() {
         Ok(stored) => stored,
-        Err(error) => {
-            let message = error.to_string();
-            for queued in batch {
-                let _ = queued.reply.send(Err(StoreError::Backend(message.clone())));
-            }
-            return;
-        }
+        Err(error) => return fail_all(batch, &error),
     };
     match append_many_pg(pool, &stored).await {
         Ok(seqs) => {
@@ -250,4 +238,12 @@ async fn append_many_pg(pool: &PgPool, batch: &[Message]) -> Result<HashMap<Stri
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// Answers every append of `batch` with `error`.
+fn fail_all(batch: Vec<Queued>, error: &impl std::fmt::Display) {
+    let message = error.to_string();
+    for queued in batch {
+        let _ = queued.reply.send(Err(StoreError::Backend(message.clone())));
+    }
 }
