@@ -133,10 +133,11 @@ const SQLITE_ROW_COLUMNS: usize = 16;
 
 /// SQLite: the multi-row INSERT of `rows` entries (each of another conversation), cached per size.
 fn append_many_sqlite_sql(rows: usize) -> String {
-    let values = (0..rows)
-        .map(|row| format!("({})", crate::db::placeholders(row * SQLITE_ROW_COLUMNS + 1, SQLITE_ROW_COLUMNS)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    // Anonymous `?` placeholders: SQLite finds a numbered one's name by a walk of the statement's
+    // parameter list, which over thousands of parameters made binding quadratic (3.5 % of the
+    // server's CPU in a profile).
+    let row = format!("({})", vec!["?"; SQLITE_ROW_COLUMNS].join(", "));
+    let values = vec![row.as_str(); rows].join(", ");
     // VALUES names its columns column1, column2, …: conversation_id, id, sender_id, kind,
     // client_msg_id, text, file_id, reply_to, mentions, target_seq, emoji, op, system, edited_at,
     // recalled, created_at.

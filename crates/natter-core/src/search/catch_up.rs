@@ -58,7 +58,7 @@ impl Indexer {
                     changes.add(id, change);
                 }
             }
-            self.unflushed_changes += changes.write(self.index.as_ref()).await?;
+            self.stage(changes).await?;
             at = last;
             self.applied.insert(conversation.clone(), at);
             self.unflushed.insert(conversation.clone(), at);

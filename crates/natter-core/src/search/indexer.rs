@@ -69,6 +69,17 @@ impl Changes {
         }
     }
 
+    /// Adds `later`'s changes after these (the later change of a message wins).
+    fn extend(&mut self, later: Changes) {
+        for (id, change) in later.list {
+            self.add(id, change);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// Writes them (not flushed); returns how many.
     pub(super) async fn write(self, index: &dyn SearchIndex) -> StoreResult<usize> {
         let written = self.list.len();
@@ -105,9 +116,16 @@ pub struct Indexer {
     committed: HashMap<ConversationId, Seq>,
     /// Checkpoints moved since the last flush.
     pub(super) unflushed: HashMap<ConversationId, Seq>,
-    /// Changes written since the last flush.
+    /// Changes not yet written to the index: kept until the flush (or [`WRITE_AT`]), so that the
+    /// index gets one write per commit interval instead of one per batch of events (for
+    /// PostgreSQL, one statement instead of one per event batch).
+    pending: Changes,
+    /// Changes made since the last flush (pending or written).
     pub(super) unflushed_changes: usize,
 }
+
+/// Pending changes are written to the index (not yet flushed) once this many have gathered.
+const WRITE_AT: usize = 10_000;
 
 impl Indexer {
     /// `commit_interval`: flush at most this often (zero: after every batch of events).
@@ -119,6 +137,7 @@ impl Indexer {
             applied: HashMap::new(),
             committed: HashMap::new(),
             unflushed: HashMap::new(),
+            pending: Changes::default(),
             unflushed_changes: 0,
         }
     }
@@ -194,8 +213,10 @@ impl Indexer {
     /// next event or sweep reads the rest from the log again.
     pub async fn flush(&mut self) -> StoreResult<()> {
         let moved: Vec<(ConversationId, Seq)> = self.unflushed.drain().collect();
+        let pending = std::mem::take(&mut self.pending);
         self.unflushed_changes = 0;
         let result = async {
+            pending.write(self.index.as_ref()).await?;
             if !moved.is_empty() {
                 self.index.set_checkpoints(moved.clone()).await?;
             }
@@ -258,7 +279,7 @@ impl Indexer {
             }
         }
         // Frames first: a gap read from the log afterwards carries the newer state.
-        self.unflushed_changes += changes.write(self.index.as_ref()).await?;
+        self.stage(changes).await?;
         for (conversation, seq) in moved {
             self.applied.insert(conversation.clone(), seq);
             self.unflushed.insert(conversation, seq);
@@ -277,6 +298,16 @@ impl Indexer {
             return Ok(SearchDocument::of(entry).map(|document| (entry.id.clone(), Change::Insert(document))));
         }
         self.change_of_target(entry.kind, &entry.conversation_id, entry.target_seq).await
+    }
+
+    /// Adds `changes` to what the next flush writes.
+    pub(super) async fn stage(&mut self, changes: Changes) -> StoreResult<()> {
+        self.unflushed_changes += changes.len();
+        self.pending.extend(changes);
+        if self.pending.len() >= WRITE_AT {
+            std::mem::take(&mut self.pending).write(self.index.as_ref()).await?;
+        }
+        Ok(())
     }
 
     async fn change_for_view(&self, entry: &MessageView) -> StoreResult<Option<(MessageId, Change)>> {
