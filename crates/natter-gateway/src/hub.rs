@@ -4,73 +4,32 @@
 //! A session revocation (an event with `ends`) closes the matching sockets instead of writing to
 //! them, on every gateway that holds one.
 //!
-//! Each socket has a bounded queue. Delivery never waits: a socket whose queue is full is told to
+//! Each socket has a bounded queue ([`SocketQueue`]). Delivery never waits: a socket whose queue is full is told to
 //! close (its client will reconnect and sync), so one slow client cannot hold up anyone else.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use bytes::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use natter_core::bus::{Event, SessionEnd};
 use natter_core::ids::{SessionId, UserId};
 use parking_lot::{Mutex, RwLock};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::Metrics;
 use crate::sequencer::{Counts as SequencerCounts, Sequencer};
+use crate::socket_queue::{Dropped, Full, SocketQueue};
 
 /// One registered socket, as the hub sees it.
 struct Socket {
     id: u64,
     session: SessionId,
     registered_at: Instant,
-    queue: mpsc::Sender<Bytes>,
-    control: Arc<SocketControl>,
-}
-
-/// Why the hub dropped a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
-    /// The client fell behind.
-    TooSlow,
-    /// The socket's session was revoked.
-    SessionEnded,
-}
-
-/// Signals from the hub to one socket's task. The hub records why before it unregisters the
-/// socket (which also closes its queue), so the task reads the same reason whichever of the two
-/// it notices first.
-#[derive(Default)]
-pub struct SocketControl {
-    dropped: Mutex<Option<Dropped>>,
-    notify: Notify,
-}
-
-impl SocketControl {
-    fn drop_socket(&self, why: Dropped) {
-        self.dropped.lock().get_or_insert(why);
-        self.notify.notify_one();
-    }
-
-    /// Waits until the hub drops the socket; returns why.
-    pub async fn dropped(&self) -> Dropped {
-        loop {
-            if let Some(why) = self.reason() {
-                return why;
-            }
-            self.notify.notified().await;
-        }
-    }
-
-    /// Why the hub dropped the socket, if it did.
-    pub fn reason(&self) -> Option<Dropped> {
-        *self.dropped.lock()
-    }
+    queue: Arc<SocketQueue>,
 }
 
 /// How long a revocation is remembered for sockets that authenticated just before it and
@@ -80,8 +39,7 @@ const REVOCATION_MEMORY: Duration = Duration::from_secs(60);
 /// What a socket task gets back when it registers.
 pub struct Registration {
     pub id: u64,
-    pub queue: mpsc::Receiver<Bytes>,
-    pub control: Arc<SocketControl>,
+    pub queue: Arc<SocketQueue>,
 }
 
 pub struct Hub {
@@ -89,7 +47,8 @@ pub struct Hub {
     next_id: AtomicU64,
     queue_frames: usize,
     metrics: Arc<Metrics>,
-    shutdown: watch::Sender<bool>,
+    /// Set once by [`Hub::begin_shutdown`]; a socket registered after it is dropped at once.
+    shutting_down: AtomicBool,
     /// When each user last had sessions revoked (pruned after [`REVOCATION_MEMORY`]).
     revocations: Mutex<HashMap<UserId, Instant>>,
 }
@@ -101,20 +60,26 @@ impl Hub {
             next_id: AtomicU64::new(1),
             queue_frames,
             metrics,
-            shutdown: watch::Sender::new(false),
+            shutting_down: AtomicBool::new(false),
             revocations: Mutex::default(),
         }
     }
 
     pub fn register(&self, user: &UserId, session: &SessionId) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (queue, receiver) = mpsc::channel(self.queue_frames);
-        let control = Arc::new(SocketControl::default());
-        let socket =
-            Socket { id, session: session.clone(), registered_at: Instant::now(), queue, control: control.clone() };
-        self.sockets.write().entry(user.clone()).or_default().push(socket);
+        let queue = Arc::new(SocketQueue::new());
+        let socket = Socket { id, session: session.clone(), registered_at: Instant::now(), queue: queue.clone() };
+        {
+            let mut sockets = self.sockets.write();
+            sockets.entry(user.clone()).or_default().push(socket);
+            // Under the lock that `begin_shutdown` takes after setting the flag: either it sees
+            // this socket, or this sees the flag.
+            if self.shutting_down.load(Ordering::SeqCst) {
+                queue.drop_socket(Dropped::ShuttingDown);
+            }
+        }
         self.metrics.ws_connections.inc();
-        Registration { id, queue: receiver, control }
+        Registration { id, queue }
     }
 
     pub fn unregister(&self, user: &UserId, id: u64) {
@@ -145,16 +110,16 @@ impl Hub {
             revocations.retain(|_, at| now.duration_since(*at) < REVOCATION_MEMORY);
             revocations.insert(user.clone(), now);
         }
-        let ended: Vec<(u64, Arc<SocketControl>)> = self
+        let ended: Vec<(u64, Arc<SocketQueue>)> = self
             .sockets
             .read()
             .get(user)
-            .map(|list| list.iter().filter(|s| ends.covers(&s.session)).map(|s| (s.id, s.control.clone())).collect())
+            .map(|list| list.iter().filter(|s| ends.covers(&s.session)).map(|s| (s.id, s.queue.clone())).collect())
             .unwrap_or_default();
         let any = !ended.is_empty();
-        for (id, control) in ended {
+        for (id, queue) in ended {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose session ended");
-            control.drop_socket(Dropped::SessionEnded);
+            queue.drop_socket(Dropped::SessionEnded);
             self.unregister(user, id);
         }
         any
@@ -175,34 +140,35 @@ impl Hub {
             }
             return;
         }
+        // Checked once per event, not once per socket: a socket writes it as a text frame.
+        let Ok(frame) = Utf8Bytes::try_from(event.frame.clone()) else {
+            tracing::error!("an event's frame is not UTF-8; dropped");
+            return;
+        };
         let mut too_slow = Vec::new();
         let mut needed = false;
+        let mut delivered = 0;
         {
             let sockets = self.sockets.read();
             for user in &event.recipients {
                 let Some(list) = sockets.get(user) else { continue };
                 needed |= !list.is_empty();
                 for socket in list {
-                    match socket.queue.try_send(event.frame.clone()) {
-                        Ok(()) => {
-                            self.metrics.events_delivered.inc();
-                        }
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            too_slow.push((user.clone(), socket.id, socket.control.clone()))
-                        }
-                        // The socket is closing; its task unregisters it.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    match socket.queue.push(frame.clone(), self.queue_frames) {
+                        Ok(()) => delivered += 1,
+                        Err(Full) => too_slow.push((user.clone(), socket.id, socket.queue.clone())),
                     }
                 }
             }
         }
+        self.metrics.events_delivered.inc_by(delivered);
         if needed {
             self.metrics.bus_events_needed.inc();
         }
-        for (user, id, control) in too_slow {
+        for (user, id, queue) in too_slow {
             tracing::info!(user = %user, socket = id, "closing a WebSocket whose client fell behind");
             self.metrics.ws_slow_disconnects.inc();
-            control.drop_socket(Dropped::TooSlow);
+            queue.drop_socket(Dropped::TooSlow);
             self.unregister(&user, id);
         }
     }
@@ -254,13 +220,13 @@ impl Hub {
         tracing::warn!("bus subscription ended");
     }
 
-    /// Tells every socket task to close with a "going away" frame.
+    /// Tells every socket task to close with a "going away" frame. The sockets stay registered
+    /// until their tasks are done closing.
     pub fn begin_shutdown(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for socket in self.sockets.read().values().flatten() {
+            socket.queue.drop_socket(Dropped::ShuttingDown);
+        }
     }
 
     pub fn socket_count(&self) -> usize {

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod sequencer;
+pub mod socket_queue;
 pub mod state;
 pub mod trace;
 pub mod web;
