@@ -1,0 +1,270 @@
+//! The transport ceiling: a bare WebSocket server on the same library, runtime and delivery
+//! path as natter's gateway ([`server`]), with no auth, no storage and no bus, run as a child
+//! process. Fan-out runs against its broadcast rooms; direct against its relay rooms, where each
+//! send is pushed to the peer and acknowledged to the sender as natter does. What natter costs
+//! above this is the price of being a messenger.
+
+mod server;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::{Context, anyhow, bail};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+pub use self::server::serve;
+use self::server::{READY, SENT};
+use crate::payload;
+use crate::procs::Proc;
+use crate::services::free_port;
+use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
+use crate::wsclient::{CONNECT_TIMEOUT, Socket, Writer, connect_within_timeout};
+
+/// The ceiling server, running as a child process (`natter-bench ceiling --listen …`).
+pub struct Ceiling {
+    process: Proc,
+    port: u16,
+    next_room: AtomicU64,
+}
+
+impl Ceiling {
+    pub async fn start(work_dir: &Path) -> anyhow::Result<Ceiling> {
+        std::fs::create_dir_all(work_dir)?;
+        let port = free_port()?;
+        let exe = std::env::current_exe().context("cannot find natter-bench's own executable")?;
+        let mut command = tokio::process::Command::new(exe);
+        command.arg("ceiling").arg("--listen").arg(format!("127.0.0.1:{port}"));
+        let mut process = Proc::spawn("ceiling", command, &work_dir.join("ceiling.log"))?;
+        process.wait_for_port(port, CONNECT_TIMEOUT).await?;
+        Ok(Ceiling { process, port, next_room: AtomicU64::new(1) })
+    }
+}
+
+impl System for Ceiling {
+    fn name(&self) -> String {
+        "ceiling (bare WebSocket broadcast)".to_owned()
+    }
+
+    fn server_pids(&self) -> Vec<u32> {
+        vec![self.process.pid()]
+    }
+
+    async fn room(&self, members: usize) -> anyhow::Result<Vec<Device>> {
+        let room = format!("r{}", self.next_room.fetch_add(1, Ordering::Relaxed));
+        connect_room(self.port, Kind::Broadcast, &room, members).await
+    }
+
+    async fn pair(&self) -> anyhow::Result<Vec<Device>> {
+        let room = format!("p{}", self.next_room.fetch_add(1, Ordering::Relaxed));
+        connect_room(self.port, Kind::Relay, &room, 2).await
+    }
+
+    async fn idle_endpoints(&self, _count: usize) -> anyhow::Result<Option<IdleEndpoints>> {
+        Ok(Some(IdleEndpoints { urls: vec![format!("ws://127.0.0.1:{}/ws/idle", self.port)], hello: None }))
+    }
+}
+
+/// Which kind of room a device joins (see [`server`]).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Broadcast,
+    Relay,
+}
+
+/// `members` devices in room `room` of the server on `port`, each registered there on return.
+async fn connect_room(port: u16, kind: Kind, room: &str, members: usize) -> anyhow::Result<Vec<Device>> {
+    let path = match kind {
+        Kind::Broadcast => "ws",
+        Kind::Relay => "relay",
+    };
+    let url = format!("ws://127.0.0.1:{port}/{path}/{room}");
+    let members = (0..members).map(|member| u32::try_from(member).context("too many members"));
+    let members = members.collect::<anyhow::Result<Vec<u32>>>()?;
+    futures_util::future::try_join_all(members.into_iter().map(|member| connect_device(&url, kind, member))).await
+}
+
+async fn connect_device(url: &str, kind: Kind, member: u32) -> anyhow::Result<Device> {
+    let (sink, mut stream) = connect_within_timeout(url).await?.split();
+    loop {
+        let message = tokio::time::timeout(CONNECT_TIMEOUT, stream.next())
+            .await
+            .with_context(|| format!("{url} did not say it was ready within {CONNECT_TIMEOUT:?}"))?;
+        match message {
+            Some(Ok(Message::Text(text))) if text.as_str() == READY => break,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(other)) => bail!("{url} sent {other:?} before it was ready"),
+            Some(Err(error)) => return Err(error).with_context(|| format!("reading from {url}")),
+            None => bail!("{url} closed before it was ready"),
+        }
+    }
+    let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
+    let writer = Writer::spawn(sink);
+    let send: SendFn = match kind {
+        Kind::Broadcast => {
+            tokio::spawn(read_frames(stream, deliveries_tx, None));
+            Arc::new(move |body: String| writer.write(Message::text(body)))
+        }
+        Kind::Relay => {
+            let pending = Pending::default();
+            tokio::spawn(read_frames(stream, deliveries_tx, Some(pending.clone())));
+            relayed_send(writer, pending)
+        }
+    };
+    Ok(Device { member, send, deliveries })
+}
+
+/// Sends waiting for their `sent {id}`, by id.
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<HashMap<u64, oneshot::Sender<anyhow::Result<()>>>>>);
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<anyhow::Result<()>>>> {
+        // A panic while holding this lock cannot leave the map inconsistent; keep going.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn acknowledge(&self, id: &str) {
+        let Ok(id) = id.parse::<u64>() else { return };
+        if let Some(ack) = self.lock().remove(&id) {
+            let _ = ack.send(Ok(()));
+        }
+    }
+
+    /// The socket closed: every send still waiting fails.
+    fn fail_all(&self) {
+        for (_, ack) in self.lock().drain() {
+            let _ = ack.send(Err(anyhow!("the socket closed before the send was acknowledged")));
+        }
+    }
+}
+
+/// Sends as `"{id} {body}"` and resolves on the server's `sent {id}`, as natter's `send`/`sent`.
+fn relayed_send(writer: Writer, pending: Pending) -> SendFn {
+    let next_id = AtomicU64::new(0);
+    Arc::new(move |body: String| {
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let (ack, acked) = oneshot::channel();
+        pending.lock().insert(id, ack);
+        let queued = writer.queue(Message::text(format!("{id} {body}")));
+        Box::pin(async move {
+            anyhow::ensure!(queued, "the WebSocket is closed");
+            acked.await.map_err(|_| anyhow!("the socket closed before the send was acknowledged"))?
+        })
+    })
+}
+
+/// Every text frame that holds a stamp becomes a delivery; `sent {id}` frames acknowledge a
+/// relayed send (with `pending`); anything else is ignored. Ends (and lets go of the socket's
+/// read half) when the socket ends or the device's deliveries are dropped.
+async fn read_frames(
+    mut stream: SplitStream<Socket>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    pending: Option<Pending>,
+) {
+    loop {
+        let message = tokio::select! {
+            message = stream.next() => message,
+            () = deliveries.closed() => break,
+        };
+        let Some(Ok(message)) = message else { break };
+        let received_us = payload::now_us();
+        let text = match &message {
+            Message::Text(text) => text.as_str(),
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        if let (Some(pending), Some(id)) = (&pending, text.strip_prefix(SENT)) {
+            pending.acknowledge(id);
+            continue;
+        }
+        let Some(stamp) = payload::parse(text) else { continue };
+        if deliveries.send(Delivery { stamp, received_us, seq: None }).is_err() {
+            break;
+        }
+    }
+    if let Some(pending) = pending {
+        pending.fail_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The indices of the first `expected` bodies of `sender` in `deliveries`.
+    async fn receive_from(deliveries: &mut mpsc::UnboundedReceiver<Delivery>, sender: u32, expected: u64) -> Vec<u64> {
+        let mut indices = Vec::new();
+        while (indices.len() as u64) < expected {
+            let delivery = tokio::time::timeout(Duration::from_secs(10), deliveries.recv())
+                .await
+                .expect("a delivery within 10 s")
+                .expect("the device's reader is running");
+            assert!(delivery.received_us >= delivery.stamp.sent_us, "received after sent");
+            if delivery.stamp.sender == sender {
+                indices.push(delivery.stamp.index);
+            }
+        }
+        indices
+    }
+
+    #[tokio::test]
+    async fn a_room_broadcasts_every_body_in_order() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let server = tokio::spawn(server::serve_on(listener));
+
+        let mut devices = connect_room(port, Kind::Broadcast, "r1", 3).await.expect("a room of 3");
+        assert_eq!(devices.iter().map(|d| d.member).collect::<Vec<_>>(), [0, 1, 2]);
+        let mut publisher = devices.remove(0);
+        // The receivers keep only their deliveries, as the scenarios do: their sockets stay open.
+        let mut receivers: Vec<_> = devices.into_iter().map(|device| device.deliveries).collect();
+        for index in 0..20 {
+            (publisher.send)(payload::make(0, index, 64)).await.expect("send");
+        }
+        for deliveries in &mut receivers {
+            assert_eq!(receive_from(deliveries, 0, 20).await, (0..20).collect::<Vec<_>>());
+        }
+        // The sender hears its own bodies too (the scenarios skip them).
+        assert_eq!(receive_from(&mut publisher.deliveries, 0, 20).await, (0..20).collect::<Vec<_>>());
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn concurrent_sends_leave_in_call_order() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let server = tokio::spawn(server::serve_on(listener));
+        let mut devices = connect_room(port, Kind::Broadcast, "shared", 2).await.expect("a room of 2");
+        let sends: Vec<_> = (0..50).map(|index| (devices[0].send)(payload::make(0, index, 32))).collect();
+        // Awaited last first: the frames still leave in the order `send` was called.
+        futures_util::future::try_join_all(sends.into_iter().rev()).await.expect("every send acknowledged");
+        assert_eq!(receive_from(&mut devices[1].deliveries, 0, 50).await, (0..50).collect::<Vec<_>>());
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_relay_pair_delivers_to_the_peer_only_and_acknowledges_every_send() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let server = tokio::spawn(server::serve_on(listener));
+        let mut devices = connect_room(port, Kind::Relay, "p1", 2).await.expect("a pair");
+        let sends: Vec<_> = (0..30).map(|index| (devices[0].send)(payload::make(0, index, 128))).collect();
+        futures_util::future::try_join_all(sends).await.expect("every send acknowledged");
+        (devices[1].send)(payload::make(1, 0, 128)).await.expect("the peer's send acknowledged");
+        assert_eq!(receive_from(&mut devices[1].deliveries, 0, 30).await, (0..30).collect::<Vec<_>>());
+        // The sender's own bodies are not echoed: the first thing it gets is the peer's.
+        let first = tokio::time::timeout(Duration::from_secs(10), devices[0].deliveries.recv())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("the reader is running");
+        assert_eq!((first.stamp.sender, first.stamp.index), (1, 0));
+        server.abort();
+    }
+}
