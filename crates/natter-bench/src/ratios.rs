@@ -215,7 +215,7 @@ mod tests {
         let mut natter = measured("fanout", "natter (SQLite, 1 process)", "saturated (window 32)", 200_000.0);
         natter.server = Some(Usage { cpu_secs: 4.0, ..Usage::default() });
         natter.correctness.delivered = 1_000_000;
-        let mut ceiling = measured("fanout", "ceiling (bare WebSocket broadcast)", "saturated (window 32)", 500_000.0);
+        let mut ceiling = measured("fanout", "ceiling (bare WebSocket)", "saturated (window 32)", 500_000.0);
         ceiling.server = Some(Usage { cpu_secs: 1.0, ..Usage::default() });
         ceiling.correctness.delivered = 1_000_000;
         let group = measured("fanout", "natter (SQLite, 1 process)", "fixed 5/s", 40_000.0);
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn the_search_off_system_is_not_taken_for_the_embedded_one() {
         let off = measured("direct", "natter (search off, SQLite, 1 process)", "saturated (window 8)", 5_000.0);
-        let ceiling = measured("direct", "ceiling (bare WebSocket broadcast)", "saturated (window 8)", 50_000.0);
+        let ceiling = measured("direct", "ceiling (bare WebSocket)", "saturated (window 8)", 50_000.0);
         assert!(derive(&[off.clone(), ceiling.clone()]).is_empty());
         let on = measured("direct", "natter (SQLite, 1 process)", "saturated (window 8)", 4_500.0);
         let keys: Vec<String> = derive(&[on, off, ceiling]).into_iter().map(|r| r.key).collect();

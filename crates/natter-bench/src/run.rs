@@ -263,7 +263,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
                 // The ceiling also relays direct pairs (acknowledging each send), so that natter's
                 // direct throughput has a ratio too.
                 if plan.wants("direct") {
-                    let label = format!("direct on {} (relay)", ceiling.name());
+                    let label = format!("direct (relay) on {}", ceiling.name());
                     stage(&status, format!("{label}: running"));
                     let outcome = direct::run(&ceiling, plan.direct, &bar).await;
                     step(&status, &label, outcome, &mut measurements, &mut note);

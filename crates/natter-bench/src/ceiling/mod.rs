@@ -47,7 +47,7 @@ impl Ceiling {
 
 impl System for Ceiling {
     fn name(&self) -> String {
-        "ceiling (bare WebSocket broadcast)".to_owned()
+        "ceiling (bare WebSocket)".to_owned()
     }
 
     fn server_pids(&self) -> Vec<u32> {
@@ -111,46 +111,70 @@ async fn connect_device(url: &str, kind: Kind, member: u32) -> anyhow::Result<De
         }
         Kind::Relay => {
             let pending = Pending::default();
-            tokio::spawn(read_frames(stream, deliveries_tx, Some(pending.clone())));
-            relayed_send(writer, pending)
+            // Resolves once the send function is dropped: the reader stops taking acks only then.
+            let (alive, sends_gone) = oneshot::channel::<()>();
+            tokio::spawn(read_frames(stream, deliveries_tx, Some((pending.clone(), sends_gone))));
+            relayed_send(writer, pending, alive)
         }
     };
     Ok(Device { member, send, deliveries })
 }
 
-/// Sends waiting for their `sent {id}`, by id.
+/// Sends waiting for their `sent {id}`, by id; closed once the socket's reader ends.
 #[derive(Clone, Default)]
-struct Pending(Arc<Mutex<HashMap<u64, oneshot::Sender<anyhow::Result<()>>>>>);
+struct Pending(Arc<Mutex<Waiting>>);
+
+#[derive(Default)]
+struct Waiting {
+    acks: HashMap<u64, oneshot::Sender<anyhow::Result<()>>>,
+    closed: bool,
+}
 
 impl Pending {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, oneshot::Sender<anyhow::Result<()>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
         // A panic while holding this lock cannot leave the map inconsistent; keep going.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Waits for `id`'s acknowledgement; false once the reader has ended (none would come).
+    fn wait_for(&self, id: u64, ack: oneshot::Sender<anyhow::Result<()>>) -> bool {
+        let mut waiting = self.lock();
+        if !waiting.closed {
+            waiting.acks.insert(id, ack);
+        }
+        !waiting.closed
+    }
+
     fn acknowledge(&self, id: &str) {
         let Ok(id) = id.parse::<u64>() else { return };
-        if let Some(ack) = self.lock().remove(&id) {
+        if let Some(ack) = self.lock().acks.remove(&id) {
             let _ = ack.send(Ok(()));
         }
     }
 
-    /// The socket closed: every send still waiting fails.
-    fn fail_all(&self) {
-        for (_, ack) in self.lock().drain() {
+    fn is_empty(&self) -> bool {
+        self.lock().acks.is_empty()
+    }
+
+    /// The reader ended: every send still waiting fails, and so does every later one.
+    fn close(&self) {
+        let mut waiting = self.lock();
+        waiting.closed = true;
+        for (_, ack) in waiting.acks.drain() {
             let _ = ack.send(Err(anyhow!("the socket closed before the send was acknowledged")));
         }
     }
 }
 
 /// Sends as `"{id} {body}"` and resolves on the server's `sent {id}`, as natter's `send`/`sent`.
-fn relayed_send(writer: Writer, pending: Pending) -> SendFn {
+/// `alive` is held until the function is dropped, which tells the reader.
+fn relayed_send(writer: Writer, pending: Pending, alive: oneshot::Sender<()>) -> SendFn {
     let next_id = AtomicU64::new(0);
     Arc::new(move |body: String| {
+        let _ = &alive;
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let (ack, acked) = oneshot::channel();
-        pending.lock().insert(id, ack);
-        let queued = writer.queue(Message::text(format!("{id} {body}")));
+        let queued = pending.wait_for(id, ack) && writer.queue(Message::text(format!("{id} {body}")));
         Box::pin(async move {
             anyhow::ensure!(queued, "the WebSocket is closed");
             acked.await.map_err(|_| anyhow!("the socket closed before the send was acknowledged"))?
@@ -158,18 +182,36 @@ fn relayed_send(writer: Writer, pending: Pending) -> SendFn {
     })
 }
 
-/// Every text frame that holds a stamp becomes a delivery; `sent {id}` frames acknowledge a
-/// relayed send (with `pending`); anything else is ignored. Ends (and lets go of the socket's
-/// read half) when the socket ends or the device's deliveries are dropped.
+/// Every text frame that holds a stamp becomes a delivery; with `relay` (the pending sends and
+/// a signal that the send function is gone), `sent {id}` frames acknowledge a send. Anything
+/// else is ignored. Ends (and lets go of the socket's read half) when the socket ends, or once
+/// nobody needs it: the deliveries are dropped and, for a relay device, the send function too,
+/// with no acknowledgement outstanding.
 async fn read_frames(
     mut stream: SplitStream<Socket>,
     deliveries: mpsc::UnboundedSender<Delivery>,
-    pending: Option<Pending>,
+    relay: Option<(Pending, oneshot::Receiver<()>)>,
 ) {
+    let (pending, mut sends_gone) = match relay {
+        Some((pending, sends_gone)) => (Some(pending), Some(sends_gone)),
+        None => (None, None),
+    };
+    let mut reading_for_deliveries = true;
     loop {
+        let unneeded = !reading_for_deliveries && sends_gone.is_none();
+        if unneeded && pending.as_ref().is_none_or(Pending::is_empty) {
+            break;
+        }
         let message = tokio::select! {
             message = stream.next() => message,
-            () = deliveries.closed() => break,
+            () = deliveries.closed(), if reading_for_deliveries => {
+                reading_for_deliveries = false;
+                continue;
+            }
+            _ = async { sends_gone.as_mut()?.await.ok() }, if sends_gone.is_some() => {
+                sends_gone = None;
+                continue;
+            }
         };
         let Some(Ok(message)) = message else { break };
         let received_us = payload::now_us();
@@ -183,12 +225,11 @@ async fn read_frames(
             continue;
         }
         let Some(stamp) = payload::parse(text) else { continue };
-        if deliveries.send(Delivery { stamp, received_us, seq: None }).is_err() {
-            break;
-        }
+        // Once nobody reads the deliveries, the frames are dropped here.
+        let _ = deliveries.send(Delivery { stamp, received_us, seq: None });
     }
     if let Some(pending) = pending {
-        pending.fail_all();
+        pending.close();
     }
 }
 
