@@ -171,6 +171,7 @@ impl Pending {
 fn relayed_send(writer: Writer, pending: Pending, alive: oneshot::Sender<()>) -> SendFn {
     let next_id = AtomicU64::new(0);
     Arc::new(move |body: String| {
+        // Captures `alive`, so that it lives exactly as long as this function.
         let _ = &alive;
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         let (ack, acked) = oneshot::channel();
@@ -306,6 +307,24 @@ mod tests {
             .expect("a delivery within 10 s")
             .expect("the reader is running");
         assert_eq!((first.stamp.sender, first.stamp.index), (1, 0));
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_relay_device_still_takes_acks_once_its_deliveries_are_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("local address").port();
+        let server = tokio::spawn(server::serve_on(listener));
+        let mut devices = connect_room(port, Kind::Relay, "p3", 2).await.expect("a pair");
+        let Device { send, deliveries, .. } = devices.remove(0);
+        // As the direct scenario does once a device has all its peer's bodies.
+        drop(deliveries);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let sends: Vec<_> = (0..20).map(|index| send(payload::make(0, index, 64))).collect();
+        futures_util::future::try_join_all(sends).await.expect("every send still acknowledged");
+        assert_eq!(receive_from(&mut devices[0].deliveries, 0, 20).await, (0..20).collect::<Vec<_>>());
         server.abort();
     }
 }
