@@ -3,10 +3,12 @@
 //! `natter-bench run` only reports it (speed must not fail a correctness check).
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::ratios::Ratio;
+use crate::ratios::{self, Ratio};
+use crate::report::Report;
 
 /// How much worse a ratio may get before it is flagged: absolute figures here move ±30 % from
 /// run to run, ratios of one run much less.
@@ -139,6 +141,35 @@ fn times(ratio: Option<f64>) -> String {
         Some(ratio) if ratio >= 10.0 => format!("{ratio:.1}×"),
         Some(ratio) => format!("{ratio:.3}×"),
         None => "–".to_owned(),
+    }
+}
+
+/// A baseline report, already loaded (so that a bad path fails before a long run, not after).
+pub struct Baseline {
+    pub path: PathBuf,
+    pub report: Report,
+}
+
+impl Baseline {
+    pub fn load(path: &Path) -> anyhow::Result<Baseline> {
+        Ok(Baseline { path: path.to_path_buf(), report: Report::load(path)? })
+    }
+
+    /// `new`'s ratios against this baseline's, both derived from their measurements.
+    pub fn compare(&self, new: &Report) -> Comparison {
+        let old = &self.report;
+        let mut notes = Vec::new();
+        if old.mode != new.mode {
+            notes.push(format!(
+                "The baseline is a {} run and this a {} run: their sizes differ, and so may their ratios.",
+                old.mode, new.mode
+            ));
+        }
+        Comparison {
+            baseline: format!("{} (a {} run, generated {})", self.path.display(), old.mode, old.generated_at),
+            notes,
+            rows: compare(&ratios::derive(&old.measurements), &ratios::derive(&new.measurements)),
+        }
     }
 }
 

@@ -7,9 +7,9 @@ use anyhow::bail;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use natter_bench::guard::{Comparison, THRESHOLD};
+use natter_bench::guard::{Baseline, Comparison, THRESHOLD};
 use natter_bench::report::Report;
-use natter_bench::run::{self, Baseline, Options, Plan, Selection};
+use natter_bench::run::{self, Options, Plan, Selection};
 use natter_bench::{ceiling, natter, scenarios};
 
 #[derive(Debug, Parser)]

@@ -1,14 +1,14 @@
 //! One benchmark run: starts each system in turn (so that they never compete for the two cores),
 //! runs its scenarios, stops it, then computes the bars and writes the report.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::ceiling::Ceiling;
-use crate::guard::{self, Comparison};
+use crate::guard::Baseline;
 use crate::measure::Measurement;
 use crate::nats::NatsBaseline;
 use crate::natter::Natter;
@@ -106,35 +106,6 @@ pub struct Options {
     pub baseline: Option<Baseline>,
 }
 
-/// A baseline report, already loaded (so that a bad path fails before a long run, not after).
-pub struct Baseline {
-    pub path: PathBuf,
-    pub report: Report,
-}
-
-impl Baseline {
-    pub fn load(path: &Path) -> anyhow::Result<Baseline> {
-        Ok(Baseline { path: path.to_path_buf(), report: Report::load(path)? })
-    }
-
-    /// `new`'s ratios against this baseline's, both derived from their measurements.
-    pub fn compare(&self, new: &Report) -> Comparison {
-        let old = &self.report;
-        let mut notes = Vec::new();
-        if old.mode != new.mode {
-            notes.push(format!(
-                "The baseline is a {} run and this a {} run: their sizes differ, and so may their ratios.",
-                old.mode, new.mode
-            ));
-        }
-        Comparison {
-            baseline: format!("{} (a {} run, generated {})", self.path.display(), old.mode, old.generated_at),
-            notes,
-            rows: guard::compare(&ratios::derive(&old.measurements), &ratios::derive(&new.measurements)),
-        }
-    }
-}
-
 /// Runs everything; returns the report (already written) and whether every run was correct.
 pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
     let Options { plan, selection, natter_binary, out, baseline } = options;
@@ -171,19 +142,7 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
         stage(&status, "natter (search off): starting");
         match Natter::start_embedded_search_off(&natter_binary, &work.join("natter-noindex")).await {
             Ok(natter) => {
-                let name = natter.name();
-                if plan.wants("direct") {
-                    let label = format!("direct on {name}");
-                    stage(&status, format!("{label}: running"));
-                    let outcome = direct::run(&natter, plan.direct, &bar).await;
-                    step(&status, &label, outcome, &mut measurements, &mut note);
-                }
-                if plan.wants("fanout") {
-                    let label = format!("fanout on {name}");
-                    stage(&status, format!("{label}: running"));
-                    let outcome = fanout::run(&natter, plan.fanout, &bar).await;
-                    step(&status, &label, outcome, &mut measurements, &mut note);
-                }
+                search_off_scenarios(&natter, &plan, &status, &bar, &mut measurements, &mut note).await;
                 natter.stop().await;
             }
             Err(error) => note("natter (search off)", error),
@@ -389,6 +348,28 @@ async fn natter_scenarios(
         stage(status, format!("{label}: running"));
         let outcome = catchup::run(natter, plan.catchup_missed, plan.payload_bytes, bar).await;
         step(status, &label, outcome, measurements, note);
+    }
+}
+
+/// What search indexing costs: direct (saturated) and fan-out, the scenarios of its bar.
+async fn search_off_scenarios(
+    natter: &Natter,
+    plan: &Plan,
+    status: &ProgressBar,
+    bar: &ProgressBar,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    let name = natter.name();
+    if plan.wants("direct") {
+        let label = format!("direct on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, direct::run(natter, plan.direct, bar).await, measurements, note);
+    }
+    if plan.wants("fanout") {
+        let label = format!("fanout on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, fanout::run(natter, plan.fanout, bar).await, measurements, note);
     }
 }
 
