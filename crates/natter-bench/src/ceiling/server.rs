@@ -6,9 +6,10 @@
 //!
 //! * `GET /ws/{room}` broadcasts every text frame to every socket of the room, the sender's
 //!   included (fan-out).
-//! * `GET /relay/{room}` takes requests `"{id} {body}"`, queues `body` on every *other* socket of
-//!   the room and `"sent {id}"` on the sender's, the way natter answers a send with `sent` and
-//!   pushes the message to the peer (direct). Nothing is stored.
+//! * `GET /relay/{room}` takes requests `"{id} {body}"`, queues `"sent {id}"` on the sender's
+//!   socket and `body` on every socket of the room, the sender's included: the three frames of a
+//!   natter direct send (`sent`, and `message` to every device of both members). Nothing is
+//!   stored.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,15 +96,17 @@ impl Rooms {
         }
     }
 
-    /// Queues on each socket of `room` the frame `frame_for(its id)` gives it, without waiting,
-    /// like natter's hub: a socket whose queue is full is told to close.
-    fn queue_each(&self, room: &str, frame_for: impl Fn(u64) -> Bytes) {
+    /// Queues `frame` on each socket of `room`, after `ack` on the socket it names, without
+    /// waiting, like natter's hub: a socket whose queue is full is told to close.
+    fn queue_each(&self, room: &str, frame: &Bytes, ack: Option<(u64, Bytes)>) {
         let mut too_slow = Vec::new();
         {
             let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
             let Some(members) = rooms.get(room) else { return };
             for member in members {
-                if let Err(mpsc::error::TrySendError::Full(_)) = member.queue.try_send(frame_for(member.id)) {
+                let ack = ack.as_ref().filter(|(to, _)| *to == member.id).map(|(_, ack)| ack.clone());
+                let queued = ack.into_iter().chain([frame.clone()]).try_for_each(|f| member.queue.try_send(f));
+                if let Err(mpsc::error::TrySendError::Full(_)) = queued {
                     too_slow.push((member.id, member.too_slow.clone()));
                 }
             }
@@ -117,14 +120,13 @@ impl Rooms {
     /// A text frame from socket `from` of `room`.
     fn handle(&self, mode: Mode, room: &str, from: u64, frame: Bytes) {
         match mode {
-            Mode::Broadcast => self.queue_each(room, |_| frame.clone()),
+            Mode::Broadcast => self.queue_each(room, &frame, None),
             Mode::Relay => {
                 let Some((id, body)) = split_request(&frame) else { return };
                 let mut ack = Vec::with_capacity(SENT.len() + id.len());
                 ack.extend_from_slice(SENT.as_bytes());
                 ack.extend_from_slice(&id);
-                let ack = Bytes::from(ack);
-                self.queue_each(room, |member| if member == from { ack.clone() } else { body.clone() });
+                self.queue_each(room, &body, Some((from, Bytes::from(ack))));
             }
         }
     }
@@ -207,13 +209,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_relay_acknowledges_the_sender_and_queues_the_body_on_the_others() {
+    async fn a_relay_acknowledges_the_sender_and_queues_the_body_on_every_socket() {
         let rooms = Rooms::default();
         let mut a = rooms.join("relay/r");
         let mut b = rooms.join("relay/r");
         rooms.handle(Mode::Relay, "relay/r", a.id, Bytes::from_static(b"5 hello"));
         assert_eq!(a.queue.recv().await.as_deref(), Some(&b"sent 5"[..]));
+        assert_eq!(a.queue.recv().await.as_deref(), Some(&b"hello"[..]), "the sender's copy, as natter's");
         assert_eq!(b.queue.recv().await.as_deref(), Some(&b"hello"[..]));
-        assert!(a.queue.try_recv().is_err() && b.queue.try_recv().is_err(), "one frame each");
+        assert!(a.queue.try_recv().is_err() && b.queue.try_recv().is_err(), "nothing more");
     }
 }
