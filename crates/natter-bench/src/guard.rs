@@ -100,7 +100,7 @@ impl Comparison {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "Ratios of this run against {} (flagged: worse by more than {:.0} %).\n",
+            "Ratios of this run against {}; flagged when worse by more than {:.0} %.\n",
             self.baseline,
             THRESHOLD * 100.0
         );
