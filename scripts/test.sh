@@ -24,6 +24,10 @@ ROOT=$PWD
 # runuser and Debian's nats-server live in sbin, which a CI user's PATH may lack.
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 
+# CI builds once from a clean clone: incremental caches would only take disk (gigabytes across
+# the test binaries; a CI run once failed with "No space left on device" while linking).
+if [[ -n ${CI:-} ]]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+
 PG_PORT=${NATTER_TEST_PG_PORT:-25432}
 NATS_PORT=${NATTER_TEST_NATS_PORT:-24222}
 NATS_MONITOR_PORT=${NATTER_TEST_NATS_MONITOR_PORT:-28222}

@@ -5,7 +5,9 @@
 //! tokenized by natter's own rules ([`tokenizer`], the same as the PostgreSQL index) with
 //! positions, so a CJK term is the phrase of its bigrams. The text is indexed, not stored: hits
 //! are read back from the message store. Writes go to one `IndexWriter`; `flush` commits and
-//! reloads the reader.
+//! reloads the reader. A message indexed for the first time is added without a delete of an
+//! older version (a delete is looked up in every segment at the commit), and the writer's
+//! indexing and merge threads run at a lower priority than the server's.
 //!
 //! Checkpoints (how far each conversation's log is indexed) are documents of the same index, so
 //! that they are committed atomically with the documents they cover: `id` = `@checkpoint:` +
@@ -41,6 +43,10 @@ pub const CHECKPOINTS: &str = "@checkpoint";
 
 /// Memory the writer may buffer before it writes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+/// The niceness of the index's own threads (tokenizing and writing segments, merging them): when
+/// the CPU is busy, sending and delivery come first and the index falls behind, to catch up when
+/// the load drops (about a tenth of a busy core against normal threads).
+const INDEXING_NICENESS: i32 = 10;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Fields {
@@ -102,13 +108,24 @@ impl TantivyIndex {
         let index = Index::open_or_create(directory, schema).map_err(backend)?;
         index.tokenizers().register(TOKENIZER, NatterTokenizer::default());
         let threads = threads.max(1);
-        let writer = index.writer_with_num_threads(threads, WRITER_MEMORY * threads).map_err(|error| match error {
-            TantivyError::LockFailure(..) => backend(format!(
-                "{} is in use by another process (stop the server before `natter search reindex`)",
-                dir.display()
-            )),
-            other => backend(other),
-        })?;
+        // tantivy starts its indexing and merge threads when the writer is made, and a thread
+        // inherits its creator's niceness: made on a thread of lower priority, they all run at it.
+        let made = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    lower_priority();
+                    index.writer_with_num_threads(threads, WRITER_MEMORY * threads)
+                })
+                .join()
+        });
+        let writer =
+            made.map_err(|_| backend("the search index writer could not be made"))?.map_err(|error| match error {
+                TantivyError::LockFailure(..) => backend(format!(
+                    "{} is in use by another process (stop the server before `natter search reindex`)",
+                    dir.display()
+                )),
+                other => backend(other),
+            })?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(backend)?;
         Ok(TantivyIndex { inner: Arc::new(Inner { fields, writer: Mutex::new(writer), reader }) })
     }
@@ -121,6 +138,27 @@ impl TantivyIndex {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || work(&inner)).await.map_err(backend)?
     }
+}
+
+/// Lowers the calling thread's priority to [`INDEXING_NICENESS`] (Linux sets niceness per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), INDEXING_NICENESS) {
+        tracing::debug!(%error, "cannot lower the search index threads' priority");
+    }
+}
+
+fn add(writer: &IndexWriter, f: Fields, document: SearchDocument) -> StoreResult<()> {
+    writer
+        .add_document(doc!(
+            f.id => document.message_id.0,
+            f.conversation => document.conversation_id.0,
+            f.seq => document.seq.get(),
+            f.created_at => document.created_at.timestamp_millis(),
+            f.text => document.text,
+        ))
+        .map(drop)
+        .map_err(backend)
 }
 
 fn id_term(fields: &Fields, id: &MessageId) -> Term {
@@ -163,15 +201,19 @@ impl SearchIndex for TantivyIndex {
             let writer = inner.writer.lock();
             for document in documents {
                 writer.delete_term(id_term(&f, &document.message_id));
-                writer
-                    .add_document(doc!(
-                        f.id => document.message_id.0,
-                        f.conversation => document.conversation_id.0,
-                        f.seq => document.seq.get(),
-                        f.created_at => document.created_at.timestamp_millis(),
-                        f.text => document.text,
-                    ))
-                    .map_err(backend)?;
+                add(&writer, f, document)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert(&self, documents: Vec<SearchDocument>) -> StoreResult<()> {
+        self.blocking(move |inner| {
+            let f = inner.fields;
+            let writer = inner.writer.lock();
+            for document in documents {
+                add(&writer, f, document)?;
             }
             Ok(())
         })

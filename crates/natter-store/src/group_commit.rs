@@ -1,15 +1,19 @@
 //! Group commit: plain appends (no effect) queue up and are stored in batches, then each
 //! caller is answered.
 //!
-//! **SQLite**: one task stores everything queued so far in one transaction.
+//! **SQLite**: one task stores everything queued so far, one statement per round (a round takes
+//! each conversation's first waiting entry; callers hold their conversations' log locks, so a
+//! batch is normally one round).
 //!
-//! SQLite has one writer, and every statement is a round trip to the connection's thread, so a
-//! transaction per message spends most of its time in BEGIN and COMMIT hops. Batching whatever
-//! queued while the previous batch committed costs no latency when the queue is empty and
-//! amortises them under load. Each INSERT takes its seq inside the statement (see
-//! `messages::insert_next_entry`), and a failed INSERT undoes only itself, so one bad entry
-//! (a racing resend) does not spoil the batch and no seq is skipped. An acknowledgement still
-//! comes only after the batch's COMMIT.
+//! SQLite has one writer, and every statement is a round trip to the connection's thread (sqlx
+//! runs each SQLite connection on a thread of its own), so a transaction per message spent most
+//! of its time in BEGIN, INSERT and COMMIT hops. A round is one multi-row INSERT
+//! ([`append_many_sqlite`]) that is its own transaction: one hop for the whole batch. Each row
+//! takes its seq inside the statement and the `messages_appended` trigger moves `last_seq` and the
+//! read marker. If the statement fails (a racing resend's unique violation), nothing of it is
+//! stored and the round is appended again entry by entry in one transaction, where a failed
+//! INSERT undoes only itself, so one bad entry does not spoil the others and no seq is skipped.
+//! An acknowledgement comes only after the commit.
 //!
 //! **PostgreSQL**: up to [`PG_IN_FLIGHT`] batches run at once, each one statement ([`APPEND_MANY_PG`])
 //! on its own connection, so an append costs its share of one round trip instead of a round trip
@@ -76,8 +80,103 @@ impl AppendQueue {
 async fn run(db: Db, mut queue: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&db, std::mem::take(&mut batch)).await;
+        for round in rounds(std::mem::take(&mut batch)) {
+            commit_round_sqlite(&db, round).await;
+        }
     }
+}
+
+/// Splits `batch` into rounds that each take every conversation's first waiting entry, in queue
+/// order: one statement never holds two entries of one conversation.
+fn rounds(mut batch: Vec<Queued>) -> Vec<Vec<Queued>> {
+    let mut rounds = Vec::with_capacity(1);
+    while !batch.is_empty() {
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let (round, rest): (Vec<_>, Vec<_>) =
+            batch.into_iter().partition(|queued| seen.insert(queued.message.conversation_id.clone()));
+        rounds.push(round);
+        batch = rest;
+    }
+    rounds
+}
+
+async fn commit_round_sqlite(db: &Db, round: Vec<Queued>) {
+    let stored = match round.iter().map(|queued| as_stored(&queued.message, Seq::ZERO)).collect::<Result<Vec<_>, _>>() {
+        Ok(stored) => stored,
+        Err(error) => return fail_all(round, &error),
+    };
+    match append_many_sqlite(db, &stored).await {
+        Ok(seqs) => answer(round, stored, &seqs),
+        Err(error) => {
+            if !is_unique_violation(&error) {
+                tracing::warn!(%error, entries = round.len(), "a batch of appends failed; appending them one by one");
+            }
+            commit(db, round).await;
+        }
+    }
+}
+
+/// Answers each append of a batch stored by one statement: `seqs` maps the ids of the entries
+/// stored to their seqs; an entry missing from it found its conversation gone or dissolved.
+fn answer(batch: Vec<Queued>, stored: Vec<Message>, seqs: &HashMap<String, i64>) {
+    for (queued, message) in batch.into_iter().zip(stored) {
+        let outcome = match seqs.get(message.id.as_str()) {
+            Some(seq) => AppendOutcome::Appended(Message { seq: Seq::new(*seq), ..message }),
+            None => AppendOutcome::ConversationGone,
+        };
+        let _ = queued.reply.send(Ok(outcome));
+    }
+}
+
+/// The columns of one entry in [`append_many_sqlite`]'s `VALUES` rows, in bind order.
+const SQLITE_ROW_COLUMNS: usize = 16;
+
+/// SQLite: the multi-row INSERT of `rows` entries (each of another conversation), cached per size.
+fn append_many_sqlite_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| format!("({})", crate::db::placeholders(row * SQLITE_ROW_COLUMNS + 1, SQLITE_ROW_COLUMNS)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // VALUES names its columns column1, column2, …: conversation_id, id, sender_id, kind,
+    // client_msg_id, text, file_id, reply_to, mentions, target_seq, emoji, op, system, edited_at,
+    // recalled, created_at.
+    format!(
+        "INSERT INTO messages (conversation_id, seq, id, sender_id, kind, client_msg_id, text, file_id, reply_to, \
+         mentions, target_seq, emoji, op, system, edited_at, recalled, created_at) \
+         SELECT v.column1, c.last_seq + 1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, \
+         v.column8, v.column9, v.column10, v.column11, v.column12, v.column13, v.column14, v.column15, v.column16 \
+         FROM (VALUES {values}) AS v JOIN conversations c ON c.id = v.column1 AND c.dissolved = 0 \
+         RETURNING id, seq"
+    )
+}
+
+/// Appends entries of distinct conversations in one statement (its own transaction); returns
+/// `(id, seq)` of each entry stored.
+async fn append_many_sqlite(db: &Db, batch: &[Message]) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let encode = |error: serde_json::Error| sqlx::Error::Encode(Box::new(error));
+    let sql = append_many_sqlite_sql(batch.len());
+    let mut query = sqlx::query_as::<_, (String, i64)>(&sql);
+    for m in batch {
+        query = query
+            .bind(m.conversation_id.as_str().to_owned())
+            .bind(m.id.as_str().to_owned())
+            .bind(m.sender_id.as_str().to_owned())
+            .bind(m.kind.as_str().to_owned())
+            .bind(m.client_msg_id.clone())
+            .bind(m.text.clone())
+            .bind(m.file_id.clone())
+            .bind(m.reply_to.map(Seq::get))
+            .bind(mentions_json(&m.mentions).map_err(encode)?)
+            .bind(m.target_seq.map(Seq::get))
+            .bind(m.emoji.clone())
+            .bind(m.op.clone())
+            .bind(system_json(m.system.as_ref()).map_err(encode)?)
+            .bind(m.edited_at.map(millis))
+            .bind(flag(m.recalled))
+            .bind(millis(m.created_at));
+    }
+    let rows = query.fetch_all(&db.write).await?;
+    Ok(rows.into_iter().collect())
 }
 
 enum Step {
@@ -87,6 +186,8 @@ enum Step {
     Failed(StoreError),
 }
 
+/// SQLite, after a failed batch statement: the entries one INSERT each in one transaction, so
+/// each one's failure (a resend) is its own.
 async fn commit(db: &Db, batch: Vec<Queued>) {
     let mut tx = match db.write.begin().await {
         Ok(tx) => tx,
@@ -163,16 +264,11 @@ async fn run_pg(db: Db, pool: PgPool, mut queue: mpsc::Receiver<Queued>) {
     }
 }
 
-/// Commits `batch` in rounds: a round takes each conversation's first waiting entry, so that a
-/// caller that appends without the conversation's log lock (a test, a tool) still gets one
-/// statement per round instead of a failed batch.
-async fn commit_pg(db: &Db, pool: &PgPool, mut batch: Vec<Queued>) {
-    while !batch.is_empty() {
-        let mut seen = std::collections::HashSet::with_capacity(batch.len());
-        let (round, rest): (Vec<_>, Vec<_>) =
-            batch.into_iter().partition(|queued| seen.insert(queued.message.conversation_id.clone()));
+/// Commits `batch` in [`rounds`], so that a caller that appends without the conversation's log
+/// lock (a test, a tool) still gets one statement per round instead of a failed batch.
+async fn commit_pg(db: &Db, pool: &PgPool, batch: Vec<Queued>) {
+    for round in rounds(batch) {
         commit_round_pg(db, pool, round).await;
-        batch = rest;
     }
 }
 
@@ -189,15 +285,7 @@ async fn commit_round_pg(db: &Db, pool: &PgPool, batch: Vec<Queued>) {
         Err(error) => return fail_all(batch, &error),
     };
     match append_many_pg(pool, &stored).await {
-        Ok(seqs) => {
-            for (queued, message) in batch.into_iter().zip(stored) {
-                let outcome = match seqs.get(message.id.as_str()) {
-                    Some(seq) => AppendOutcome::Appended(Message { seq: Seq::new(*seq), ..message }),
-                    None => AppendOutcome::ConversationGone,
-                };
-                let _ = queued.reply.send(Ok(outcome));
-            }
-        }
+        Ok(seqs) => answer(batch, stored, &seqs),
         Err(error) => {
             if !is_unique_violation(&error) {
                 tracing::warn!(%error, entries = batch.len(), "a batch of appends failed; appending them one by one");

@@ -274,7 +274,7 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchConfig {
-    /// `embedded` (tantivy, in `path`; one process) or `postgres` (shared by a cluster).
+    /// `embedded` (tantivy, in `path`; one process), `postgres` (shared by a cluster) or `off`.
     pub backend: SearchBackend,
     /// Directory of the embedded index. Empty: `<data_dir>/search`.
     pub path: PathBuf,
@@ -285,13 +285,25 @@ pub struct SearchConfig {
     pub commit_interval_ms: u64,
 }
 
+/// The default `search.commit_interval_ms`: a message is searchable within half a second, and
+/// the embedded index makes one segment per half second instead of one per message at chat rates
+/// (each to be merged later), which took half of the server's CPU while sending.
+pub const DEFAULT_COMMIT_INTERVAL_MS: u64 = 500;
+
+impl SearchConfig {
+    /// Whether messages are indexed and searchable at all.
+    pub fn enabled(&self) -> bool {
+        self.backend != SearchBackend::Off
+    }
+}
+
 impl Default for SearchConfig {
     fn default() -> Self {
         Self {
             backend: SearchBackend::Embedded,
             path: PathBuf::new(),
             postgres_url: String::new(),
-            commit_interval_ms: 0,
+            commit_interval_ms: DEFAULT_COMMIT_INTERVAL_MS,
         }
     }
 }
@@ -490,16 +502,18 @@ format = "text"
 level = "info"
 
 [search]
-# Message search index: "embedded" (tantivy, files in `path`; one process only) or "postgres"
-# (table search_documents; every process of a cluster shares it). Rebuild with `natter search reindex`.
+# Message search index: "embedded" (tantivy, files in `path`; one process only), "postgres"
+# (table search_documents; every process of a cluster shares it) or "off" (no index: searches
+# answer 503 search_unavailable). Rebuild with `natter search reindex`.
 backend = "embedded"
 # Directory of the embedded index. Empty: <data_dir>/search.
 path = ""
 # Database of the postgres index. Empty: database.url (which must then be postgres://…).
 postgres_url = ""
-# Commit indexing at most this often, in milliseconds (0: after every batch). After a crash the
-# index catches up from the message log past its last commit.
-commit_interval_ms = 0
+# Commit indexing at most this often, in milliseconds (0: after every batch): how long a new
+# message may take to become searchable. After a crash the index catches up from the message log
+# past its last commit.
+commit_interval_ms = 500
 [speech]
 # "auto" (whisper if the model below is in <data_dir>/models, else none), "none", "whisper"
 # (embedded, pure Rust), "whisper-ctranslate2" (embedded CTranslate2, in a build with

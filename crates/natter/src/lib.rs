@@ -211,8 +211,12 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedStat
     // Jobs are queued by chat nodes (transcriptions, large groups' fan-out) and run by workers.
     let job_queue = jobs::open_queue(config).await?;
     let fan_out = WorkerFanOut { jobs: job_queue.clone(), above: config.delivery.worker_fanout_above };
-    let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits)
-        .with_search(search_index)
+    let deps = Deps::new(store, bus.clone(), Arc::new(SystemClock), limits);
+    let deps = match search_index {
+        Some(index) => deps.with_search(index),
+        None => deps,
+    };
+    let deps = deps
         .with_shared_state(shared.routes.clone(), shared.throttle.clone(), shared.targeted)
         .with_worker_fan_out(fan_out);
     let auth = AuthSettings {

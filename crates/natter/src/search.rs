@@ -17,9 +17,11 @@ use natter_store::search::PgSearchIndex;
 
 use crate::config::{Config, SearchConfig};
 
-/// Opens the index named by `[search]`. `threads`: indexing threads of the embedded index.
-pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<dyn SearchIndex>> {
-    Ok(match config.search.backend {
+/// Opens the index named by `[search]` (`None` when search is off). `threads`: indexing threads
+/// of the embedded index.
+pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Option<Arc<dyn SearchIndex>>> {
+    Ok(Some(match config.search.backend {
+        crate::config::SearchBackend::Off => return Ok(None),
         crate::config::SearchBackend::Postgres => {
             let url = config.search_postgres_url();
             Arc::new(
@@ -36,7 +38,7 @@ pub async fn open_index(config: &Config, threads: usize) -> anyhow::Result<Arc<d
                 .context("cannot open the embedded search index")?;
             Arc::new(index)
         }
-    })
+    }))
 }
 
 /// Starts the indexer: subscribed before this returns, so no entry committed later is missed;
@@ -62,7 +64,7 @@ pub async fn reindex_command(config: &Config) -> anyhow::Result<ReindexStats> {
         .await
         .context("cannot open the database")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-    let index = open_index(config, threads).await?;
+    let index = open_index(config, threads).await?.context("search.backend is off: there is no index to rebuild")?;
     let total = store.entry_count().await.context("cannot count the log entries")?;
     let bar = ProgressBar::new(total);
     bar.set_style(

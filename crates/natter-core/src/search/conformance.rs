@@ -16,7 +16,7 @@ macro_rules! search_conformance {
     ($open:path) => {
         $crate::search_conformance!(@cases $open;
             cjk_any_substring_of_two_or_more, latin_words_prefixes_and_case, mixed_terms_all_must_match,
-            upsert_replaces_by_message_id, remove_deletes, scopes_and_min_seq_filter, newest_order_and_paging,
+            upsert_replaces_by_message_id, inserted_documents_are_replaced_by_upserts, remove_deletes, scopes_and_min_seq_filter, newest_order_and_paging,
             relevance_order_ranks_better_matches_first, created_until_bounds_results, clear_empties_the_index,
             long_and_odd_texts, checkpoints_are_kept_apart_from_documents);
     };
@@ -140,6 +140,19 @@ pub async fn upsert_replaces_by_message_id(index: &dyn SearchIndex) {
     assert!(found(index, "original").await.is_empty());
     assert_eq!(found(index, "again").await, ["c-1"]);
     assert_eq!(index.count().await.expect("count"), 1);
+}
+
+pub async fn inserted_documents_are_replaced_by_upserts(index: &dyn SearchIndex) {
+    index.insert(vec![document("c", 1, "first words"), document("c", 2, "second words")]).await.expect("insert");
+    index.flush().await.expect("flush");
+    assert_eq!(found(index, "words").await, ["c-2", "c-1"]);
+    load(index, vec![document("c", 1, "edited text")]).await;
+    index.insert(vec![document("c", 3, "third words")]).await.expect("insert");
+    index.remove(vec![MessageId("c-2".into())]).await.expect("remove");
+    index.flush().await.expect("flush");
+    assert_eq!(found(index, "words").await, ["c-3"]);
+    assert_eq!(found(index, "edited").await, ["c-1"]);
+    assert_eq!(index.count().await.expect("count"), 2);
 }
 
 pub async fn remove_deletes(index: &dyn SearchIndex) {

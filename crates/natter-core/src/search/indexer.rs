@@ -45,6 +45,8 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// What the index should end up holding for one message.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Change {
+    /// The first version of a message the index sees (see [`SearchIndex::insert`]).
+    Insert(SearchDocument),
     Upsert(SearchDocument),
     Remove,
 }
@@ -70,10 +72,12 @@ impl Changes {
     /// Writes them (not flushed); returns how many.
     pub(super) async fn write(self, index: &dyn SearchIndex) -> StoreResult<usize> {
         let written = self.list.len();
+        let mut inserts = Vec::new();
         let mut upserts = Vec::new();
         let mut removals = Vec::new();
         for (id, change) in self.list {
             match change {
+                Change::Insert(document) => inserts.push(document),
                 Change::Upsert(document) => upserts.push(document),
                 Change::Remove => removals.push(id),
             }
@@ -83,6 +87,9 @@ impl Changes {
         }
         if !upserts.is_empty() {
             index.upsert(upserts).await?;
+        }
+        if !inserts.is_empty() {
+            index.insert(inserts).await?;
         }
         Ok(written)
     }
@@ -231,7 +238,7 @@ impl Indexer {
                     _ if *seq <= at => {}
                     Some(entry) if *seq == at.next() => {
                         let change = match entry {
-                            Indexed::Entry(entry) => self.change_for_entry(entry).await?,
+                            Indexed::Entry(entry) => self.change_for_new_entry(entry).await?,
                             Indexed::View(view) => self.change_for_view(view).await?,
                         };
                         if let Some((id, change)) = change {
@@ -262,11 +269,21 @@ impl Indexer {
         Ok(())
     }
 
+    /// The change an entry published at its append makes. A content entry is new to the index
+    /// (the entry after the checkpoint was never indexed: checkpoints commit with their
+    /// documents), so it is inserted, and one with nothing to search changes nothing.
+    async fn change_for_new_entry(&self, entry: &crate::model::Message) -> StoreResult<Option<(MessageId, Change)>> {
+        if entry.kind.is_content() {
+            return Ok(SearchDocument::of(entry).map(|document| (entry.id.clone(), Change::Insert(document))));
+        }
+        self.change_of_target(entry.kind, &entry.conversation_id, entry.target_seq).await
+    }
+
     async fn change_for_view(&self, entry: &MessageView) -> StoreResult<Option<(MessageId, Change)>> {
         let Some(kind) = MessageKind::parse(&entry.kind) else { return Ok(None) };
         if kind.is_content() {
             return Ok(
-                document_from_view(entry).map(|document| (document.message_id.clone(), Change::Upsert(document)))
+                document_from_view(entry).map(|document| (document.message_id.clone(), Change::Insert(document)))
             );
         }
         self.change_of_target(kind, &ConversationId(entry.conversation_id.clone()), entry.target_seq.map(Seq::new))

@@ -115,6 +115,13 @@ pub trait SearchIndex: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Adds or replaces (by message id) these documents.
     async fn upsert(&self, documents: Vec<SearchDocument>) -> StoreResult<()>;
+    /// Adds documents of messages the index has never held (each past its conversation's
+    /// checkpoint, from its own log entry): an adapter may skip looking for an older version,
+    /// which for tantivy is a delete applied to every segment at the next commit. By default an
+    /// upsert.
+    async fn insert(&self, documents: Vec<SearchDocument>) -> StoreResult<()> {
+        self.upsert(documents).await
+    }
     /// Removes these messages' documents (unknown ids are ignored).
     async fn remove(&self, messages: Vec<MessageId>) -> StoreResult<()>;
     /// Makes every upsert and removal so far durable and visible to searches.

@@ -96,7 +96,7 @@ impl SearchService {
             Some(text) => Some(Cursor::decode(text).ok_or_else(invalid_cursor)?),
         };
         let Some(index) = self.deps.search.clone() else {
-            return Err(DomainError::invalid(ErrorCode::SearchUnavailable, "this server has no search index"));
+            return Err(DomainError::unavailable(ErrorCode::SearchUnavailable, "this server has no search index"));
         };
         let scopes = match input.conversation_id {
             Some(id) => {

@@ -24,6 +24,8 @@ pub enum SearchBackend {
     Embedded,
     /// Shared by a cluster.
     Postgres,
+    /// No index: messages are not indexed and searches are refused (`search_unavailable`).
+    Off,
 }
 
 /// `files.backend`.
