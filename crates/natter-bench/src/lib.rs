@@ -5,13 +5,16 @@
 //! starts every server it measures as a separate process, so that their CPU and memory can be
 //! read from `/proc` and nothing of the load generator runs inside them.
 
+pub mod bars;
 pub mod ceiling;
 pub mod check;
+pub mod guard;
 pub mod measure;
 pub mod nats;
 pub mod natter;
 pub mod payload;
 pub mod procs;
+pub mod ratios;
 pub mod report;
 pub mod run;
 pub mod scenarios;

@@ -1,12 +1,14 @@
 //! `natter-bench`: the command line of natter's benchmark (see the library's docs).
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use natter_bench::guard::{Baseline, Comparison, THRESHOLD};
+use natter_bench::report::Report;
 use natter_bench::run::{self, Options, Plan, Selection};
 use natter_bench::{ceiling, natter, scenarios};
 
@@ -35,7 +37,9 @@ enum Command {
         /// The natter binary to measure [default: `natter` beside this binary].
         #[arg(long)]
         natter_bin: Option<PathBuf>,
-        /// Only these systems (comma-separated): natter, natter-cluster, ceiling, nats, synapse.
+        /// Only these systems (comma-separated): natter, natter-noindex, natter-cluster, ceiling,
+        /// nats, synapse. natter-noindex (search indexing off; direct and fan-out only) and
+        /// synapse are left out of --quick unless named here.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
         /// Leave these systems out (same names as --only).
@@ -44,6 +48,18 @@ enum Command {
         /// Only these scenarios (comma-separated): connections, direct, fanout, group, catchup.
         #[arg(long, value_delimiter = ',')]
         scenarios: Vec<String>,
+        /// The report.json to compare this run's ratios with, or `none`. Flags any ratio worse
+        /// by more than 15 % in the report, without failing the run [default: the workspace's
+        /// docs/benchmarks/report.json, if there is one, except with --quick].
+        #[arg(long)]
+        baseline: Option<String>,
+    },
+    /// Compare two runs' ratios; exits non-zero when any got worse by more than 15 %.
+    Compare {
+        /// The earlier report.json (e.g. docs/benchmarks/report.json).
+        baseline: PathBuf,
+        /// The report.json of the run to judge.
+        new: PathBuf,
     },
     /// The ceiling baseline's server (started by `run`).
     #[command(hide = true)]
@@ -65,7 +81,12 @@ enum Command {
     },
 }
 
-const SYSTEMS: [&str; 5] = ["natter", "natter-cluster", "ceiling", "nats", "synapse"];
+const SYSTEMS: [&str; 6] = ["natter", "natter-noindex", "natter-cluster", "ceiling", "nats", "synapse"];
+/// Systems a quick run leaves out unless `--only` names them: Synapse is slow to set up, and the
+/// quick run is a correctness check that natter-noindex would only repeat.
+const NOT_IN_QUICK: [&str; 2] = ["natter-noindex", "synapse"];
+/// The committed report, relative to the workspace root: the default baseline.
+const COMMITTED_REPORT: &str = "docs/benchmarks/report.json";
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -82,7 +103,15 @@ fn main() -> anyhow::Result<()> {
         Command::ConnectWorker { source, count, url, hello } => {
             runtime.block_on(scenarios::connections::worker(source, count, url, hello))
         }
-        Command::Run { quick, out, natter_bin, only, skip, scenarios } => {
+        Command::Compare { baseline, new } => {
+            let comparison = Baseline::load(&baseline)?.compare(&Report::load(&new)?);
+            print_comparison(&comparison);
+            if comparison.regressions() > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Run { quick, out, natter_bin, only, skip, scenarios, baseline } => {
             if let Some(unknown) = scenarios.iter().find(|s| !run::SCENARIOS.contains(&s.as_str())) {
                 bail!("unknown scenario {unknown:?}; the scenarios are {}", run::SCENARIOS.join(", "));
             }
@@ -92,27 +121,32 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             let chosen = |name: &str| {
-                let named =
-                    if only.is_empty() { !(quick && name == "synapse") } else { only.iter().any(|o| o == name) };
+                let named = if only.is_empty() {
+                    !(quick && NOT_IN_QUICK.contains(&name))
+                } else {
+                    only.iter().any(|o| o == name)
+                };
                 named && !skip.iter().any(|s| s == name)
             };
             let selection = Selection {
                 natter: chosen("natter"),
+                natter_noindex: chosen("natter-noindex"),
                 natter_cluster: chosen("natter-cluster"),
                 ceiling: chosen("ceiling"),
                 nats: chosen("nats"),
                 synapse: chosen("synapse"),
             };
             let natter_binary = natter_bin.unwrap_or_else(natter::default_binary);
-            if selection.natter || selection.natter_cluster {
+            if selection.natter || selection.natter_noindex || selection.natter_cluster {
                 anyhow::ensure!(
                     natter_binary.exists(),
                     "no natter binary at {} (build it: cargo build --release -p natter)",
                     natter_binary.display()
                 );
             }
+            let baseline = choose_baseline(baseline.as_deref(), quick)?;
             let plan = Plan { scenarios, ..Plan::new(quick) };
-            let options = Options { plan, selection, natter_binary, out: out.clone() };
+            let options = Options { plan, selection, natter_binary, out: out.clone(), baseline };
             let (report, correct) = runtime.block_on(run::run(options))?;
             println!("\nreport: {}", out.join("report.md").display());
             for bar in &report.bars {
@@ -126,6 +160,13 @@ fn main() -> anyhow::Result<()> {
             for line in &report.skipped {
                 println!("  [not run] {line}");
             }
+            if let Some(comparison) = &report.baseline_comparison {
+                println!();
+                print_comparison(comparison);
+                if comparison.regressions() > 0 {
+                    println!("(`run` does not fail on this; `natter-bench compare` does)");
+                }
+            }
             if !correct {
                 eprintln!(
                     "\nCORRECTNESS FAILURE: a message was lost, duplicated or reordered, or a send failed; see the report"
@@ -138,5 +179,43 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// The baseline `run` compares with: `--baseline PATH` (which must load), none with
+/// `--baseline none`, else the committed report unless this is a quick run (a full run's ratios
+/// at other sizes; the quick run checks correctness, not speed).
+fn choose_baseline(argument: Option<&str>, quick: bool) -> anyhow::Result<Option<Baseline>> {
+    match argument {
+        Some("none") => Ok(None),
+        Some(path) => Baseline::load(Path::new(path)).map(Some),
+        None if quick => Ok(None),
+        None => {
+            let Some(path) = committed_report() else { return Ok(None) };
+            match Baseline::load(&path) {
+                Ok(baseline) => Ok(Some(baseline)),
+                Err(error) => {
+                    eprintln!("natter-bench: not comparing with the committed report: {error:#}");
+                    Ok(None)
+                }
+            }
+        }
+    }
+}
+
+/// [`COMMITTED_REPORT`] in the workspace that holds the current directory, if it exists.
+fn committed_report() -> Option<PathBuf> {
+    let current = std::env::current_dir().ok()?;
+    let root = current.ancestors().find(|dir| {
+        std::fs::read_to_string(dir.join("Cargo.toml")).is_ok_and(|manifest| manifest.contains("[workspace]"))
+    })?;
+    Some(root.join(COMMITTED_REPORT)).filter(|path| path.exists())
+}
+
+fn print_comparison(comparison: &Comparison) {
+    println!("{}", comparison.to_markdown());
+    match comparison.regressions() {
+        0 => println!("No ratio got worse by more than {:.0} %.", THRESHOLD * 100.0),
+        n => println!("{n} ratio(s) got worse by more than {:.0} %.", THRESHOLD * 100.0),
     }
 }

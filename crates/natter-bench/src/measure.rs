@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One scenario, on one system, with one set of parameters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
     /// `connections` | `direct` | `fanout` | `catchup`.
     pub scenario: String,
@@ -30,6 +30,10 @@ pub struct Measurement {
     /// Scenario-specific figures, e.g. `rss_per_connection_bytes`, `connect_rate`.
     pub extra: BTreeMap<String, f64>,
     pub duration_secs: f64,
+    /// Server CPU time over the measured phase divided by the deliveries made in it, in
+    /// microseconds (direct and fan-out). Absent from reports older than this field.
+    #[serde(default)]
+    pub server_cpu_us_per_delivery: Option<f64>,
 }
 
 impl Measurement {
@@ -47,6 +51,7 @@ impl Measurement {
             correctness: Correctness::default(),
             extra: BTreeMap::new(),
             duration_secs: 0.0,
+            server_cpu_us_per_delivery: None,
         }
     }
 
@@ -58,10 +63,27 @@ impl Measurement {
     pub fn param_mut(&mut self, name: &str, value: impl Into<f64>) {
         self.params.insert(name.to_owned(), value.into());
     }
+
+    /// Sets [`Measurement::server_cpu_us_per_delivery`] from the server's CPU time and the
+    /// deliveries counted; left unset without either.
+    pub fn note_cpu_per_delivery(&mut self) {
+        self.server_cpu_us_per_delivery = self.computed_cpu_per_delivery();
+    }
+
+    /// [`Measurement::server_cpu_us_per_delivery`], or for a report older than that field, the
+    /// same figure computed from what it did record.
+    pub fn cpu_us_per_delivery(&self) -> Option<f64> {
+        self.server_cpu_us_per_delivery.or_else(|| self.computed_cpu_per_delivery())
+    }
+
+    fn computed_cpu_per_delivery(&self) -> Option<f64> {
+        let delivered = self.correctness.delivered;
+        self.server.filter(|_| delivered > 0).map(|server| server.cpu_secs * 1e6 / delivered as f64)
+    }
 }
 
 /// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct Latency {
     pub count: u64,
     pub p50_us: u64,
@@ -72,7 +94,7 @@ pub struct Latency {
 }
 
 /// CPU and memory of a set of processes over a run.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Usage {
     /// User + system CPU seconds spent during the run.
     pub cpu_secs: f64,
@@ -83,7 +105,7 @@ pub struct Usage {
 }
 
 /// Every message sent must reach every intended device exactly once, in `seq` order.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Correctness {
     /// Deliveries that should have happened (messages × intended devices).
     pub expected: u64,
@@ -183,5 +205,19 @@ mod tests {
         ] {
             assert!(!broken.is_clean(), "{broken:?}");
         }
+    }
+
+    #[test]
+    fn cpu_per_delivery_needs_server_time_and_deliveries() {
+        let mut measurement = Measurement::new("fanout", "x", "saturated");
+        measurement.correctness.delivered = 4000;
+        measurement.note_cpu_per_delivery();
+        assert_eq!(measurement.server_cpu_us_per_delivery, None, "no server measured");
+        measurement.server = Some(Usage { cpu_secs: 0.5, ..Usage::default() });
+        measurement.note_cpu_per_delivery();
+        assert_eq!(measurement.server_cpu_us_per_delivery, Some(125.0));
+        measurement.correctness.delivered = 0;
+        measurement.note_cpu_per_delivery();
+        assert_eq!(measurement.server_cpu_us_per_delivery, None, "nothing delivered");
     }
 }

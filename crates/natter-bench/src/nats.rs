@@ -17,11 +17,10 @@ use futures_util::stream::SplitStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::ceiling::{CONNECT_TIMEOUT, Writer, connect};
 use crate::payload;
 use crate::services::Nats;
 use crate::system::{Delivery, Device, IdleEndpoints, SendFn, System};
-use crate::wsclient::Socket;
+use crate::wsclient::{CONNECT_TIMEOUT, Socket, Writer, connect_within_timeout};
 
 /// The client's `CONNECT`: no `+OK` after every operation, no headers.
 const CONNECT: &str =
@@ -74,7 +73,7 @@ async fn connect_room(ws_url: &str, subject: &str, members: usize) -> anyhow::Re
 }
 
 async fn connect_device(ws_url: &str, subject: &str, member: u32) -> anyhow::Result<Device> {
-    let (sink, stream) = connect(ws_url).await?.split();
+    let (sink, stream) = connect_within_timeout(ws_url).await?.split();
     let writer = Writer::spawn(sink);
     let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
     let mut connection = Connection {

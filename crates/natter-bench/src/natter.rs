@@ -62,6 +62,15 @@ impl Natter {
         Ok(Natter::new("natter (SQLite, 1 process)".into(), vec![node], None))
     }
 
+    /// As [`Natter::start_embedded`] with search indexing off (`search.backend = off`), to
+    /// measure what indexing costs. Its name must not start like the embedded one's: the bars
+    /// and ratios find systems by name prefix.
+    pub async fn start_embedded_search_off(binary: &Path, work_dir: &Path) -> anyhow::Result<Natter> {
+        let env = [("NATTER_SEARCH__BACKEND", "off".to_owned())];
+        let node = start_node(binary, work_dir, "natter", &env).await?;
+        Ok(Natter::new("natter (search off, SQLite, 1 process)".into(), vec![node], None))
+    }
+
     /// `nodes` processes sharing one PostgreSQL database and one NATS server.
     pub async fn start_cluster(
         binary: &Path,

@@ -4,12 +4,15 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Serialize;
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
 
+use crate::guard::Comparison;
 use crate::measure::Measurement;
+use crate::ratios::Ratio;
 
 /// One of the issue's bars, with what this run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bar {
     pub scenario: String,
     pub target: String,
@@ -55,18 +58,36 @@ impl Bar {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Everything a run wrote to report.json. Fields added since the first reports default when
+/// missing, so that an older report.json still loads as a baseline.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Report {
     pub generated_at: String,
+    /// `quick` or `full`.
     pub mode: String,
     pub machine: Machine,
     pub bars: Vec<Bar>,
     pub measurements: Vec<Measurement>,
     /// Systems or scenarios that could not run, and why.
+    #[serde(default)]
     pub skipped: Vec<String>,
+    /// This run's ratios, for reading; a comparison derives them again from `measurements`.
+    #[serde(default)]
+    pub ratios: Vec<Ratio>,
+    /// This run against a baseline report, when one was compared (`run --baseline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_comparison: Option<Comparison>,
 }
 
-#[derive(Debug, Serialize)]
+impl Report {
+    /// Reads a report.json written by this or an earlier version of the tool.
+    pub fn load(path: &Path) -> anyhow::Result<Report> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is not a natter-bench report", path.display()))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Machine {
     pub cpu: String,
     pub cores: usize,
@@ -116,6 +137,18 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
         };
         writeln!(md, "| {} | {} | {} | {ratio} | {met} |", bar.scenario, bar.target, bar.measured)?;
     }
+    if !report.ratios.is_empty() {
+        writeln!(md, "\n## Ratios\n")?;
+        writeln!(md, "Measured in this run; the regression guard compares these between runs.\n")?;
+        writeln!(md, "| figure | ratio |\n|---|---|")?;
+        for ratio in &report.ratios {
+            let better = if ratio.higher_is_better { "higher is better" } else { "lower is better" };
+            writeln!(md, "| {} ({better}) | {:.3}× |", ratio.label, ratio.value)?;
+        }
+    }
+    if let Some(comparison) = &report.baseline_comparison {
+        writeln!(md, "\n## Against the baseline\n\n{}", comparison.to_markdown())?;
+    }
     for scenario in ["connections", "direct", "fanout", "catchup"] {
         let rows: Vec<&Measurement> = report.measurements.iter().filter(|m| m.scenario == scenario).collect();
         if rows.is_empty() {
@@ -124,9 +157,9 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
         writeln!(md, "\n## {scenario}\n")?;
         writeln!(
             md,
-            "| system | variant | params | throughput | p50 | p99 | p99.9 | max | server CPU | server peak RSS | client CPU | correctness |"
+            "| system | variant | params | throughput | p50 | p99 | p99.9 | max | server CPU | server CPU µs/delivery | server peak RSS | client CPU | correctness |"
         )?;
-        writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")?;
         for row in &rows {
             let params: Vec<String> = row.params.iter().map(|(k, v)| format!("{k}={}", human(*v))).collect();
             let throughput =
@@ -141,6 +174,7 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
                 }
                 None => ("–".into(), "–".into()),
             };
+            let cpu_per_delivery = row.server_cpu_us_per_delivery.map_or("–".to_owned(), |us| format!("{us:.1}"));
             let c = &row.correctness;
             let correctness = if c.is_clean() {
                 format!("ok ({} of {})", human(c.delivered as f64), human(c.expected as f64))
@@ -152,7 +186,7 @@ pub fn write(report: &Report, dir: &Path) -> anyhow::Result<()> {
             };
             writeln!(
                 md,
-                "| {} | {} | {} | {throughput} | {p50} | {p99} | {p999} | {max} | {server_cpu} | {server_rss} | {:.0}% | {correctness} |",
+                "| {} | {} | {} | {throughput} | {p50} | {p99} | {p999} | {max} | {server_cpu} | {cpu_per_delivery} | {server_rss} | {:.0}% | {correctness} |",
                 row.system,
                 row.variant,
                 params.join(", "),
@@ -274,5 +308,35 @@ mod tests {
         assert!(svg.contains("a &lt;b&gt;") && svg.contains("natter &amp; co"));
         assert_eq!(human(1_234_567.0), "1.23M");
         assert_eq!(human(25_300.0), "25.3k");
+    }
+
+    #[test]
+    fn a_report_from_before_the_guard_still_loads() {
+        // The shape of docs/benchmarks/report.json as first committed: no ratios, no
+        // comparison, no CPU per delivery.
+        let old = r#"{
+            "generated_at": "2026-11-20T10:00:00Z", "mode": "full",
+            "machine": { "cpu": "EPYC", "cores": 2, "memory_gib": 24.0, "kernel": "6.18" },
+            "bars": [ { "scenario": "direct", "target": "t", "measured": "m", "ratio": null, "met": null } ],
+            "measurements": [ {
+                "scenario": "fanout", "system": "natter (SQLite, 1 process)", "variant": "saturated (window 32)",
+                "params": { "members": 1000.0 }, "throughput": 196383.9, "throughput_unit": "deliveries/s",
+                "latency": null, "server": { "cpu_secs": 20.0, "cpu_percent": 180.0, "peak_rss_bytes": 1 },
+                "client": { "cpu_secs": 1.0, "cpu_percent": 10.0, "peak_rss_bytes": 1 },
+                "correctness": { "expected": 10, "delivered": 10, "lost": 0, "duplicated": 0, "reordered": 0, "failed_sends": 0 },
+                "extra": {}, "duration_secs": 10.0
+            } ],
+            "skipped": []
+        }"#;
+        let dir = std::env::temp_dir().join(format!("natter-bench-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("report.json");
+        std::fs::write(&path, old).expect("write");
+        let report = Report::load(&path).expect("an old report loads");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(report.ratios.is_empty() && report.baseline_comparison.is_none());
+        let measurement = &report.measurements[0];
+        assert_eq!(measurement.server_cpu_us_per_delivery, None);
+        assert_eq!(measurement.cpu_us_per_delivery(), Some(2_000_000.0), "computed from what it recorded");
     }
 }

@@ -8,16 +8,18 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::ceiling::Ceiling;
+use crate::guard::Baseline;
 use crate::measure::Measurement;
 use crate::nats::NatsBaseline;
 use crate::natter::Natter;
-use crate::report::{self, Bar, Machine, Report};
+use crate::report::{self, Machine, Report};
 use crate::scenarios::direct::{self, DirectParams};
 use crate::scenarios::fanout::{self, FanoutParams};
 use crate::scenarios::{Pace, catchup, connections};
 use crate::services::{Nats, Postgres, Redis};
 use crate::synapse::Synapse;
 use crate::system::System;
+use crate::{bars, ratios};
 
 /// The sizes of a run.
 #[derive(Debug, Clone)]
@@ -87,6 +89,8 @@ impl Plan {
 #[derive(Debug, Clone)]
 pub struct Selection {
     pub natter: bool,
+    /// Embedded natter with search indexing off, direct and fan-out only: what indexing costs.
+    pub natter_noindex: bool,
     pub natter_cluster: bool,
     pub ceiling: bool,
     pub nats: bool,
@@ -98,11 +102,13 @@ pub struct Options {
     pub selection: Selection,
     pub natter_binary: PathBuf,
     pub out: PathBuf,
+    /// The report this run's ratios are compared with (the regression guard); none: not compared.
+    pub baseline: Option<Baseline>,
 }
 
 /// Runs everything; returns the report (already written) and whether every run was correct.
 pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
-    let Options { plan, selection, natter_binary, out } = options;
+    let Options { plan, selection, natter_binary, out, baseline } = options;
     let work = out.join("work");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -130,6 +136,16 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
                 natter.stop().await;
             }
             Err(error) => note("natter (SQLite)", error),
+        }
+    }
+    if selection.natter_noindex {
+        stage(&status, "natter (search off): starting");
+        match Natter::start_embedded_search_off(&natter_binary, &work.join("natter-noindex")).await {
+            Ok(natter) => {
+                search_off_scenarios(&natter, &plan, &status, &bar, &mut measurements, &mut note).await;
+                natter.stop().await;
+            }
+            Err(error) => note("natter (search off)", error),
         }
     }
     let postgres = if selection.natter_cluster || selection.synapse {
@@ -203,6 +219,14 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
         stage(&status, "ceiling: starting");
         match Ceiling::start(&work.join("ceiling")).await {
             Ok(ceiling) => {
+                // The ceiling also relays direct pairs (acknowledging each send), so that natter's
+                // direct throughput has a ratio too.
+                if plan.wants("direct") {
+                    let label = format!("direct (relay) on {}", ceiling.name());
+                    stage(&status, format!("{label}: running"));
+                    let outcome = direct::run(&ceiling, plan.direct, &bar).await;
+                    step(&status, &label, outcome, &mut measurements, &mut note);
+                }
                 baseline_scenarios(&ceiling, &plan, &status, &bar, &mut measurements, &mut note).await;
             }
             Err(error) => note("ceiling", error),
@@ -241,14 +265,17 @@ pub async fn run(options: Options) -> anyhow::Result<(Report, bool)> {
     bar.finish_and_clear();
 
     let correct = measurements.iter().all(|m| m.correctness.is_clean());
-    let report = Report {
+    let mut report = Report {
         generated_at: chrono_now(),
         mode: if plan.quick { "quick".into() } else { "full".into() },
         machine: Machine::describe(),
-        bars: bars(&measurements, &plan),
+        bars: bars::bars(&measurements, &plan),
+        ratios: ratios::derive(&measurements),
         measurements,
         skipped,
+        baseline_comparison: None,
     };
+    report.baseline_comparison = baseline.map(|baseline| baseline.compare(&report));
     report::write(&report, &out)?;
     Ok((report, correct))
 }
@@ -324,6 +351,28 @@ async fn natter_scenarios(
     }
 }
 
+/// What search indexing costs: direct (saturated) and fan-out, the scenarios of its bar.
+async fn search_off_scenarios(
+    natter: &Natter,
+    plan: &Plan,
+    status: &ProgressBar,
+    bar: &ProgressBar,
+    measurements: &mut Vec<Measurement>,
+    note: &mut impl FnMut(&str, anyhow::Error),
+) {
+    let name = natter.name();
+    if plan.wants("direct") {
+        let label = format!("direct on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, direct::run(natter, plan.direct, bar).await, measurements, note);
+    }
+    if plan.wants("fanout") {
+        let label = format!("fanout on {name}");
+        stage(status, format!("{label}: running"));
+        step(status, &label, fanout::run(natter, plan.fanout, bar).await, measurements, note);
+    }
+}
+
 async fn baseline_scenarios<S: System>(
     system: &S,
     plan: &Plan,
@@ -396,126 +445,6 @@ fn say(status: &ProgressBar, line: String) {
     } else {
         status.println(line);
     }
-}
-
-/// The bars, from this run's measurements.
-fn bars(measurements: &[Measurement], plan: &Plan) -> Vec<Bar> {
-    let find = |scenario: &str, system: &str, variant: &str| {
-        measurements
-            .iter()
-            .find(|m| m.scenario == scenario && m.system.starts_with(system) && m.variant.starts_with(variant))
-    };
-    let throughput = |m: Option<&Measurement>| m.and_then(|m| m.throughput);
-    let embedded = "natter (SQLite";
-    let mut bars = Vec::new();
-
-    let wide = measurements.iter().find(|m| m.scenario == "connections" && m.system.contains("PostgreSQL"));
-    let any = wide.or_else(|| find("connections", embedded, ""));
-    let per_connection = any.and_then(|m| m.extra.get("rss_per_connection_bytes").copied());
-    let target = format!(
-        "{} idle connections, server RSS ≤ 6 KiB each",
-        report::human(plan.cluster_connections.max(plan.connections) as f64)
-    );
-    let mut bar = Bar::at_most("connections", &target, 6.0 * 1024.0, per_connection, "bytes/connection");
-    if let Some(m) = any {
-        bar.measured = format!(
-            "{} at {} connections",
-            bar.measured,
-            report::human(m.extra.get("connected").copied().unwrap_or(0.0))
-        );
-    }
-    bars.push(bar);
-
-    bars.push(Bar::at_least(
-        "direct",
-        "embedded (SQLite) ≥ 30,000 messages/s",
-        30_000.0,
-        throughput(find("direct", embedded, "saturated")),
-        "messages/s",
-    ));
-    let half = find("direct", embedded, "fixed").and_then(|m| m.latency).map(|l| l.p99_us as f64 / 1000.0);
-    bars.push(Bar::at_most("direct", "p99 send→deliver ≤ 25 ms at half that rate", 25.0, half, "ms p99"));
-    bars.push(Bar::at_least(
-        "direct",
-        "PostgreSQL + NATS, two processes ≥ 10,000 messages/s",
-        10_000.0,
-        throughput(find("direct", "natter (PostgreSQL", "saturated")),
-        "messages/s",
-    ));
-
-    let two_process = throughput(find("direct", "natter (PostgreSQL", "saturated"));
-    let split = throughput(find("direct", "natter (split", "saturated"));
-    let target = "split topology (gateways → gRPC → chat) ≥ the two-process shape, same run";
-    bars.push(match (split, two_process) {
-        (Some(split), Some(two)) if two > 0.0 => Bar {
-            scenario: "direct".into(),
-            target: target.into(),
-            measured: format!("{} vs {} messages/s ({:.2}×)", report::human(split), report::human(two), split / two),
-            ratio: Some(split / two),
-            met: Some(split >= two),
-        },
-        _ => Bar::not_measured("direct", target, "not measured in this run"),
-    });
-
-    let natter_fanout = throughput(find("fanout", embedded, "saturated"));
-    let ceiling_fanout = throughput(find("fanout", "ceiling", "saturated"));
-    let nats_fanout = throughput(find("fanout", "NATS", "saturated"));
-    let relative = |name: &str, goal: f64, baseline: Option<f64>| match (natter_fanout, baseline) {
-        (Some(natter), Some(baseline)) if baseline > 0.0 => {
-            let ratio = natter / baseline;
-            Bar {
-                scenario: "fanout".into(),
-                target: format!("deliveries/s ≥ {goal} × {name}"),
-                measured: format!(
-                    "{} vs {} deliveries/s ({ratio:.2}×)",
-                    report::human(natter),
-                    report::human(baseline)
-                ),
-                ratio: Some(ratio / goal),
-                met: Some(ratio >= goal),
-            }
-        }
-        _ => Bar::not_measured("fanout", &format!("deliveries/s ≥ {goal} × {name}"), "not measured in this run"),
-    };
-    bars.push(relative("ceiling", 0.8, ceiling_fanout));
-    bars.push(relative("NATS", 1.0, nats_fanout));
-
-    let big = measurements.iter().find(|m| {
-        m.scenario == "fanout"
-            && m.params.get("members") == Some(&(plan.big_group.members as f64))
-            && m.system.starts_with(embedded)
-    });
-    let big_p99 = big.and_then(|m| m.latency).map(|l| l.p99_us as f64 / 1000.0);
-    let target = format!(
-        "{}-member group, all online: p99 to the last member ≤ 100 ms",
-        report::human(plan.big_group.members as f64)
-    );
-    bars.push(Bar::at_most("fanout", &target, 100.0, big_p99, "ms p99"));
-
-    let catchup =
-        find("catchup", embedded, "").and_then(|m| m.extra.get("sync_secs_median").copied()).map(|s| s * 1000.0);
-    let target = format!("{} missed messages synced in ≤ 300 ms", report::human(plan.catchup_missed as f64));
-    bars.push(Bar::at_most("catchup", &target, 300.0, catchup, "ms (median of 5)"));
-
-    for (scenario, natter) in [("direct", throughput(find("direct", embedded, "saturated"))), ("fanout", natter_fanout)]
-    {
-        let synapse = throughput(find(scenario, "Synapse", ""));
-        let target = format!("≥ 100 × Synapse's {scenario} throughput");
-        bars.push(match (natter, synapse) {
-            (Some(natter), Some(synapse)) if synapse > 0.0 => {
-                let ratio = natter / synapse;
-                Bar {
-                    scenario: scenario.into(),
-                    target,
-                    measured: format!("{} vs {} ({ratio:.0}×)", report::human(natter), report::human(synapse)),
-                    ratio: Some(ratio / 100.0),
-                    met: Some(ratio >= 100.0),
-                }
-            }
-            _ => Bar::not_measured(scenario, &target, "not measured in this run"),
-        });
-    }
-    bars
 }
 
 /// Now as RFC 3339 UTC, from the system clock (no date crate needed for one timestamp).

@@ -24,7 +24,8 @@ pub struct Delivery {
 }
 
 /// Sends one body into the device's room; resolves once the system acknowledged it (natter:
-/// `sent`; Synapse: the send request's 200; NATS and the ceiling: the frame is written).
+/// `sent`; Synapse: the send request's 200; the relaying ceiling: its `sent` frame; NATS and the
+/// broadcasting ceiling: the frame is written).
 ///
 /// Contract: the body is queued for the wire when `send` is called, not when the returned
 /// future is first polled, so that one device's bodies leave in call order however the
@@ -59,6 +60,13 @@ pub trait System: Send + Sync {
     /// device, and returns the devices, member 0 first. Everything the system needs before the
     /// first send (accounts, friendship, group, subscriptions) is done before this returns.
     fn room(&self, members: usize) -> impl Future<Output = anyhow::Result<Vec<Device>>> + Send;
+
+    /// Two devices that talk to each other, for the direct scenario: each body one sends reaches
+    /// the other, and the send resolves once the system acknowledged it. By default a room of two
+    /// (natter makes that a direct conversation); the ceiling relays instead of broadcasting.
+    fn pair(&self) -> impl Future<Output = anyhow::Result<Vec<Device>>> + Send {
+        self.room(2)
+    }
 
     /// WebSocket URLs (and the first text frame to send after connecting, if the protocol needs
     /// one) for `count` idle authenticated connections, for the connections scenario. `None`:

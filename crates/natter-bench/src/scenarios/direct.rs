@@ -23,7 +23,7 @@ pub struct DirectParams {
 }
 
 pub async fn run<S: System>(system: &S, params: DirectParams, bar: &ProgressBar) -> anyhow::Result<Measurement> {
-    let rooms: Vec<_> = stream::iter(0..params.pairs).map(|_| system.room(2)).buffer_unordered(8).try_collect().await?;
+    let rooms: Vec<_> = stream::iter(0..params.pairs).map(|_| system.pair()).buffer_unordered(8).try_collect().await?;
     let total = params.pairs as u64 * 2 * params.messages_per_sender;
     bar.set_length(total);
     bar.set_position(0);
@@ -72,5 +72,6 @@ pub async fn run<S: System>(system: &S, params: DirectParams, bar: &ProgressBar)
     measurement.throughput = Some(delivered as f64 / measurement.duration_secs.max(1e-9));
     measurement.throughput_unit = "messages/s".into();
     measurement.latency = latency.latency();
+    measurement.note_cpu_per_delivery();
     Ok(measurement)
 }

@@ -109,6 +109,7 @@ pub async fn run<S: System>(system: &S, params: FanoutParams, bar: &ProgressBar)
     if let Some(each) = per_delivery.latency() {
         measurement.extra.insert("per_delivery_p99_us".into(), each.p99_us as f64);
     }
+    measurement.note_cpu_per_delivery();
     Ok(measurement)
 }
 
