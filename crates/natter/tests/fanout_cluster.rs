@@ -115,7 +115,10 @@ async fn the_jobs_of_a_killed_worker_are_delivered_by_the_next_one() {
     println!("queued entries delivered within {:?} of the new worker being ready", started.elapsed());
     let jobs = fanout_of(&http, &cluster.nodes[worker]).await;
     println!("new worker: {jobs:?}; duplicate pushes: {duplicates}");
-    assert_eq!(jobs.jobs, queued.len() as f64, "the new worker ran the queued jobs");
+    // The killed worker may have published a `before` entry and died before its ack reached
+    // JetStream: the new worker gets that job again, finds it published and sends nothing.
+    assert!(jobs.repeats <= before.len() as f64, "only jobs of entries already delivered repeat");
+    assert_eq!(jobs.jobs - jobs.repeats, queued.len() as f64, "the new worker ran the queued jobs");
     assert_eq!(duplicates, 0, "no job was in hand when the worker died");
     drop(cluster);
     drop(database);

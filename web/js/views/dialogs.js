@@ -59,13 +59,29 @@ export function profileDialog(app) {
   });
 }
 
+// Live: redrawn (keeping what is ticked) when the friend list changes, e.g. a request accepted
+// while the dialog is open; it stops listening once it has left the page.
 function friendPicker(app, exclude = new Set()) {
-  const boxes = app.store.friends.filter((f) => !exclude.has(f.user.id)).map((f) => {
-    const id = `pick-${f.user.id}`;
-    return h('label', { class: 'pick', for: id }, h('input', { type: 'checkbox', id, value: f.user.id }),
-      userAvatar(app, f.user, 28), f.user.nickname || f.user.username);
-  });
-  return h('fieldset', { class: 'picker' }, h('legend', null, t('friends')), boxes.length ? boxes : h('p', { class: 'muted' }, t('noResults')));
+  const picker = h('fieldset', { class: 'picker' });
+  const draw = () => {
+    const ticked = new Set(checked(picker));
+    const boxes = app.store.friends.filter((f) => !exclude.has(f.user.id)).map((f) => {
+      const id = `pick-${f.user.id}`;
+      const box = h('input', { type: 'checkbox', id, value: f.user.id });
+      box.checked = ticked.has(f.user.id);
+      return h('label', { class: 'pick', for: id }, box, userAvatar(app, f.user, 28), f.user.nickname || f.user.username);
+    });
+    picker.replaceChildren(h('legend', null, t('friends')), ...(boxes.length ? boxes : [h('p', { class: 'muted' }, t('noResults'))]));
+  };
+  draw();
+  let shown = false;
+  const redraw = () => {
+    if (picker.isConnected) shown = true;
+    else if (shown) return app.store.removeEventListener('friends', redraw);
+    draw();
+  };
+  app.store.addEventListener('friends', redraw);
+  return picker;
 }
 
 const checked = (root) => [...root.querySelectorAll('input[type=checkbox]:checked')].map((i) => i.value);
