@@ -52,12 +52,16 @@ impl Kind {
         match self {
             Kind::BadToken => "bad token (5 kinds) → 401 unauthorized",
             Kind::Public => "public call, any token → its success status",
-            Kind::Allowed => "allowed caller → success",
+            Kind::Allowed => "allowed caller → success (and sees what the others must not)",
             Kind::WithoutRole => "member without the role → 403 forbidden",
             Kind::OtherUser => "another user's thing → same answer as an unknown id",
-            Kind::NonMember => "non-member → same answer as an unknown id",
-            Kind::RemovedMember => "removed member (or of a dissolved group) → same answer as an unknown id",
-            Kind::LateJoiner => "member, about an entry from before they joined → same answer as an unknown id",
+            Kind::NonMember => "non-member → the unknown-id answer; nothing listed or found",
+            Kind::RemovedMember => {
+                "removed member (or of a dissolved group) → the unknown-id answer; nothing listed or found"
+            }
+            Kind::LateJoiner => {
+                "member, about entries from before they joined → the unknown-id answer; not in history or search"
+            }
             Kind::Blocked => "blocked pair → 403 blocked (or allowed where the contract says)",
             Kind::Rule => "other refusals (not_a_group, speech_unavailable)",
         }

@@ -10,6 +10,7 @@
 mod case;
 mod run;
 mod table;
+mod visibility;
 mod world;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,7 @@ async fn authorization_matrix(backend: Backend) {
     }
     outcomes.extend(run::run_frames(&app, &world).await);
     outcomes.extend(run::run_ops(&app, &world).await);
+    outcomes.extend(visibility::run_visibility(&app, &world).await);
     report(&outcomes, rows.len(), started);
 }
 
@@ -100,7 +102,8 @@ fn report(outcomes: &[Outcome], rows: usize, started: Instant) {
         outcomes.iter().filter_map(|o| o.failure.as_ref().map(|failure| format!("  {}: {failure}", o.what))).collect();
     let passed = outcomes.len() - failures.len();
     println!(
-        "authorization matrix: {rows} operations of the OpenAPI document, {} root endpoints, 3 WebSocket request frames",
+        "authorization matrix: {rows} operations of the OpenAPI document, {} root endpoints, 3 WebSocket request \
+         frames, and what removed members, late joiners and outsiders see",
         table::OPS.len()
     );
     for (kind, (run, ok)) in &by_kind {

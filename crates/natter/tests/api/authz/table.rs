@@ -148,8 +148,10 @@ fn conversations() -> Vec<Row> {
             refused(Ann, 403, "not_a_group").at("id", Direct),
             allowed(Ann, 204),
         ]),
+        // From here on the second group is dissolved: its members are members no more.
         Row::new(M::GET, "/api/v1/conversations/{id}/members").at("id", Group).subject("id").cases(vec![
             removed(Dan),
+            removed(Cat).at("id", Doomed),
             non_member(Eve),
             non_member(Cat).at("id", Direct),
             allowed(Cat, 200),
@@ -208,6 +210,7 @@ fn messages() -> Vec<Row> {
         Row::new(M::POST, "/api/v1/conversations/{id}/messages").at("id", Group).subject("id").body(|_| text_message()).cases(
             vec![
                 removed(Dan),
+                removed(Cat).at("id", Doomed),
                 non_member(Eve),
                 non_member(Cat).at("id", Direct),
                 blocked(Fay).at("id", Blocked),
@@ -225,6 +228,7 @@ fn messages() -> Vec<Row> {
             .subject("id")
             .cases(vec![
                 removed(Dan),
+                removed(Cat).at("id", Doomed),
                 non_member(Eve),
                 non_member(Cat).at("id", Direct),
                 blocked_but_allowed(Fay, 200).at("id", Blocked),

@@ -13,6 +13,9 @@ use crate::common::{TestApp, TestUser, client_msg_id, png};
 /// The secret the matrix's server signs with, so the test can sign an expired token.
 pub(super) const JWT_SECRET: &str = "authz-matrix-secret-that-is-long-enough-for-hmac-sha256-0123456789";
 
+/// A text ann sent to the group while dan was a member and before lou joined.
+pub(super) const SECRET: &str = "zebra crossing at noon";
+
 /// Who makes a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum Who {
@@ -115,6 +118,8 @@ pub(super) enum Ref {
     GroupMsg,
     /// Seq of another text of ann's in the group, recalled by the matrix.
     GroupRecallMsg,
+    /// Seq of [`SECRET`] in the group, which no row changes.
+    GroupSecret,
     /// Seq of ann's text in the direct conversation.
     DirectMsg,
     /// Seq of ann's text in the blocked conversation.
@@ -175,6 +180,7 @@ impl World {
 
         ids.insert(Ref::GroupMsg, app.send_text(&ann, &group, "hello group").await.seq.to_string());
         ids.insert(Ref::GroupRecallMsg, app.send_text(&ann, &group, "recall me").await.seq.to_string());
+        ids.insert(Ref::GroupSecret, app.send_text(&ann, &group, SECRET).await.seq.to_string());
         let image = app.upload_ok(&ann, "picture.png", "image/png", png(48, 32)).await;
         assert!(image.thumbnail_id.is_some(), "the image has a thumbnail, so the thumbnail row can succeed");
         send_file(app, &ann, &group, "image", &image.id).await;
