@@ -24,7 +24,8 @@ pub(super) enum Transport {
 /// Why a case is in the table, for the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) enum Kind {
-    /// A missing, malformed, expired, logged-out or refresh token on an authenticated call.
+    /// A missing, malformed, expired, logged-out or refresh token on an authenticated call; a
+    /// spent, revoked or wrong refresh token, or a wrong password, on a public one.
     BadToken,
     /// A public call, whatever token comes with it.
     Public,
@@ -40,6 +41,8 @@ pub(super) enum Kind {
     RemovedMember,
     /// A member asking about an entry (or its file) from before they joined.
     LateJoiner,
+    /// A member asking for the file of a recalled message.
+    Recalled,
     /// One of a pair blocked the other.
     Blocked,
     /// A refusal by a rule other than the caller's rights (`not_a_group`), or, for speech, the
@@ -50,7 +53,7 @@ pub(super) enum Kind {
 impl Kind {
     pub(super) fn label(self) -> &'static str {
         match self {
-            Kind::BadToken => "bad token (5 kinds) → 401 unauthorized",
+            Kind::BadToken => "bad token (5 kinds) → 401 unauthorized; bad refresh token or password → 401",
             Kind::Public => "public call, any token → its success status",
             Kind::Allowed => "allowed caller → success (and sees what the others must not)",
             Kind::WithoutRole => "member without the role → 403 forbidden",
@@ -62,6 +65,7 @@ impl Kind {
             Kind::LateJoiner => {
                 "member, about entries from before they joined → the unknown-id answer; not in history or search"
             }
+            Kind::Recalled => "member, about a recalled message's file → the unknown-id answer",
             Kind::Blocked => "blocked pair → 403 blocked (or allowed where the contract says)",
             Kind::Rule => "other refusals (not_a_group, speech_unavailable)",
         }
@@ -86,11 +90,13 @@ pub(super) struct Case {
     /// What must look unknown, when not the row's subject.
     pub(super) subject: Option<Subject>,
     pub(super) expect: Expect,
+    /// How the summary names the case, when not by its caller.
+    note: Option<&'static str>,
 }
 
 impl Case {
     fn new(who: Who, kind: Kind, expect: Expect) -> Case {
-        Case { who, kind, params: Vec::new(), body: None, subject: None, expect }
+        Case { who, kind, params: Vec::new(), body: None, subject: None, expect, note: None }
     }
 
     pub(super) fn at(mut self, name: &'static str, value: Ref) -> Case {
@@ -121,9 +127,15 @@ impl Case {
         }
     }
 
+    pub(super) fn note(mut self, note: &'static str) -> Case {
+        self.note = Some(note);
+        self
+    }
+
     pub(super) fn describe(&self) -> String {
         let params: Vec<String> = self.params.iter().map(|(name, value)| format!("{name}={value:?}")).collect();
-        if params.is_empty() { self.who.to_string() } else { format!("{} ({})", self.who, params.join(", ")) }
+        let who = self.note.map_or_else(|| self.who.to_string(), str::to_owned);
+        if params.is_empty() { who } else { format!("{who} ({})", params.join(", ")) }
     }
 }
 
@@ -149,6 +161,15 @@ pub(super) fn removed(who: Who) -> Case {
 
 pub(super) fn late_joiner(who: Who) -> Case {
     Case::new(who, Kind::LateJoiner, Expect::LikeUnknown(404, "not_found"))
+}
+
+pub(super) fn recalled(who: Who) -> Case {
+    Case::new(who, Kind::Recalled, Expect::LikeUnknown(404, "not_found"))
+}
+
+/// A call of a public row refused for its credential (sent without a token; `who` only names it).
+pub(super) fn bad_credential(status: u16, code: &'static str) -> Case {
+    Case::new(Who::Max, Kind::BadToken, Expect::Error(status, code))
 }
 
 pub(super) fn blocked(who: Who) -> Case {
@@ -193,7 +214,8 @@ pub(super) struct Row {
     pub(super) method: Method,
     /// As the OpenAPI document names it.
     pub(super) path: &'static str,
-    /// `Some(status)`: no token needed; every credential (bad ones too) gets `status`.
+    /// `Some(status)`: no token needed; every credential (bad ones too) gets `status`. The cases
+    /// of a public row are sent without a token.
     pub(super) public: Option<u16>,
     pub(super) transport: Transport,
     /// Path parameters by their `{name}`; the others go to the query string.

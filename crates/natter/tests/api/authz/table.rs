@@ -7,15 +7,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::case::{
-    Case, Kind, Row, allowed, allowed_but, blocked, blocked_but_allowed, blocked_with, late_joiner, like_unknown,
-    non_member, other_user, refused, removed, without_role,
+    Case, Kind, Row, allowed, allowed_but, bad_credential, blocked, blocked_but_allowed, blocked_with, late_joiner,
+    like_unknown, non_member, other_user, recalled, refused, removed, without_role,
 };
 use super::world::Ref::{
     AnnSpareSession, Blocked, BlockedAnnMsg, BlockedFayMsg, BlockedFayRecallMsg, Direct, DirectFile, DirectMsg, Doomed,
-    Group, GroupFile, GroupMsg, GroupRecallMsg, GroupThumb, Lit, RequestFromBlocked, RequestToBen, RequestToCat,
-    RequestToFay, User,
+    Group, GroupFile, GroupMsg, GroupRecallMsg, GroupThumb, Lit, LoggedOutRefresh, RecalledFile, RequestFromBlocked,
+    RequestToBen, RequestToCat, RequestToFay, RevokedRefresh, SpentRefresh, User,
 };
-use super::world::Who::{Ann, Ben, Cat, Dan, Eve, Fay, Hal, Ivy, Jon, Kay, Kim, Lou};
+use super::world::Who::{Ann, Ben, Cat, Dan, Eve, Fay, Hal, Ivy, Jon, Kay, Kim, Lou, Max};
 use crate::common::{PASSWORD, client_msg_id, unknown_id};
 
 fn text_message() -> Value {
@@ -40,8 +40,29 @@ fn accounts() -> Vec<Row> {
             .body(|_| json!({ "username": format!("u{}", &unknown_id()[..16]), "password": PASSWORD })),
         Row::new(M::POST, "/api/v1/auth/login")
             .public(200)
-            .body(|w| json!({ "username": w.user(Ann).username, "password": PASSWORD })),
-        Row::new(M::POST, "/api/v1/auth/refresh").public(200).body(|w| json!({ "refresh_token": w.refresh_token() })),
+            .body(|w| json!({ "username": w.user(Ann).username, "password": PASSWORD }))
+            .cases(vec![
+                bad_credential(401, "invalid_credentials")
+                    .note("a wrong password")
+                    .body(|w| json!({ "username": w.user(Ann).username, "password": "not-the-password-1" })),
+            ]),
+        Row::new(M::POST, "/api/v1/auth/refresh")
+            .public(200)
+            .body(|w| json!({ "refresh_token": w.refresh_token() }))
+            .cases(vec![
+                bad_credential(401, "invalid_refresh_token")
+                    .note("a logged-out session's refresh token")
+                    .body(|w| json!({ "refresh_token": w.resolve(LoggedOutRefresh) })),
+                bad_credential(401, "invalid_refresh_token")
+                    .note("a revoked session's refresh token")
+                    .body(|w| json!({ "refresh_token": w.resolve(RevokedRefresh) })),
+                bad_credential(401, "invalid_refresh_token")
+                    .note("an access token as refresh token")
+                    .body(|w| json!({ "refresh_token": w.user(Max).access_token })),
+                bad_credential(401, "refresh_token_reused")
+                    .note("a spent refresh token")
+                    .body(|w| json!({ "refresh_token": w.resolve(SpentRefresh) })),
+            ]),
         Row::new(M::POST, "/api/v1/auth/logout").cases(vec![allowed(Jon, 204)]),
         Row::new(M::GET, "/api/v1/auth/sessions").cases(vec![allowed(Eve, 200)]),
         Row::new(M::DELETE, "/api/v1/auth/sessions/{id}")
@@ -292,6 +313,7 @@ fn files_search_speech() -> Vec<Row> {
             non_member(Eve),
             non_member(Cat).at("id", DirectFile),
             late_joiner(Lou),
+            recalled(Cat).at("id", RecalledFile),
             allowed(Cat, 200),
             allowed(Ann, 200),
         ];

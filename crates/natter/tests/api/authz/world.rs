@@ -141,6 +141,13 @@ pub(super) enum Ref {
     RequestFromBlocked,
     /// A second session of ann's.
     AnnSpareSession,
+    /// An image ann sent to the group and recalled.
+    RecalledFile,
+    /// Refresh tokens that must not work: a logged-out session's, a revoked session's, and one
+    /// already spent (presenting it again ends that session).
+    LoggedOutRefresh,
+    RevokedRefresh,
+    SpentRefresh,
 }
 
 /// Everything the table refers to, made over the API.
@@ -184,6 +191,10 @@ impl World {
         let image = app.upload_ok(&ann, "picture.png", "image/png", png(48, 32)).await;
         assert!(image.thumbnail_id.is_some(), "the image has a thumbnail, so the thumbnail row can succeed");
         send_file(app, &ann, &group, "image", &image.id).await;
+        let recalled = app.upload_ok(&ann, "gone.png", "image/png", png(16, 16)).await;
+        let seq = send_file(app, &ann, &group, "image", &recalled.id).await;
+        app.delete(&ann, &format!("/conversations/{group}/messages/{seq}")).await.expect_status(200);
+        ids.insert(Ref::RecalledFile, recalled.id);
         ids.insert(Ref::DirectMsg, app.send_text(&ann, &direct, "hello direct").await.seq.to_string());
         let file = app.upload_ok(&ann, "notes.txt", "text/plain", b"direct notes".to_vec()).await;
         send_file(app, &ann, &direct, "file", &file.id).await;
@@ -214,6 +225,14 @@ impl World {
         let logged_out = app.login(&max).await;
         app.get(&logged_out, "/users/me").await.expect_status(200);
         app.post_empty(&logged_out, "/auth/logout").await.expect_status(204);
+        ids.insert(Ref::LoggedOutRefresh, logged_out.refresh_token.clone());
+        let revoked = app.login(&max).await;
+        app.delete(&max, &format!("/auth/sessions/{}", revoked.session_id)).await.expect_status(204);
+        ids.insert(Ref::RevokedRefresh, revoked.refresh_token);
+        let spent = app.login(&max).await;
+        let refresh = json!({ "refresh_token": spent.refresh_token });
+        app.post_anonymous("/auth/refresh", refresh).await.expect_status(200);
+        ids.insert(Ref::SpentRefresh, spent.refresh_token);
         // A copy re-signed with its own claims must work, or the expired copy would prove nothing.
         let resigned = resign(&max.access_token, None);
         app.call(reqwest::Method::GET, "/users/me", Some(&resigned), None).await.expect_status(200);
@@ -257,9 +276,11 @@ impl World {
     }
 }
 
-async fn send_file(app: &TestApp, user: &TestUser, conversation: &str, kind: &str, file_id: &str) {
+/// Sends a message carrying a file; its seq.
+async fn send_file(app: &TestApp, user: &TestUser, conversation: &str, kind: &str, file_id: &str) -> i64 {
     let body = json!({ "client_msg_id": client_msg_id(), "kind": kind, "file_id": file_id });
-    app.send_message(user, conversation, body).await.expect_status(201);
+    let sent: natter_proto::MessageView = app.send_message(user, conversation, body).await.expect(201);
+    sent.seq
 }
 
 /// `token` re-signed with the server's key, with `exp` moved to now + `expires_in` seconds.
