@@ -440,6 +440,11 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
         .env("NATTER_AUTH__ACCESS_TOKEN_TTL_SECS", "86400")
         // Every simulated user registers from 127.0.0.1.
         .env("NATTER_AUTH__REGISTER_MAX_PER_ADDRESS", "0")
+        // The load is the point: a bench user sends, and every socket opens from 127.0.0.1,
+        // faster than the rate limits allow a person.
+        .env("NATTER_LIMITS__MESSAGES_PER_USER", "0")
+        .env("NATTER_LIMITS__UPLOADS_PER_USER", "0")
+        .env("NATTER_LIMITS__WS_CONNECTS_PER_ADDRESS", "0")
         .env("NATTER_LIMITS__MAX_GROUP_MEMBERS", "20000")
         .env("NATTER_LIMITS__MAX_BODY_BYTES", "4194304")
         // Warnings, and the gateway's notes on sockets it closes (slow clients).

@@ -114,7 +114,11 @@ closed_names! {
         SpeechFailed => "speech_failed",
         SpeechUnavailable => "speech_unavailable",
         TextTooLong => "text_too_long",
+        TooManyAttempts => "too_many_attempts",
+        TooManyConnections => "too_many_connections",
         TooManyMentions => "too_many_mentions",
+        TooManyMessages => "too_many_messages",
+        TooManyUploads => "too_many_uploads",
         Unauthorized => "unauthorized",
         UnexpectedFileId => "unexpected_file_id",
         UnsupportedAudio => "unsupported_audio",
@@ -164,9 +168,9 @@ pub enum DomainError {
     /// A part the request needs is not configured or is overloaded (HTTP 503).
     #[error("{message}")]
     Unavailable { code: ErrorCode, message: String },
-    /// Too many attempts; try again after the given time.
-    #[error("too many attempts")]
-    RateLimited { retry_after: Duration },
+    /// Past a rate limit (`code` says which); try again after the given time.
+    #[error("{code}: retry in {retry_after:?}")]
+    RateLimited { code: ErrorCode, retry_after: Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use natter_core::error::DomainError;
+use natter_core::error::{DomainError, ErrorCode};
 use natter_proto::ErrorBody;
 
 /// What a handler can fail with.
@@ -47,14 +47,24 @@ fn domain_parts(error: &DomainError) -> (StatusCode, &'static str, String) {
         DomainError::Conflict { code, message } => (StatusCode::CONFLICT, code.as_str(), message.clone()),
         DomainError::TooLarge { code, message } => (StatusCode::PAYLOAD_TOO_LARGE, code.as_str(), message.clone()),
         DomainError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code.as_str(), message.clone()),
-        DomainError::RateLimited { retry_after } => (
+        DomainError::RateLimited { code, retry_after } => (
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            format!("too many attempts; retry in {} s", retry_after.as_secs().max(1)),
+            code.as_str(),
+            format!("{}; retry in {} s", rate_limit_text(*code), retry_after.as_secs().max(1)),
         ),
         DomainError::Store(_) | DomainError::Bus(_) | DomainError::Blob(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error".to_owned())
         }
+    }
+}
+
+/// What a client is told it did too often.
+fn rate_limit_text(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::TooManyMessages => "too many messages",
+        ErrorCode::TooManyUploads => "too many uploads",
+        ErrorCode::TooManyConnections => "too many connections from your address",
+        _ => "too many attempts",
     }
 }
 
@@ -65,7 +75,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?self, "request failed");
         }
         let mut response = (status, axum::Json(ErrorBody::new(code, message))).into_response();
-        if let Self::Domain(DomainError::RateLimited { retry_after }) = &self
+        if let Self::Domain(DomainError::RateLimited { retry_after, .. }) = &self
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -102,7 +112,7 @@ mod tests {
                 "text_too_long",
             ),
             (
-                DomainError::RateLimited { retry_after: Duration::from_secs(3) },
+                DomainError::RateLimited { code: ErrorCode::TooManyAttempts, retry_after: Duration::from_secs(3) },
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
             ),

@@ -35,7 +35,7 @@ use natter_proto::ErrorBody;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-pub use state::{AppState, GatewaySettings, Probe};
+pub use state::{AppState, GatewaySettings, Probe, SharedThrottle};
 
 use crate::hub::Hub;
 use crate::metrics::Metrics;

@@ -26,6 +26,20 @@ pub struct GatewaySettings {
     pub roles: Vec<&'static str>,
     /// What else `/readyz` checks (the shared route table, discovery), each under its name.
     pub probes: Vec<Probe>,
+    /// WebSocket connections opened per client address (`too_many_connections`).
+    pub ws_connects: Option<natter_core::service::throttle::RateLimit>,
+    /// Where `ws_connects` is counted: the cluster's, through Redis, when one is configured.
+    pub throttle: SharedThrottle,
+}
+
+/// The rate-limit counters, shown by name in `Debug`.
+#[derive(Clone)]
+pub struct SharedThrottle(pub Arc<dyn natter_core::service::throttle::Throttle>);
+
+impl std::fmt::Debug for SharedThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedThrottle")
+    }
 }
 
 /// A dependency `/readyz` checks besides the chat services and the bus.

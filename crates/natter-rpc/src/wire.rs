@@ -44,11 +44,18 @@ pub enum WireError {
         message: String,
     },
     RateLimited {
+        /// Absent from a node that predates per-limit codes: the login limits' code.
+        #[serde(default = "too_many_attempts")]
+        code: ErrorCode,
         retry_after_ms: u64,
     },
     /// A failure of the chat node's storage, bus or blob store: a 500 for the client, whose
     /// cause is logged on the chat node, not sent.
     Internal,
+}
+
+fn too_many_attempts() -> ErrorCode {
+    ErrorCode::TooManyAttempts
 }
 
 impl From<&DomainError> for WireError {
@@ -63,9 +70,10 @@ impl From<&DomainError> for WireError {
             DomainError::Conflict { code, message } => Self::Conflict { code: *code, message: message.clone() },
             DomainError::TooLarge { code, message } => Self::TooLarge { code: *code, message: message.clone() },
             DomainError::Unavailable { code, message } => Self::Unavailable { code: *code, message: message.clone() },
-            DomainError::RateLimited { retry_after } => {
-                Self::RateLimited { retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX) }
-            }
+            DomainError::RateLimited { code, retry_after } => Self::RateLimited {
+                code: *code,
+                retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            },
             DomainError::Store(_) | DomainError::Bus(_) | DomainError::Blob(_) => Self::Internal,
         }
     }
@@ -81,8 +89,8 @@ impl From<WireError> for DomainError {
             WireError::Conflict { code, message } => Self::Conflict { code, message },
             WireError::TooLarge { code, message } => Self::TooLarge { code, message },
             WireError::Unavailable { code, message } => Self::Unavailable { code, message },
-            WireError::RateLimited { retry_after_ms } => {
-                Self::RateLimited { retry_after: Duration::from_millis(retry_after_ms) }
+            WireError::RateLimited { code, retry_after_ms } => {
+                Self::RateLimited { code, retry_after: Duration::from_millis(retry_after_ms) }
             }
             WireError::Internal => Self::Store(StoreError::Backend("the chat node failed (see its log)".into())),
         }
@@ -156,7 +164,7 @@ mod tests {
     fn every_domain_error_survives_the_trip() {
         let mut errors = vec![
             DomainError::not_found(Thing::Conversation),
-            DomainError::RateLimited { retry_after: Duration::from_millis(1500) },
+            DomainError::RateLimited { code: ErrorCode::TooManyMessages, retry_after: Duration::from_millis(1500) },
         ];
         for code in ErrorCode::ALL {
             errors.push(DomainError::invalid(*code, "m"));

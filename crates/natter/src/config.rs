@@ -240,6 +240,17 @@ pub struct LimitsConfig {
     pub ws_idle_timeout_secs: u64,
     /// Maximum bytes of one incoming WebSocket frame.
     pub ws_max_frame_bytes: usize,
+    /// Sends per user within `messages_window_secs` (HTTP and WebSocket alike; beyond it:
+    /// 429 `too_many_messages`). 0: no limit.
+    pub messages_per_user: u32,
+    pub messages_window_secs: u64,
+    /// Uploads per user within `uploads_window_secs` (beyond it: 429 `too_many_uploads`).
+    pub uploads_per_user: u32,
+    pub uploads_window_secs: u64,
+    /// WebSocket connections opened from one client address within `ws_connects_window_secs`
+    /// (beyond it: 429 `too_many_connections`). 0: no limit.
+    pub ws_connects_per_address: u32,
+    pub ws_connects_window_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -252,6 +263,12 @@ impl Default for LimitsConfig {
             ws_ping_interval_secs: 25,
             ws_idle_timeout_secs: 75,
             ws_max_frame_bytes: 64 * 1024,
+            messages_per_user: 200,
+            messages_window_secs: 10,
+            uploads_per_user: 60,
+            uploads_window_secs: 60,
+            ws_connects_per_address: 300,
+            ws_connects_window_secs: 60,
         }
     }
 }
@@ -495,6 +512,17 @@ ws_ping_interval_secs = 25
 ws_idle_timeout_secs = 75
 # Largest incoming WebSocket frame in bytes.
 ws_max_frame_bytes = 65536
+# Rate limits (0: none; shared by every node through Redis when one is configured). Sends per
+# user per window, HTTP and WebSocket alike (beyond: 429 too_many_messages, with Retry-After).
+messages_per_user = 200
+messages_window_secs = 10
+# Uploads per user per window (beyond: 429 too_many_uploads).
+uploads_per_user = 60
+uploads_window_secs = 60
+# WebSocket connections opened from one client address per window (beyond: 429
+# too_many_connections). Clients behind one NAT share an address: keep it generous.
+ws_connects_per_address = 300
+ws_connects_window_secs = 60
 
 [log]
 # "text" or "json". RUST_LOG overrides the level filter.

@@ -26,9 +26,9 @@ use natter_core::presence::{MemoryRoutes, NodeId, RouteTable};
 use natter_core::service::accounts::AuthSettings;
 use natter_core::service::files::{FileLimits, FilePorts};
 use natter_core::service::presence::PresenceService;
-use natter_core::service::throttle::{MemoryThrottle, Throttle};
+use natter_core::service::throttle::{MemoryThrottle, RateLimit, Throttle};
 use natter_core::service::{Deps, Limits, Services};
-use natter_gateway::{AppState, GatewaySettings, Probe};
+use natter_gateway::{AppState, GatewaySettings, Probe, SharedThrottle};
 use natter_store::SqlStore;
 use tokio::net::TcpListener;
 
@@ -98,6 +98,8 @@ impl Application {
             trusted_proxies: config.server.trusted_proxy_nets()?,
             roles: roles.names(),
             probes: probes(&shared, &discovery, &config),
+            ws_connects: RateLimit::per(config.limits.ws_connects_per_address, config.limits.ws_connects_window_secs),
+            throttle: SharedThrottle(shared.throttle.clone()),
         };
         // Presence is the gateway's: its sockets' routes, announced to friends it asks the chat
         // services for, through the same route table the services read online flags from.
@@ -204,8 +206,12 @@ async fn build_services(config: &Config, bus: &Arc<dyn Bus>, shared: &SharedStat
         .await
         .context("cannot open the database")?;
     let jwt_secret = secret::jwt_secret(config).await?;
-    let limits =
-        Limits { max_text_bytes: config.limits.max_text_bytes, max_group_members: config.limits.max_group_members };
+    let limits = Limits {
+        max_text_bytes: config.limits.max_text_bytes,
+        max_group_members: config.limits.max_group_members,
+        messages: RateLimit::per(config.limits.messages_per_user, config.limits.messages_window_secs),
+        uploads: RateLimit::per(config.limits.uploads_per_user, config.limits.uploads_window_secs),
+    };
     let store: Arc<dyn natter_core::store::Store> = Arc::new(store);
     let search_index = search::open_index(config, 1).await?;
     // Jobs are queued by chat nodes (transcriptions, large groups' fan-out) and run by workers.

@@ -189,7 +189,7 @@ impl AccountService {
     async fn check_throttle(&self, limits: &[Limit], window: Duration) -> DomainResult<()> {
         match self.deps.throttle.check(limits, window).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(retry_after)) => Err(DomainError::RateLimited { retry_after }),
+            Ok(Err(retry_after)) => Err(DomainError::RateLimited { code: ErrorCode::TooManyAttempts, retry_after }),
             Err(error) => {
                 tracing::warn!(%error, "login throttle unavailable; attempt not limited");
                 Ok(())

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::conversations::require_role;
 use super::files::owned_file;
 use super::log::Recipients;
-use super::{Deps, is_group, rules};
+use super::{Deps, is_group, rules, throttle};
 use crate::error::{DomainError, DomainResult, ErrorCode, Thing};
 use crate::ids::{ConversationId, Seq, UserId};
 use crate::model::{Conversation, FileRecord, Member, MemberRole, Message, MessageKind};
@@ -90,6 +90,14 @@ impl MessageService {
                 ));
             }
         };
+        // Counted once a send is well formed: a refused one costs the sender a slot, not the store.
+        throttle::admit(
+            &*self.deps.throttle,
+            format!("send:{me}"),
+            self.deps.limits.messages,
+            ErrorCode::TooManyMessages,
+        )
+        .await?;
         let client_msg_id = input.client_msg_id.clone();
         let checked = self.checked_entry(me, conversation_id, kind, text, file_id, input).await;
         let (message, recipients) = match checked {

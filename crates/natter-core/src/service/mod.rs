@@ -37,11 +37,15 @@ use crate::store::Store;
 pub struct Limits {
     pub max_text_bytes: usize,
     pub max_group_members: usize,
+    /// Sends per user (`too_many_messages`); `None`: no limit.
+    pub messages: Option<throttle::RateLimit>,
+    /// Uploads per user (`too_many_uploads`); `None`: no limit.
+    pub uploads: Option<throttle::RateLimit>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_text_bytes: 16 * 1024, max_group_members: 2000 }
+        Self { max_text_bytes: 16 * 1024, max_group_members: 2000, messages: None, uploads: None }
     }
 }
 

@@ -42,6 +42,56 @@ pub trait Throttle: Send + Sync + 'static {
 
     /// Forgets a key's events.
     async fn clear(&self, key: &str) -> Result<(), ThrottleError>;
+
+    /// Counts one event for `limit`'s key unless it has reached its limit within `window`
+    /// (then `Ok(Err(retry_after))`, nothing counted): a rate limit. This default checks, then
+    /// records; two callers at the same moment may both pass the last free slot.
+    async fn take(&self, limit: &Limit, window: Duration) -> Result<Result<(), Duration>, ThrottleError> {
+        let limits = std::slice::from_ref(limit);
+        if let Err(retry_after) = self.check(limits, window).await? {
+            return Ok(Err(retry_after));
+        }
+        self.record(limits, window).await.map(Ok)
+    }
+}
+
+/// A rate limit: at most `max` events per `window` for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    /// `max` events per `window_secs`; `None` (no limit) when either is 0.
+    pub fn per(max: u32, window_secs: u64) -> Option<Self> {
+        (max > 0 && window_secs > 0).then(|| Self { max, window: Duration::from_secs(window_secs) })
+    }
+}
+
+/// Takes one event of `key` under `limit` (none: no limit): `RateLimited` with `code` past it.
+/// A throttle store that cannot be reached lets the event through, so that a Redis outage does
+/// not stop the chat; that is logged, at most once a minute.
+pub async fn admit(
+    throttle: &dyn Throttle,
+    key: String,
+    limit: Option<RateLimit>,
+    code: crate::error::ErrorCode,
+) -> crate::error::DomainResult<()> {
+    let Some(RateLimit { max, window }) = limit else { return Ok(()) };
+    match throttle.take(&Limit::new(key, max), window).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(retry_after)) => Err(crate::error::DomainError::RateLimited { code, retry_after }),
+        Err(error) => {
+            static LAST_WARNED: Mutex<Option<Instant>> = Mutex::new(None);
+            let mut last = LAST_WARNED.lock();
+            if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                *last = Some(Instant::now());
+                tracing::warn!(%error, %code, "rate-limit store unavailable; events are not limited");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The windows of one process.
@@ -49,6 +99,8 @@ pub trait Throttle: Send + Sync + 'static {
 pub struct MemoryThrottle {
     /// key → (its window, its newest events).
     events: Mutex<HashMap<String, (Duration, VecDeque<Instant>)>>,
+    /// Held across a `take`'s check and count (each takes `events` on its own).
+    taking: Mutex<()>,
 }
 
 impl MemoryThrottle {
@@ -105,6 +157,17 @@ impl Throttle for MemoryThrottle {
         self.events.lock().remove(key);
         Ok(())
     }
+
+    /// Atomic here: the check and the count happen under one lock.
+    async fn take(&self, limit: &Limit, window: Duration) -> Result<Result<(), Duration>, ThrottleError> {
+        let limits = std::slice::from_ref(limit);
+        let _one_at_a_time = self.taking.lock();
+        if let Err(retry_after) = self.check_now(limits, window) {
+            return Ok(Err(retry_after));
+        }
+        self.record_now(limits, window);
+        Ok(Ok(()))
+    }
 }
 
 fn prune(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
@@ -148,6 +211,33 @@ mod tests {
         assert!(throttle.check_now(&limits(&[("pair:u9|a", 3)]), WINDOW).is_ok());
         assert!(throttle.check_now(&limits(&[("pair:u9|a", 3), ("addr:a", 5)]), WINDOW).is_err());
         assert!(throttle.check_now(&limits(&[("addr:a", 6)]), WINDOW).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn take_counts_up_to_the_limit_then_refuses_until_the_window_moves() {
+        let throttle = MemoryThrottle::default();
+        let limit = Limit::new("send:ann", 3);
+        let window = Duration::from_secs(10);
+        for _ in 0..3 {
+            assert!(throttle.take(&limit, window).await.expect("memory").is_ok());
+        }
+        let wait = throttle.take(&limit, window).await.expect("memory").expect_err("the fourth is refused");
+        assert!(wait <= window, "{wait:?}");
+        assert!(throttle.take(&Limit::new("send:ben", 3), window).await.expect("memory").is_ok(), "keys are apart");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(throttle.take(&limit, window).await.expect("memory").is_ok());
+    }
+
+    #[tokio::test]
+    async fn admit_maps_a_refusal_to_its_code_and_no_limit_to_yes() {
+        use crate::error::{DomainError, ErrorCode};
+        let throttle = MemoryThrottle::default();
+        let limit = RateLimit::per(1, 60);
+        admit(&throttle, "k".into(), limit, ErrorCode::TooManyMessages).await.expect("first");
+        let refused = admit(&throttle, "k".into(), limit, ErrorCode::TooManyMessages).await;
+        assert!(matches!(refused, Err(DomainError::RateLimited { code: ErrorCode::TooManyMessages, .. })));
+        assert_eq!(RateLimit::per(0, 60), None);
+        admit(&throttle, "k".into(), None, ErrorCode::TooManyMessages).await.expect("no limit");
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,7 +19,11 @@ use crate::state::AppState;
 /// 201 with the stored entry; 200 with the original entry for an idempotent resend.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "messages", request_body = SendMessageRequest,
     responses((status = 201, body = MessageView), (status = 200, body = MessageView, description = "idempotent resend"),
-              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+              (status = 403, body = ErrorBody, description = "`blocked`, `not_friends`, `forbidden`"),
+              (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "`client_msg_id_reused`, `message_recalled`"),
+              (status = 413, body = ErrorBody),
+              (status = 429, body = ErrorBody, description = "`too_many_messages`; see `Retry-After`")))]
 pub(crate) async fn send(
     State(state): State<AppState>,
     Auth(me): Auth,

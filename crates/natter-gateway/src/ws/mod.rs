@@ -23,13 +23,16 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
+use natter_core::error::ErrorCode;
 use natter_core::ids::UserId;
 use natter_core::service::accounts::AuthContext;
 use natter_core::service::presence::PresenceService;
+use natter_core::service::throttle;
 use natter_proto::ServerFrame;
 
 use self::connection::{Connection, Event, Request};
 use self::requests::{Handling, TypingGate};
+use crate::client_addr::ClientIp;
 use crate::error::ApiError;
 use crate::extract::bearer_token;
 use crate::socket_queue::{Dropped, SocketQueue};
@@ -51,13 +54,21 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 #[utoipa::path(get, path = "/api/v1/ws", tag = "realtime",
     params(("token" = Option<String>, Query, description = "access token, if not in the Authorization header")),
     responses((status = 101, description = "switching to the WebSocket protocol; see docs/API.md"),
-              (status = 401, body = natter_proto::ErrorBody)))]
+              (status = 401, body = natter_proto::ErrorBody),
+              (status = 429, body = natter_proto::ErrorBody, description = "`too_many_connections` from your address; see `Retry-After`")))]
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientIp(client): ClientIp,
     headers: HeaderMap,
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // Before the token is checked: a flood of connections costs one counter each, not a lookup.
+    if let Some(client) = client {
+        let key = format!("ws:addr:{client}");
+        let (throttle, limit) = (&*state.settings.throttle.0, state.settings.ws_connects);
+        throttle::admit(throttle, key, limit, ErrorCode::TooManyConnections).await?;
+    }
     let token = bearer_token(&headers).map(str::to_owned).or_else(|| query_token(uri.query()));
     let token =
         token.ok_or_else(|| ApiError::request(StatusCode::UNAUTHORIZED, "unauthorized", "missing access token"))?;

@@ -145,3 +145,80 @@ async fn an_oversized_frame_is_closed_with_1009() {
     let (code, reason) = socket.expect_close(Duration::from_secs(5)).await;
     assert_eq!(code, CLOSE_TOO_BIG, "closed as too big: {reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_past_the_rate_limit_get_429_too_many_messages_over_http_and_websocket() {
+    let app = spawn_app_with(|config| {
+        config.limits.messages_per_user = 5;
+        config.limits.messages_window_secs = 60;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let bob = app.register("bob").await;
+    let conversation = app.make_friends(&alice, &bob).await;
+    for n in 0..5 {
+        app.send_text(&alice, &conversation, &format!("m{n}")).await;
+    }
+    let refused = app.try_send_text(&alice, &conversation, "one too many").await;
+    refused.expect_error(429, "too_many_messages");
+    let retry_after: u64 = refused.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    // Over the WebSocket: an error frame with the same code, the socket stays open.
+    let mut socket = app.connect_ws(&alice).await;
+    let send = json!({ "type": "send", "id": "s1", "conversation_id": conversation, "client_msg_id": "ws-1",
+        "kind": "text", "text": "still too many" });
+    socket.send_json(send).await;
+    let answer = socket.next_frame().await;
+    assert_eq!(
+        (answer["type"].as_str(), answer["code"].as_str()),
+        (Some("error"), Some("too_many_messages")),
+        "{answer}"
+    );
+    socket.ping("alive").await;
+    // Nothing refused was stored, and the other side is not limited by alice's flood.
+    let history = app.full_history(&bob, &conversation).await;
+    assert_eq!(history.iter().filter(|m| m.kind == "text").count(), 5);
+    app.send_text(&bob, &conversation, "bob is fine").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_rate_limit_get_429_too_many_uploads() {
+    let app = spawn_app_with(|config| {
+        config.limits.uploads_per_user = 2;
+        config.limits.uploads_window_secs = 60;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    for n in 0..2 {
+        app.upload(&alice, &format!("f{n}.bin"), "application/octet-stream", vec![1, 2, 3]).await.expect_status(201);
+    }
+    let refused = app.upload(&alice, "f2.bin", "application/octet-stream", vec![1, 2, 3]).await;
+    refused.expect_error(429, "too_many_uploads");
+    assert!(refused.header("retry-after").is_some(), "Retry-After is set");
+    let bob = app.register("bob").await;
+    app.upload(&bob, "b.bin", "application/octet-stream", vec![4]).await.expect_status(201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_connections_past_the_limit_per_address_get_429() {
+    let app = spawn_app_with(|config| {
+        config.limits.ws_connects_per_address = 3;
+        config.limits.ws_connects_window_secs = 60;
+    })
+    .await;
+    let alice = app.register("alice").await;
+    let _open: Vec<_> = futures_util::future::join_all((0..3).map(|_| app.connect_ws(&alice))).await;
+    let url = format!("{}?token={}", app.ws_url(), alice.access_token);
+    match crate::common::WsClient::try_connect(url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            assert!(response.headers().contains_key("retry-after"), "Retry-After is set");
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("too_many_connections"), "{body}");
+        }
+        Ok(_) => panic!("a fourth connection from one address within the window was accepted"),
+        Err(error) => panic!("expected a 429, got {error}"),
+    }
+    // HTTP calls from the same address are not connections: still answered.
+    app.get(&alice, "/users/me").await.expect_status(200);
+}

@@ -13,11 +13,17 @@ pub(crate) struct Resp {
     pub(crate) what: String,
     pub(crate) status: u16,
     pub(crate) content_type: Option<String>,
+    pub(crate) headers: reqwest::header::HeaderMap,
     pub(crate) text: String,
     pub(crate) body: Value,
 }
 
 impl Resp {
+    /// A header of the answer, if it is there and readable.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
     /// Asserts the status and decodes the body as `T`.
     #[track_caller]
     pub(crate) fn expect<T: DeserializeOwned>(self, status: u16) -> T {
@@ -165,13 +171,14 @@ impl TestApp {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_else(|error| panic!("{what}: reading the body failed: {error}"));
         let body = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()))
         };
-        Resp { what, status, content_type, text, body }
+        Resp { what, status, content_type, headers, text, body }
     }
 
     /// A request with optional bearer token and optional JSON body.

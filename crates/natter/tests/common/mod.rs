@@ -66,6 +66,8 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     config.auth.argon2_iterations = 1;
     // Every test client registers from 127.0.0.1; the registration limit has its own tests.
     config.auth.register_max_per_address = 0;
+    // Likewise every socket opens from 127.0.0.1; the connection limit has its own test.
+    config.limits.ws_connects_per_address = 0;
     let database = backend.create_database().await;
     if let Some(database) = &database {
         config.database.url = database.url.clone();

@@ -122,6 +122,9 @@ impl FileService {
     /// thumbnail (itself a file of the caller), audio its duration, when the media adapter can
     /// read them.
     pub async fn upload(&self, me: &UserId, upload: Upload<'_>) -> DomainResult<FileRecord> {
+        let uploads = self.deps.limits.uploads;
+        super::throttle::admit(&*self.deps.throttle, format!("upload:{me}"), uploads, ErrorCode::TooManyUploads)
+            .await?;
         let limits = &self.ports.limits;
         let used = u64::try_from(self.deps.store.storage_used(me).await?).unwrap_or(0);
         let quota_left = limits.quota_bytes.saturating_sub(used);

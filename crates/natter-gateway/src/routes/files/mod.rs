@@ -41,7 +41,8 @@ pub(crate) fn router(max_upload_bytes: u64) -> Router<AppState> {
 #[utoipa::path(post, path = "/api/v1/files", tag = "files",
     request_body(content_type = "multipart/form-data", description = "a part named `file`"),
     responses((status = 201, body = FileView), (status = 400, body = ErrorBody),
-              (status = 413, body = ErrorBody, description = "`file_too_large` or `quota_exceeded`")))]
+              (status = 413, body = ErrorBody, description = "`file_too_large` or `quota_exceeded`"),
+              (status = 429, body = ErrorBody, description = "`too_many_uploads`; see `Retry-After`")))]
 pub(crate) async fn upload(
     State(state): State<AppState>,
     Auth(me): Auth,
