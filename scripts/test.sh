@@ -3,7 +3,9 @@
 #
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
 #                                    end-to-end suite again on PostgreSQL), the web client's
-#                                    browser tests, then the benchmark's quick mode (correctness only)
+#                                    browser tests, the benchmark's quick mode (correctness only),
+#                                    then API fuzzing (schemathesis, scripts/fuzz-api.sh) and
+#                                    cargo fuzz over the parsers (scripts/fuzz.sh)
 #   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS (JetStream on), S3, etcd and
 #                                    Redis, print the env to export, and wait (Ctrl-C, or kill the
 #                                    script, stops them)
@@ -495,6 +497,25 @@ browser_tests() {
     return "$status"
 }
 
+# API fuzzing with schemathesis against the debug binary (scripts/fuzz-api.sh): 90 s, a fixed
+# seed, so a run is repeatable; a long run with a random seed is reported in docs/RELIABILITY.md.
+api_fuzz() {
+    [[ -x target/debug/natter ]] || cargo build --color "$COLOR" -p natter
+    local limit=()
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 10m); fi
+    local log=target/fuzz-api.log
+    "${limit[@]}" scripts/fuzz-api.sh --secs "${NATTER_TEST_FUZZ_API_SECS:-90}" --seed 20261201 2>&1 | tee "$log"
+    SUMMARIES+=("api fuzz (schemathesis): $(grep -E '^ *[0-9]+ generated' "$log" | sed 's/^ *//')")
+}
+
+# cargo fuzz over the parsers of untrusted bytes (scripts/fuzz.sh): a short run of each target;
+# long runs' figures are in docs/RELIABILITY.md.
+cargo_fuzz() {
+    local log=target/fuzz.log
+    scripts/fuzz.sh --secs "${NATTER_TEST_FUZZ_SECS:-15}" 2>&1 | tee "$log"
+    SUMMARIES+=("cargo fuzz: $(grep -c 'no crash$' "$log") targets without a crash")
+}
+
 # The search benchmark at a tiny size, debug build: it runs, every message is searchable, every
 # query cut from a message finds it. Speed is measured in release (docs/BENCHMARKS.md).
 search_bench_tiny() {
@@ -549,6 +570,8 @@ phase "tests (postgres e2e)" test_postgres
 phase "tests (split topology e2e)" test_split
 phase "browser" browser_tests
 phase "bench (quick)" bench_quick
+phase "api fuzz (schemathesis)" api_fuzz
+phase "cargo fuzz" cargo_fuzz
 phase "search bench (tiny)" search_bench_tiny
 
 trap - EXIT

@@ -175,6 +175,36 @@ async fn the_login_throttle_is_shared_across_nodes() {
     drop(database);
 }
 
+/// Sends counted on one node count on the other: the send limit is the cluster's (Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_send_limit_is_shared_across_nodes() {
+    let env = [("NATTER_LIMITS__MESSAGES_PER_USER", "4"), ("NATTER_LIMITS__MESSAGES_WINDOW_SECS", "60")];
+    let Some((database, cluster)) = start_cluster(&env).await else { return };
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let http = reqwest::Client::new();
+    let alice = register(&http, node1, "alice").await;
+    let bob = register(&http, node2, "bob").await;
+    let conversation = befriend(&http, node1, &alice, node2, &bob).await;
+    let send_on = |node: &Node, n: usize| {
+        let body = json!({ "client_msg_id": format!("m{n}"), "kind": "text", "text": format!("m{n}") });
+        http.post(format!("{}/api/v1/conversations/{conversation}/messages", node.base_url))
+            .bearer_auth(&alice.access_token)
+            .json(&body)
+            .send()
+    };
+    for (n, node) in [node1, node2, node1, node2].into_iter().enumerate() {
+        assert_eq!(send_on(node, n).await.expect("send").status(), StatusCode::CREATED, "send {n}");
+    }
+    for node in [node1, node2] {
+        let refused = send_on(node, 9).await.expect("send");
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS, "the fifth, on either node");
+        let body: Value = refused.json().await.expect("an error body");
+        assert_eq!(body["error"]["code"], "too_many_messages");
+    }
+    drop(cluster);
+    drop(database);
+}
+
 /// A careless client: 40 sockets of one account opened at once on both nodes, then half closed
 /// properly and half dropped mid-stream (no close frame), all at once. Her friend sees exactly
 /// one `online` and one `offline`, and both nodes list her offline afterwards.
