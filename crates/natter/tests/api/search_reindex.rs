@@ -181,11 +181,12 @@ async fn wait_for_checkpoint(url: &str, conversation: &str, seq: i64) {
     let mut connection = PgConnection::connect(url).await.expect("connect");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT seq FROM search_checkpoints WHERE conversation_id = $1")
-            .bind(conversation)
-            .fetch_optional(&mut connection)
-            .await
-            .expect("read the checkpoint");
+        let checkpoint: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM search_checkpoints WHERE conversation_id = $1")
+                .bind(conversation)
+                .fetch_optional(&mut connection)
+                .await
+                .expect("read the checkpoint");
         if checkpoint >= Some(seq) {
             break;
         }
