@@ -85,6 +85,10 @@ enum Command {
         /// The natter binary [default: `natter` beside this binary].
         #[arg(long)]
         natter_bin: Option<PathBuf>,
+        /// Only these faults of the schedule (comma-separated): kill, freeze, nats, redis, etcd,
+        /// postgres; to reproduce one.
+        #[arg(long, value_delimiter = ',')]
+        faults: Vec<String>,
     },
     /// Runs the chaos test's checker again on a saved run (the `--out` of `chaos`).
     ChaosCheck { dir: PathBuf },
@@ -130,7 +134,10 @@ fn main() -> anyhow::Result<()> {
         Command::ConnectWorker { source, count, url, hello } => {
             runtime.block_on(scenarios::connections::worker(source, count, url, hello))
         }
-        Command::Chaos { seed, duration, devices, big_group, send_every, out, natter_bin } => {
+        Command::Chaos { seed, duration, devices, big_group, send_every, out, natter_bin, faults } => {
+            if let Some(unknown) = faults.iter().find(|f| !natter_bench::chaos::schedule::NAMES.contains(&f.as_str())) {
+                bail!("unknown fault {unknown:?}; the faults are {}", natter_bench::chaos::schedule::NAMES.join(", "));
+            }
             let natter_binary = natter_bin.unwrap_or_else(natter::default_binary);
             anyhow::ensure!(natter_binary.exists(), "no natter binary at {}", natter_binary.display());
             let options = natter_bench::chaos::Options {
@@ -141,6 +148,7 @@ fn main() -> anyhow::Result<()> {
                 send_every,
                 natter_binary,
                 out: out.clone(),
+                faults,
             };
             let passed = runtime.block_on(natter_bench::chaos::run(options))?;
             println!("\nreport: {}", out.join("report.md").display());

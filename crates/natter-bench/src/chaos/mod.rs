@@ -31,7 +31,7 @@ use schedule::Fault;
 /// A fault must be followed by every device having every entry the log held at its end within
 /// this long (the bar); the measurement itself waits up to [`CONVERGE_LIMIT`].
 pub const CONVERGE_BAR: Duration = Duration::from_secs(5);
-const CONVERGE_LIMIT: Duration = Duration::from_secs(60);
+const CONVERGE_LIMIT: Duration = Duration::from_secs(30);
 /// HTTP set-up calls at once.
 const SETUP_CONCURRENCY: usize = 16;
 
@@ -77,6 +77,8 @@ pub struct Options {
     pub send_every: Duration,
     pub natter_binary: PathBuf,
     pub out: PathBuf,
+    /// Only these faults ([`schedule::NAMES`]); empty: all.
+    pub faults: Vec<String>,
 }
 
 /// Runs the test; `Ok(true)` when the checker found nothing and every fault converged in time.
@@ -120,13 +122,18 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         tasks.push(tokio::spawn(device.run()));
     }
 
-    let plan = schedule::plan(rng.fork(2), options.duration);
+    let mut counters = Counters::default();
+    let plan = schedule::plan(rng.fork(2), options.duration, &options.faults);
     println!("chaos: {} faults planned over {:?}", plan.len(), options.duration);
     let run_start = Instant::now();
     for (index, planned) in plan.iter().enumerate() {
         let due = run_start + planned.at;
         if due > Instant::now() {
             tokio::time::sleep_until(due.into()).await;
+        }
+        if let Fault::Kill { node } = planned.fault {
+            // Its counters die with it: take them first.
+            counters.scrape(&net.http, &cluster.nodes[node].name, cluster.nodes[node].port).await;
         }
         let start = recorder.now();
         let target = inject(&mut cluster, &planned.fault).await.with_context(|| format!("fault {index}"))?;
@@ -152,16 +159,54 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
             bail!("a device did not finish within 180 s of the end");
         }
     }
+    for node in &cluster.nodes {
+        counters.scrape(&net.http, &node.name, node.port).await;
+    }
     let log = final_log(&cluster, &setup)?;
     let events = recorder.events();
     history::save(out, &setup, &events, &log)?;
     cluster.stop().await;
 
     let verdict = checker::check(&setup, &events, &log);
-    let summary = report::Summary::new(&setup, &events, verdict, options.duration);
+    let mut summary = report::Summary::new(&setup, &events, verdict, options.duration);
+    summary.server_counters = counters.0;
     summary.write(out)?;
     println!("{}", summary.to_markdown());
     Ok(summary.passed())
+}
+
+/// The servers' own counts of what they did (from `/metrics`), summed over every process and
+/// every restart, by role: fan-out jobs on the worker, the gateways' sequencer.
+#[derive(Default)]
+struct Counters(BTreeMap<String, f64>);
+
+impl Counters {
+    const NAMES: [&'static str; 7] = [
+        "natter_fanout_jobs",
+        "natter_fanout_repeats",
+        "natter_events_delivered",
+        "natter_bus_events_received",
+        "natter_sequencer_held",
+        "natter_sequencer_gaps_given_up",
+        "natter_sequencer_late",
+    ];
+
+    async fn scrape(&mut self, http: &reqwest::Client, node: &str, port: u16) {
+        // The node's own port: plain HTTP on loopback, not through nginx.
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let Ok(Ok(response)) = tokio::time::timeout(Duration::from_secs(5), http.get(url).send()).await else { return };
+        let Ok(text) = response.text().await else { return };
+        let role = node.trim_end_matches(char::is_numeric);
+        for line in text.lines().filter(|line| !line.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else { continue };
+            let metric = name.split('{').next().unwrap_or(name).trim_end_matches("_total");
+            if Self::NAMES.contains(&metric)
+                && let Ok(value) = value.parse::<f64>()
+            {
+                *self.0.entry(format!("{role} {metric}")).or_default() += value;
+            }
+        }
+    }
 }
 
 /// Checks a saved run again (`history.jsonl`, `log.json`, `setup.json` in `dir`).

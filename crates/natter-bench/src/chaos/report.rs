@@ -1,7 +1,7 @@
 //! The chaos run's report: the checker's verdict, the sends and their answers, every fault with
 //! the time the devices took to converge after it, and latency through the faults.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,6 +61,8 @@ pub struct Summary {
     /// First attempt → the entry on another member's device (push or sync), every delivery.
     pub delivery_latency: Latency,
     pub converged_in_time: bool,
+    /// The servers' counters (`/metrics`), by role, summed over processes and restarts.
+    pub server_counters: BTreeMap<String, f64>,
 }
 
 impl Summary {
@@ -146,6 +148,7 @@ impl Summary {
             ack_latency_calm: Latency::of(calm),
             delivery_latency: Latency::of(delivery),
             converged_in_time,
+            server_counters: BTreeMap::new(),
         }
     }
 
@@ -226,6 +229,11 @@ impl Summary {
                 "| {name} | {} | {:.1} | {:.1} | {:.1} |\n",
                 latency.count, latency.p50, latency.p99, latency.max
             ));
+        }
+        if !self.server_counters.is_empty() {
+            let counters: Vec<String> =
+                self.server_counters.iter().map(|(name, value)| format!("{name} {value}")).collect();
+            md.push_str(&format!("\nServer counters (summed over processes and restarts): {}.\n", counters.join(", ")));
         }
         md.push_str(&format!(
             "\nEvery fault converged within {} s: {}.\n",

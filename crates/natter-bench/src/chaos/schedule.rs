@@ -36,6 +36,18 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// The name `--faults` knows it by.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Kill { .. } => "kill",
+            Fault::Freeze { .. } => "freeze",
+            Fault::RestartNats => "nats",
+            Fault::RestartRedis => "redis",
+            Fault::RestartEtcd => "etcd",
+            Fault::RestartPostgres => "postgres",
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Fault::Kill { .. } => "kill -9",
@@ -55,7 +67,12 @@ pub struct Planned {
     pub fault: Fault,
 }
 
-pub fn plan(mut rng: Rng, duration: Duration) -> Vec<Planned> {
+/// The names of the faults, for `--faults`.
+pub const NAMES: [&str; 6] = ["kill", "freeze", "nats", "redis", "etcd", "postgres"];
+
+/// The schedule for a run of `duration`; with `only` not empty, only the faults it names (the
+/// others' slots stay empty), to reproduce one kind of fault.
+pub fn plan(mut rng: Rng, duration: Duration, only: &[String]) -> Vec<Planned> {
     let window = duration.saturating_sub(MARGIN * 2);
     let count = ((window.as_secs() / SLOT.as_secs()) as usize).max(MIN_FAULTS);
     let slot = window / count as u32;
@@ -74,7 +91,12 @@ pub fn plan(mut rng: Rng, duration: Duration) -> Vec<Planned> {
         let place = rng.below(faults.len() as u64 + 1) as usize;
         faults.insert(place, fault);
     }
-    faults.into_iter().enumerate().map(|(i, fault)| Planned { at: MARGIN + slot * i as u32, fault }).collect()
+    faults
+        .into_iter()
+        .enumerate()
+        .map(|(i, fault)| Planned { at: MARGIN + slot * i as u32, fault })
+        .filter(|planned| only.is_empty() || only.iter().any(|name| name == planned.fault.name()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -83,15 +105,15 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule_with_every_kind() {
-        let a = plan(Rng::new(7), Duration::from_secs(600));
-        let b = plan(Rng::new(7), Duration::from_secs(600));
+        let a = plan(Rng::new(7), Duration::from_secs(600), &[]);
+        let b = plan(Rng::new(7), Duration::from_secs(600), &[]);
         assert_eq!(a.iter().map(|p| p.fault).collect::<Vec<_>>(), b.iter().map(|p| p.fault).collect::<Vec<_>>());
         assert!(a.len() >= 20, "{} faults in 10 minutes", a.len());
         for fault in [Fault::RestartNats, Fault::RestartRedis, Fault::RestartEtcd, Fault::RestartPostgres] {
             assert_eq!(a.iter().filter(|p| p.fault == fault).count(), 1);
         }
         assert_eq!(a.iter().filter(|p| matches!(p.fault, Fault::Freeze { .. })).count(), 1);
-        let short = plan(Rng::new(7), Duration::from_secs(120));
+        let short = plan(Rng::new(7), Duration::from_secs(120), &[]);
         assert_eq!(short.len(), MIN_FAULTS);
         assert!(short.last().is_some_and(|p| p.at < Duration::from_secs(110)));
     }
