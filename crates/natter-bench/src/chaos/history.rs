@@ -38,7 +38,14 @@ pub enum Event {
     Fault { index: u32, kind: String, target: String, start: u64, end: u64 },
     /// Every device had every entry the log held when fault `index` ended, `after_ms` after its
     /// end (`None`: not within the limit).
-    Converged { index: u32, after_ms: Option<u64> },
+    /// `behind` lists, when the bar passed with devices still behind, the first few of them:
+    /// (device, conversation, the device's contiguous seq, the log's head at the fault's end).
+    Converged {
+        index: u32,
+        after_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        behind: Vec<(u32, u32, i64, i64)>,
+    },
 }
 
 /// The conversations and devices of a run, so that events can name them by number.

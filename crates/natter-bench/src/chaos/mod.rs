@@ -141,13 +141,16 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
         let kind = planned.fault.kind().to_owned();
         println!("chaos: fault {index} {kind} {target} took {:.1} s", (end - start) as f64 / 1e6);
         recorder.record(Event::Fault { index: index as u32, kind, target, start, end });
-        let after = converge(&cluster, &setup, &progress, CONVERGE_LIMIT).await;
+        let (after, behind) = converge(&cluster, &setup, &progress, CONVERGE_LIMIT).await;
         let after_ms = after.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         match after_ms {
             Some(ms) => println!("chaos:   converged after {ms} ms"),
             None => println!("chaos:   NOT converged within {CONVERGE_LIMIT:?}"),
         }
-        recorder.record(Event::Converged { index: index as u32, after_ms });
+        if !behind.is_empty() {
+            println!("chaos:   behind at {CONVERGE_BAR:?} (device, conversation, has, head): {behind:?}");
+        }
+        recorder.record(Event::Converged { index: index as u32, after_ms, behind });
     }
     let remaining = (run_start + options.duration).saturating_duration_since(Instant::now());
     tokio::time::sleep(remaining).await;
@@ -270,8 +273,13 @@ async fn inject(cluster: &mut Cluster, fault: &Fault) -> anyhow::Result<String> 
 }
 
 /// How long after now every device's views hold every entry the log holds now (`None`: not
-/// within `limit`).
-async fn converge(cluster: &Cluster, setup: &Setup, progress: &Progress, limit: Duration) -> Option<Duration> {
+/// within `limit`), and the first few devices still behind when [`CONVERGE_BAR`] passed.
+async fn converge(
+    cluster: &Cluster,
+    setup: &Setup,
+    progress: &Progress,
+    limit: Duration,
+) -> (Option<Duration>, Vec<(u32, u32, i64, i64)>) {
     let started = Instant::now();
     let heads = loop {
         match heads(cluster, setup) {
@@ -280,21 +288,33 @@ async fn converge(cluster: &Cluster, setup: &Setup, progress: &Progress, limit: 
                 tracing::warn!(%error, "cannot read the log's heads yet");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(_) => return None,
+            Err(_) => return (None, Vec::new()),
         }
     };
+    let mut behind_at_bar = Vec::new();
     loop {
-        let behind = setup.devices.iter().enumerate().any(|(device, (_, convs))| {
-            convs
-                .iter()
-                .enumerate()
-                .any(|(position, conv)| progress[device][position].load(Ordering::Relaxed) < heads[*conv as usize])
-        });
-        if !behind {
-            return Some(started.elapsed());
+        let behind: Vec<(u32, u32, i64, i64)> = setup
+            .devices
+            .iter()
+            .enumerate()
+            .flat_map(|(device, (_, convs))| {
+                let heads = &heads;
+                convs.iter().enumerate().filter_map(move |(position, conv)| {
+                    let has = progress[device][position].load(Ordering::Relaxed);
+                    let head = heads[*conv as usize];
+                    (has < head).then_some((device as u32, *conv, has, head))
+                })
+            })
+            .take(10)
+            .collect();
+        if behind.is_empty() {
+            return (Some(started.elapsed()), behind_at_bar);
+        }
+        if started.elapsed() > CONVERGE_BAR && behind_at_bar.is_empty() {
+            behind_at_bar = behind;
         }
         if started.elapsed() > limit {
-            return None;
+            return (None, behind_at_bar);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

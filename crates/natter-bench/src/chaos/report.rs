@@ -82,7 +82,7 @@ impl Summary {
                         converged_ms: None,
                     });
                 }
-                Event::Converged { index, after_ms } => {
+                Event::Converged { index, after_ms, .. } => {
                     if let Some(row) = faults.iter_mut().find(|row| row.index == *index) {
                         row.converged_ms = *after_ms;
                     }
