@@ -29,7 +29,10 @@ pub(crate) async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = CreateConversationRequest,
-    responses((status = 201, body = ConversationView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = ConversationView), (status = 400, body = ErrorBody),
+              (status = 403, body = ErrorBody, description = "`blocked`: one of you blocked the other"),
+              (status = 404, body = ErrorBody, description = "`not_found`: an unknown member id"),
+              (status = 409, body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Auth(me): Auth,

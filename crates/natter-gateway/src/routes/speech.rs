@@ -18,7 +18,10 @@ use crate::state::AppState;
     request_body(content_type = "multipart/form-data",
         description = "field `file`: WAV, Ogg/Opus or WebM/Opus audio; or JSON `{\"file_id\"}` (TranscriptionRequest) for a file the caller may read"),
     responses((status = 200, body = TranscriptionResponse), (status = 400, body = ErrorBody),
-              (status = 413, body = ErrorBody), (status = 503, body = ErrorBody)))]
+              (status = 404, body = ErrorBody, description = "`not_found`: a `file_id` that is unknown or not yours to read"),
+              (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody, description = "`unsupported_media_type`: neither multipart/form-data nor JSON"),
+              (status = 503, body = ErrorBody)))]
 pub(crate) async fn transcribe(
     State(state): State<AppState>,
     Auth(me): Auth,

@@ -9,6 +9,7 @@ mod common;
 
 mod abuse;
 mod auth;
+mod authz;
 mod blocking;
 mod conversations;
 mod data_dir;
