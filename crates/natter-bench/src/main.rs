@@ -89,6 +89,10 @@ enum Command {
         /// postgres; to reproduce one.
         #[arg(long, value_delimiter = ',')]
         faults: Vec<String>,
+        /// Report a fault the devices did not get over within 5 s, without failing on it (any
+        /// lost, duplicated or reordered message still fails the run).
+        #[arg(long)]
+        convergence_advisory: bool,
     },
     /// Runs the chaos test's checker again on a saved run (the `--out` of `chaos`).
     ChaosCheck { dir: PathBuf },
@@ -134,7 +138,17 @@ fn main() -> anyhow::Result<()> {
         Command::ConnectWorker { source, count, url, hello } => {
             runtime.block_on(scenarios::connections::worker(source, count, url, hello))
         }
-        Command::Chaos { seed, duration, devices, big_group, send_every, out, natter_bin, faults } => {
+        Command::Chaos {
+            seed,
+            duration,
+            devices,
+            big_group,
+            send_every,
+            out,
+            natter_bin,
+            faults,
+            convergence_advisory,
+        } => {
             if let Some(unknown) = faults.iter().find(|f| !natter_bench::chaos::schedule::NAMES.contains(&f.as_str())) {
                 bail!("unknown fault {unknown:?}; the faults are {}", natter_bench::chaos::schedule::NAMES.join(", "));
             }
@@ -149,6 +163,7 @@ fn main() -> anyhow::Result<()> {
                 natter_binary,
                 out: out.clone(),
                 faults,
+                convergence_advisory,
             };
             let passed = runtime.block_on(natter_bench::chaos::run(options))?;
             println!("\nreport: {}", out.join("report.md").display());

@@ -79,9 +79,13 @@ pub struct Options {
     pub out: PathBuf,
     /// Only these faults ([`schedule::NAMES`]); empty: all.
     pub faults: Vec<String>,
+    /// A fault not converged within [`CONVERGE_BAR`] is reported but does not fail the run
+    /// (a violation of the checker always does).
+    pub convergence_advisory: bool,
 }
 
-/// Runs the test; `Ok(true)` when the checker found nothing and every fault converged in time.
+/// Runs the test; `Ok(true)` when the checker found nothing and every fault converged in time
+/// (or convergence is advisory).
 pub async fn run(options: Options) -> anyhow::Result<bool> {
     let out = &options.out;
     let _ = std::fs::remove_dir_all(out.join("cluster"));
@@ -175,6 +179,10 @@ pub async fn run(options: Options) -> anyhow::Result<bool> {
     summary.server_counters = counters.0;
     summary.write(out)?;
     println!("{}", summary.to_markdown());
+    if options.convergence_advisory && summary.verdict.passed() && !summary.converged_in_time {
+        println!("(convergence is advisory in this run: not failing on it)");
+        return Ok(true);
+    }
     Ok(summary.passed())
 }
 
