@@ -4,8 +4,9 @@
 #   scripts/test.sh                  lint, dependency rules, then every test (SQLite, then the
 #                                    end-to-end suite again on PostgreSQL), the web client's
 #                                    browser tests, the benchmark's quick mode (correctness only),
-#                                    then API fuzzing (schemathesis, scripts/fuzz-api.sh) and
-#                                    cargo fuzz over the parsers (scripts/fuzz.sh)
+#                                    the two-minute chaos test (faults on a cluster behind nginx),
+#                                    API fuzzing (schemathesis, scripts/fuzz-api.sh) and cargo fuzz
+#                                    over the parsers (scripts/fuzz.sh)
 #   scripts/test.sh --services-only  start the throwaway PostgreSQL, NATS (JetStream on), S3, etcd and
 #                                    Redis, print the env to export, and wait (Ctrl-C, or kill the
 #                                    script, stops them)
@@ -135,6 +136,9 @@ install_missing() {
     command -v etcd >/dev/null || missing+=(etcd-server)
     command -v redis-server >/dev/null || missing+=(redis-server)
     command -v curl >/dev/null || missing+=(curl)
+    # The chaos test puts nginx (TLS from a certificate openssl makes) in front of the gateways.
+    command -v nginx >/dev/null || missing+=(nginx)
+    command -v openssl >/dev/null || missing+=(openssl)
     pg_bin_dir >/dev/null || missing+=(postgresql)
     # Speech: the tests synthesize speech (espeak-ng), resample (sox) and encode Opus (opusenc).
     command -v espeak-ng >/dev/null || missing+=(espeak-ng)
@@ -463,6 +467,22 @@ bench_quick() {
     SUMMARIES+=("bench (quick): report in target/bench-quick/report.md")
 }
 
+# The chaos test, two minutes: natter's split topology (two gateways behind nginx with TLS, two
+# chat nodes, a worker) on its own PostgreSQL, NATS, Redis and etcd, 200 devices sending, retrying
+# and catching up while a seeded schedule kills, freezes and restarts the parts; fails on any
+# lost, duplicated or reordered message. A fault the devices took longer than 5 s to get over is
+# reported, not failed on (--convergence-advisory): pushes lost in quiet conversations still make
+# some faults miss that bar (docs/RELIABILITY.md, "Chaos test"). Debug build (the one bench
+# (quick) built). The history is saved for `natter-bench chaos-check`.
+chaos_test() {
+    cargo build --color "$COLOR" -p natter -p natter-bench
+    local limit=()
+    if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 10m); fi
+    "${limit[@]}" target/debug/natter-bench chaos --duration 120s --seed "${NATTER_CHAOS_SEED:-1}" \
+        --convergence-advisory --out target/chaos
+    SUMMARIES+=("chaos: report in target/chaos/report.md, history in target/chaos/history.jsonl")
+}
+
 # The web client's end-to-end tests (tests/browser/): Debian's headless Chromium driven by
 # playwright-core (npm, pinned by package-lock.json) against the debug natter binary; each test
 # file starts its own natter on a free port. Screenshots and metrics land in target/browser-artifacts/.
@@ -570,6 +590,7 @@ phase "tests (postgres e2e)" test_postgres
 phase "tests (split topology e2e)" test_split
 phase "browser" browser_tests
 phase "bench (quick)" bench_quick
+phase "chaos (2 min)" chaos_test
 phase "api fuzz (schemathesis)" api_fuzz
 phase "cargo fuzz" cargo_fuzz
 phase "search bench (tiny)" search_bench_tiny

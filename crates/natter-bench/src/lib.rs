@@ -7,6 +7,7 @@
 
 pub mod bars;
 pub mod ceiling;
+pub mod chaos;
 pub mod check;
 pub mod guard;
 pub mod measure;

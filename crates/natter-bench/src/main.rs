@@ -61,6 +61,41 @@ enum Command {
         /// The report.json of the run to judge.
         new: PathBuf,
     },
+    /// The chaos test: natter's split topology behind nginx (TLS), with PostgreSQL, NATS, Redis
+    /// and etcd, used by a few hundred devices while a seeded schedule kills, freezes and
+    /// restarts its parts; fails on any lost, duplicated or reordered message.
+    Chaos {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How long the devices send (faults included), e.g. 120s or 10m.
+        #[arg(long, default_value = "120s", value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Connected devices (a quarter of them users' second devices).
+        #[arg(long, default_value_t = 200)]
+        devices: usize,
+        /// Members of the big group (its fan-out goes through the worker).
+        #[arg(long, default_value_t = 1000)]
+        big_group: usize,
+        /// Mean time between two sends of one device.
+        #[arg(long, default_value = "8s", value_parser = parse_duration)]
+        send_every: std::time::Duration,
+        /// Where the report, the history (for `chaos-check`) and the servers' logs go.
+        #[arg(long, default_value = "target/chaos")]
+        out: PathBuf,
+        /// The natter binary [default: `natter` beside this binary].
+        #[arg(long)]
+        natter_bin: Option<PathBuf>,
+        /// Only these faults of the schedule (comma-separated): kill, freeze, nats, redis, etcd,
+        /// postgres; to reproduce one.
+        #[arg(long, value_delimiter = ',')]
+        faults: Vec<String>,
+        /// Report a fault the devices did not get over within 5 s, without failing on it (any
+        /// lost, duplicated or reordered message still fails the run).
+        #[arg(long)]
+        convergence_advisory: bool,
+    },
+    /// Runs the chaos test's checker again on a saved run (the `--out` of `chaos`).
+    ChaosCheck { dir: PathBuf },
     /// The ceiling baseline's server (started by `run`).
     #[command(hide = true)]
     Ceiling {
@@ -102,6 +137,47 @@ fn main() -> anyhow::Result<()> {
         Command::Ceiling { listen } => runtime.block_on(ceiling::serve(listen)),
         Command::ConnectWorker { source, count, url, hello } => {
             runtime.block_on(scenarios::connections::worker(source, count, url, hello))
+        }
+        Command::Chaos {
+            seed,
+            duration,
+            devices,
+            big_group,
+            send_every,
+            out,
+            natter_bin,
+            faults,
+            convergence_advisory,
+        } => {
+            if let Some(unknown) = faults.iter().find(|f| !natter_bench::chaos::schedule::NAMES.contains(&f.as_str())) {
+                bail!("unknown fault {unknown:?}; the faults are {}", natter_bench::chaos::schedule::NAMES.join(", "));
+            }
+            let natter_binary = natter_bin.unwrap_or_else(natter::default_binary);
+            anyhow::ensure!(natter_binary.exists(), "no natter binary at {}", natter_binary.display());
+            let options = natter_bench::chaos::Options {
+                seed,
+                duration,
+                devices,
+                big_group,
+                send_every,
+                natter_binary,
+                out: out.clone(),
+                faults,
+                convergence_advisory,
+            };
+            let passed = runtime.block_on(natter_bench::chaos::run(options))?;
+            println!("\nreport: {}", out.join("report.md").display());
+            if !passed {
+                eprintln!("\nCHAOS TEST FAILED: see the report (the history is saved for chaos-check)");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::ChaosCheck { dir } => {
+            if !natter_bench::chaos::check_saved(&dir)? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Compare { baseline, new } => {
             let comparison = Baseline::load(&baseline)?.compare(&Report::load(&new)?);
@@ -218,4 +294,17 @@ fn print_comparison(comparison: &Comparison) {
         0 => println!("No ratio got worse by more than {:.0} %.", THRESHOLD * 100.0),
         n => println!("{n} ratio(s) got worse by more than {:.0} %.", THRESHOLD * 100.0),
     }
+}
+
+/// `120s`, `10m`, `2h` or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let secs = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }

@@ -92,7 +92,7 @@ impl Drop for Proc {
 
 /// Sends `signal` to process group `pgid` with kill(1): `unsafe` is forbidden in this workspace,
 /// and one exec per stopped server costs nothing here.
-fn signal_group(pgid: u32, signal: &str) {
+pub(crate) fn signal_group(pgid: u32, signal: &str) {
     let _ = std::process::Command::new("kill")
         .args(["-s", signal, "--", &format!("-{pgid}")])
         .stderr(Stdio::null())
@@ -130,6 +130,25 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+impl Proc {
+    /// `kill -9` of the whole group, as a crash: no grace, nothing flushed. Waits for the exit.
+    pub async fn kill9(mut self) {
+        let pid = self.pid();
+        if pid != 0 {
+            signal_group(pid, "KILL");
+            let _ = self.child.wait().await;
+        }
+    }
+
+    /// SIGSTOP (`true`) or SIGCONT (`false`) to the whole group: a process that hangs, then wakes.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.pid();
+        if pid != 0 {
+            signal_group(pid, if frozen { "STOP" } else { "CONT" });
+        }
+    }
 }
 
 /// Every process whose parent chain leads to `root` (its workers), `root` included.

@@ -33,6 +33,9 @@ pub struct Postgres {
     data: PathBuf,
     bin: PathBuf,
     pub port: u16,
+    /// The server's command-line options, for a restart.
+    options: String,
+    log: PathBuf,
 }
 
 impl Postgres {
@@ -67,14 +70,46 @@ impl Postgres {
             "-p {port} -k '' -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB"
         );
-        run(as_postgres(&bin.join("pg_ctl"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-l")
-            .arg(dir.join("postgres.log"))
-            .args(["-w", "-t", "60", "-o", &options, "start"]))
-        .context("PostgreSQL did not start")?;
-        Ok(Postgres { admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), data, bin, port })
+        let postgres = Postgres {
+            admin_url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            data,
+            bin,
+            port,
+            options,
+            log: dir.join("postgres.log"),
+        };
+        postgres.start_again()?;
+        Ok(postgres)
+    }
+
+    /// Starts the stopped server again on the same data and port (waits until it accepts).
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        run(as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).arg("-l").arg(&self.log).args([
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &self.options,
+            "start",
+        ]))
+        .context("PostgreSQL did not start")
+    }
+
+    /// `pg_ctl stop -m fast`: open transactions roll back, clients are disconnected.
+    pub fn stop_fast(&self) -> anyhow::Result<()> {
+        run(as_postgres(&self.bin.join("pg_ctl")).arg("-D").arg(&self.data).args(["-m", "fast", "-w", "stop"]))
+            .context("PostgreSQL did not stop")
+    }
+
+    /// Runs `sql` in database `database` through `psql`; returns its unaligned, tab-separated
+    /// output (no header).
+    pub fn query(&self, database: &str, sql: &str) -> anyhow::Result<String> {
+        let mut command = std::process::Command::new("psql");
+        command.args(["-X", "-q", "-A", "-t", "-F", "\t", "-h", "127.0.0.1", "-p", &self.port.to_string()]);
+        command.args(["-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql]);
+        let output = command.output().with_context(|| format!("cannot run {command:?}"))?;
+        check_success(&command, &output)?;
+        Ok(String::from_utf8(output.stdout)?)
     }
 
     /// The URL of database `name` on this server.

@@ -20,6 +20,9 @@ use crate::presence::{NodeId, Route, RouteTable};
 
 /// Failed route removals kept for a retry (a long outage leaves the rest to the TTL).
 const MAX_UNREMOVED: usize = 100_000;
+/// Presence announcements of one maintenance round made at once (each a friend lookup and a
+/// publish).
+const ANNOUNCE_CONCURRENCY: usize = 16;
 
 /// Runs where the sockets are (the gateway role): it needs the route table, a user's friends (from
 /// the chat services, in this process or over gRPC) and the bus, never the store.
@@ -108,9 +111,11 @@ impl PresenceService {
         }
     }
 
-    /// Re-asserts this node's heartbeat and routes for another TTL. Users whose routes had gone
-    /// (this node stalled past the TTL and was swept) are announced online again.
-    pub async fn refresh(&self) {
+    /// Re-asserts this node's heartbeat and routes for another TTL. Returns the transitions to
+    /// announce: users whose routes had gone (this node stalled past the TTL and was swept, or
+    /// Redis lost its data) are online again; routes whose removal failed earlier and is done now
+    /// may have taken their users offline.
+    async fn refresh(&self) -> Vec<(UserId, bool)> {
         let mut gone = Vec::new();
         let refreshed = {
             let _exclusive = self.gate.write().await;
@@ -135,43 +140,62 @@ impl PresenceService {
         };
         gone.sort();
         gone.dedup();
-        for user in gone {
-            self.announce(&user, false).await;
-        }
+        let mut transitions: Vec<(UserId, bool)> = gone.into_iter().map(|user| (user, false)).collect();
         match refreshed {
-            Ok(back) => {
-                for user in back {
-                    self.announce(&user, true).await;
-                }
-            }
+            Ok(back) => transitions.extend(back.into_iter().map(|user| (user, true))),
             Err(error) => tracing::warn!(%error, "could not refresh this node's routes"),
         }
+        transitions
     }
 
-    /// Claims nodes that stopped refreshing and announces their users offline (those with no
-    /// device elsewhere).
-    pub async fn sweep(&self) {
+    /// Claims nodes that stopped refreshing; returns their users that went offline (those with
+    /// no device elsewhere), to announce.
+    async fn sweep(&self) -> Vec<UserId> {
         match self.routes.sweep().await {
             Ok(gone) => {
                 if !gone.is_empty() {
                     tracing::info!(users = gone.len(), "swept the routes of a dead node");
                 }
-                for user in gone {
-                    self.announce(&user, false).await;
-                }
+                gone
             }
-            Err(error) => tracing::warn!(%error, "could not sweep dead nodes"),
+            Err(error) => {
+                tracing::warn!(%error, "could not sweep dead nodes");
+                Vec::new()
+            }
         }
     }
 
     /// Refreshes and sweeps every TTL/3, forever (spawned once by the composition root).
+    ///
+    /// The transitions a round finds are announced by a task of their own: announcing takes a
+    /// friend lookup and a publish per user, and after Redis lost its data (a restart) every
+    /// user of the node is "back" at once. Announced here, they held the next refresh past the
+    /// route TTL: the node's heartbeat expired, another node swept its routes (no more pushes
+    /// reached its sockets), its next refresh found every user back again, and so on, round
+    /// after round, for as long as the announcements took longer than the TTL.
     pub async fn run_maintenance(self: Arc<Self>) {
+        let (announcements, mut pending) = tokio::sync::mpsc::unbounded_channel::<Vec<(UserId, bool)>>();
+        let announcer = self.clone();
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            while let Some(transitions) = pending.recv().await {
+                futures_util::stream::iter(transitions)
+                    .for_each_concurrent(ANNOUNCE_CONCURRENCY, |(user, online)| {
+                        let announcer = &announcer;
+                        async move { announcer.announce(&user, online).await }
+                    })
+                    .await;
+            }
+        });
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            self.refresh().await;
-            self.sweep().await;
+            let mut transitions = self.refresh().await;
+            transitions.extend(self.sweep().await.into_iter().map(|user| (user, false)));
+            if !transitions.is_empty() {
+                let _ = announcements.send(transitions);
+            }
         }
     }
 
@@ -215,5 +239,133 @@ pub(crate) async fn online_flags(routes: &dyn RouteTable, users: &[UserId]) -> V
             tracing::warn!(%error, "route table unavailable; users shown offline");
             vec![false; users.len()]
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use futures_util::stream::BoxStream;
+
+    use super::*;
+    use crate::bus::{Bus, BusError, Event};
+    use crate::error::DomainResult;
+    use crate::ids::FriendRequestId;
+    use crate::model::{ConversationSummary, Friend, User};
+    use crate::presence::PresenceError;
+    use crate::service::friends::FriendRequestDetail;
+    use crate::store::RequestDirection;
+
+    /// A table that has lost every route before each refresh, as Redis does when it restarts
+    /// without persistence: every refresh finds all of the node's users back.
+    #[derive(Default)]
+    struct Forgetful {
+        refreshes: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl RouteTable for Forgetful {
+        async fn connect(&self, _: &Route) -> Result<bool, PresenceError> {
+            Ok(true)
+        }
+        async fn disconnect(&self, _: &Route) -> Result<bool, PresenceError> {
+            Ok(false)
+        }
+        async fn refresh(&self, _: &NodeId, routes: &[Route]) -> Result<Vec<UserId>, PresenceError> {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            Ok(routes.iter().map(|route| route.user.clone()).collect())
+        }
+        async fn online(&self, users: &[UserId]) -> Result<Vec<bool>, PresenceError> {
+            Ok(vec![true; users.len()])
+        }
+        async fn nodes_of(&self, _: &[UserId]) -> Result<Vec<(NodeId, Vec<UserId>)>, PresenceError> {
+            Ok(Vec::new())
+        }
+        async fn sweep(&self) -> Result<Vec<UserId>, PresenceError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A friend lookup takes 200 ms (a gRPC call to a busy chat node).
+    struct SlowFriends;
+
+    #[async_trait]
+    impl FriendsApi for SlowFriends {
+        async fn friends(&self, _: &UserId) -> DomainResult<Vec<Friend>> {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(Vec::new())
+        }
+        async fn send_request(&self, _: &UserId, _: &UserId, _: Option<&str>) -> DomainResult<FriendRequestDetail> {
+            unimplemented!("not in this test")
+        }
+        async fn requests(&self, _: &UserId, _: RequestDirection) -> DomainResult<Vec<FriendRequestDetail>> {
+            unimplemented!("not in this test")
+        }
+        async fn accept(
+            &self,
+            _: &UserId,
+            _: &FriendRequestId,
+        ) -> DomainResult<(FriendRequestDetail, ConversationSummary)> {
+            unimplemented!("not in this test")
+        }
+        async fn reject(&self, _: &UserId, _: &FriendRequestId) -> DomainResult<FriendRequestDetail> {
+            unimplemented!("not in this test")
+        }
+        async fn cancel(&self, _: &UserId, _: &FriendRequestId) -> DomainResult<FriendRequestDetail> {
+            unimplemented!("not in this test")
+        }
+        async fn remove(&self, _: &UserId, _: &UserId) -> DomainResult<()> {
+            unimplemented!("not in this test")
+        }
+        async fn block(&self, _: &UserId, _: &UserId) -> DomainResult<()> {
+            unimplemented!("not in this test")
+        }
+        async fn unblock(&self, _: &UserId, _: &UserId) -> DomainResult<()> {
+            unimplemented!("not in this test")
+        }
+        async fn blocked(&self, _: &UserId) -> DomainResult<Vec<User>> {
+            unimplemented!("not in this test")
+        }
+    }
+
+    struct Nowhere;
+
+    #[async_trait]
+    impl Bus for Nowhere {
+        async fn publish(&self, _: Event) -> Result<(), BusError> {
+            Ok(())
+        }
+        async fn subscribe(&self) -> Result<BoxStream<'static, Event>, BusError> {
+            Err(BusError::Unavailable("not in this test".into()))
+        }
+    }
+
+    /// Found by the chaos test: after a Redis restart every user of a gateway was "back" at each
+    /// refresh, and announcing them one by one inside the maintenance loop held the heartbeat
+    /// past the route TTL, so the node was swept again and again and pushes stopped reaching it.
+    #[tokio::test(start_paused = true)]
+    async fn announcing_users_back_does_not_hold_up_the_heartbeat() {
+        let routes = Arc::new(Forgetful::default());
+        let node = NodeId::parse("gateway-1").expect("a node id");
+        let ttl = Duration::from_secs(3);
+        let presence = Arc::new(PresenceService::new(
+            routes.clone(),
+            Arc::new(SlowFriends),
+            Notifier::new(Arc::new(Nowhere)),
+            node,
+            ttl,
+        ));
+        for i in 0..100 {
+            presence.local.lock().insert(format!("device{i}"), UserId::from(format!("user{i}").as_str()));
+        }
+        let maintenance = tokio::spawn(presence.clone().run_maintenance());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        maintenance.abort();
+        // A refresh every TTL/3 = 1 s: ten in ten seconds, however long the announcements take
+        // (100 users × 200 ms each would be 20 s a round, one after another).
+        let refreshes = routes.refreshes.load(Ordering::SeqCst);
+        assert!(refreshes >= 9, "only {refreshes} refreshes in 10 s: the heartbeat waited for announcements");
     }
 }
