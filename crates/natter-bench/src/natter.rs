@@ -445,6 +445,7 @@ async fn start_node(binary: &Path, dir: &Path, name: &str, env: &[(&str, String)
         .env("NATTER_LIMITS__MESSAGES_PER_USER", "0")
         .env("NATTER_LIMITS__UPLOADS_PER_USER", "0")
         .env("NATTER_LIMITS__WS_CONNECTS_PER_ADDRESS", "0")
+        .env("NATTER_LIMITS__WS_FRAMES_PER_SEC", "0")
         .env("NATTER_LIMITS__MAX_GROUP_MEMBERS", "20000")
         .env("NATTER_LIMITS__MAX_BODY_BYTES", "4194304")
         // Warnings, and the gateway's notes on sockets it closes (slow clients).

@@ -26,6 +26,10 @@ pub struct GatewaySettings {
     pub roles: Vec<&'static str>,
     /// What else `/readyz` checks (the shared route table, discovery), each under its name.
     pub probes: Vec<Probe>,
+    /// Frames a socket's client may send per second, and in a burst (0: no limit); past them the
+    /// socket is not read until the budget refills.
+    pub ws_frames_per_sec: u32,
+    pub ws_frames_burst: u32,
     /// WebSocket connections opened per client address (`too_many_connections`).
     pub ws_connects: Option<natter_core::service::throttle::RateLimit>,
     /// Where `ws_connects` is counted: the cluster's, through Redis, when one is configured.

@@ -247,6 +247,10 @@ pub struct LimitsConfig {
     /// Uploads per user within `uploads_window_secs` (beyond it: 429 `too_many_uploads`).
     pub uploads_per_user: u32,
     pub uploads_window_secs: u64,
+    /// Frames one WebSocket's client may send per second and in a burst; past them the server
+    /// stops reading that socket until the budget refills (0: no limit).
+    pub ws_frames_per_sec: u32,
+    pub ws_frames_burst: u32,
     /// WebSocket connections opened from one client address within `ws_connects_window_secs`
     /// (beyond it: 429 `too_many_connections`). 0: no limit.
     pub ws_connects_per_address: u32,
@@ -267,6 +271,8 @@ impl Default for LimitsConfig {
             messages_window_secs: 10,
             uploads_per_user: 60,
             uploads_window_secs: 60,
+            ws_frames_per_sec: 50,
+            ws_frames_burst: 200,
             ws_connects_per_address: 300,
             ws_connects_window_secs: 60,
         }
@@ -519,6 +525,10 @@ messages_window_secs = 10
 # Uploads per user per window (beyond: 429 too_many_uploads).
 uploads_per_user = 60
 uploads_window_secs = 60
+# Frames one WebSocket's client may send per second, and in a burst; past them the server stops
+# reading that socket until the budget refills (TCP holds the client back; nothing is lost).
+ws_frames_per_sec = 50
+ws_frames_burst = 200
 # WebSocket connections opened from one client address per window (beyond: 429
 # too_many_connections). Clients behind one NAT share an address: keep it generous.
 ws_connects_per_address = 300

@@ -98,6 +98,8 @@ impl Application {
             trusted_proxies: config.server.trusted_proxy_nets()?,
             roles: roles.names(),
             probes: probes(&shared, &discovery, &config),
+            ws_frames_per_sec: config.limits.ws_frames_per_sec,
+            ws_frames_burst: config.limits.ws_frames_burst,
             ws_connects: RateLimit::per(config.limits.ws_connects_per_address, config.limits.ws_connects_window_secs),
             throttle: SharedThrottle(shared.throttle.clone()),
         };

@@ -34,6 +34,8 @@ pub(super) struct Connection {
     reply: Option<Message>,
     /// Frames were fed to the socket since the last completed flush.
     unflushed: bool,
+    /// Reading from the client is paused (it sent more frames than its budget allows).
+    paused: bool,
 }
 
 /// What happened on a socket.
@@ -52,7 +54,7 @@ pub(super) enum Event {
 
 impl Connection {
     pub(super) fn new(socket: WebSocket) -> Self {
-        Self { socket, ping_due: false, reply: None, unflushed: false }
+        Self { socket, ping_due: false, reply: None, unflushed: false, paused: false }
     }
 
     /// Queues `text` to be written before the next queued frames. Only one reply waits at a
@@ -60,6 +62,11 @@ impl Connection {
     pub(super) fn reply(&mut self, text: Utf8Bytes) {
         debug_assert!(self.reply.is_none(), "one reply at a time");
         self.reply = Some(Message::Text(text));
+    }
+
+    /// Stops (or resumes) reading the client's frames; writing goes on.
+    pub(super) fn pause_reading(&mut self, paused: bool) {
+        self.paused = paused;
     }
 
     /// Sends a ping soon, unless writing is already backed up (the client reads nothing: a
@@ -101,6 +108,7 @@ impl Connection {
                 return Poll::Ready(Event::WriteFailed);
             }
             if self.reply.is_none()
+                && !self.paused
                 && let Poll::Ready(received) = self.socket.poll_next_unpin(cx)
             {
                 if let Some(Ok(Message::Ping(_))) = received {

@@ -31,7 +31,7 @@ use natter_core::service::throttle;
 use natter_proto::ServerFrame;
 
 use self::connection::{Connection, Event, Request};
-use self::requests::{Handling, TypingGate};
+use self::requests::{FrameBudget, Handling, TypingGate};
 use crate::client_addr::ClientIp;
 use crate::error::ApiError;
 use crate::extract::bearer_token;
@@ -189,12 +189,21 @@ async fn serve(
     let timer = tokio::time::sleep_until(next_ping.min(expiry));
     tokio::pin!(timer);
     let mut last_heard = Instant::now();
+    let (frames_per_sec, frames_burst) = (settings.ws_frames_per_sec, settings.ws_frames_burst);
+    let mut budget = FrameBudget::new(frames_burst, last_heard);
+    // Reading is paused until then (the client is past its frame budget).
+    let mut resume_at: Option<Instant> = None;
     let mut typing = TypingGate::default();
     let mut request: Option<Request<'_>> = None;
     loop {
         match connection.next_event(queue, timer.as_mut(), request.as_mut()).await {
             Event::Received(Some(Ok(message))) => {
                 last_heard = Instant::now();
+                if let Some(at) = budget.take(last_heard, frames_per_sec, frames_burst) {
+                    resume_at = Some(at);
+                    connection.pause_reading(true);
+                    timer.as_mut().reset(next_ping.min(expiry).min(at));
+                }
                 match message {
                     Message::Text(text) => match requests::accept(text.as_str(), &mut typing) {
                         Handling::Done(reply) => {
@@ -228,6 +237,10 @@ async fn serve(
             Event::Dropped(why) => return Some(dropped_close(why)),
             Event::Timer => {
                 let now = Instant::now();
+                if resume_at.is_some_and(|at| now >= at) {
+                    resume_at = None;
+                    connection.pause_reading(false);
+                }
                 if now >= expiry {
                     return Some((CLOSE_TOKEN_EXPIRED, "access token expired; refresh it and reconnect".into()));
                 }
@@ -238,7 +251,7 @@ async fn serve(
                     connection.ping();
                     next_ping = now + settings.ws_ping_interval;
                 }
-                timer.as_mut().reset(next_ping.min(expiry));
+                timer.as_mut().reset(resume_at.map_or(next_ping.min(expiry), |at| at.min(next_ping).min(expiry)));
             }
         }
     }

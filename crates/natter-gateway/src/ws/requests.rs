@@ -114,6 +114,34 @@ impl TypingGate {
     }
 }
 
+/// A socket's frames from its client, as a token bucket: `per_sec` refill, `burst` at most (the
+/// rates live in the settings, not in every socket's task). Past it the socket's task stops
+/// reading until a token is back, so TCP holds the flooding client back: its frames cost the
+/// server nothing meanwhile, and a client within the rate never notices.
+pub(super) struct FrameBudget {
+    tokens: f32,
+    at: Instant,
+}
+
+impl FrameBudget {
+    pub(super) fn new(burst: u32, now: Instant) -> Self {
+        Self { tokens: burst as f32, at: now }
+    }
+
+    /// Takes one frame's token; `Some(when)` when the bucket is now empty: read nothing more
+    /// until then. A `per_sec` of 0 is no limit.
+    pub(super) fn take(&mut self, now: Instant, per_sec: u32, burst: u32) -> Option<Instant> {
+        if per_sec == 0 {
+            return None;
+        }
+        let per_sec = per_sec as f32;
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f32() * per_sec).min(burst.max(1) as f32);
+        self.at = now;
+        self.tokens -= 1.0;
+        (self.tokens < 1.0).then(|| now + Duration::from_secs_f32((1.0 - self.tokens) / per_sec))
+    }
+}
+
 /// The JSON text of `frame`.
 pub(super) fn encode(frame: &ServerFrame) -> Option<Utf8Bytes> {
     match serde_json::to_string(frame) {

@@ -222,3 +222,125 @@ async fn websocket_connections_past_the_limit_per_address_get_429() {
     // HTTP calls from the same address are not connections: still answered.
     app.get(&alice, "/users/me").await.expect_status(200);
 }
+
+/// Ack latencies of `count` sends over `socket`, one at a time, `gap` apart.
+async fn timed_sends(
+    socket: &mut crate::common::WsClient,
+    conversation: &str,
+    tag: &str,
+    count: usize,
+) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = format!("{tag}-{n}");
+        let frame = json!({ "type": "send", "id": id, "conversation_id": conversation, "client_msg_id": id,
+            "kind": "text", "text": id });
+        let started = std::time::Instant::now();
+        socket.send_json(frame).await;
+        let answer = socket.reply_to(&id).await;
+        latencies.push(started.elapsed());
+        assert_eq!(answer["type"], "sent", "a well-behaved send is acknowledged: {answer}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    latencies
+}
+
+fn p99(mut latencies: Vec<Duration>) -> Duration {
+    latencies.sort_unstable();
+    latencies[(latencies.len() * 99).div_ceil(100) - 1]
+}
+
+/// One abusive account floods from many sockets (sends far past its rate limit, typing, pings,
+/// never reading) and opens connection after connection; a well-behaved member's acks stay within
+/// 2 × their p99 without the flood (with a 10 ms floor: below it, scheduling noise decides). The
+/// limits are the defaults, but for connections per address (the test's sockets all come from
+/// 127.0.0.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_client_leaves_a_well_behaved_members_latency_within_2x() {
+    let defaults = natter::config::LimitsConfig::default();
+    let app = spawn_app_with(|config| {
+        config.limits = natter::config::LimitsConfig { ws_connects_per_address: 50, ..defaults.clone() };
+    })
+    .await;
+    let (alice, bob) = (app.register("alice").await, app.register("bob").await);
+    let (mallory, trent) = (app.register("mallory").await, app.register("trent").await);
+    let calm = app.make_friends(&alice, &bob).await;
+    let target = app.make_friends(&mallory, &trent).await;
+    let mut alice_ws = app.connect_ws(&alice).await;
+    // Both rounds within alice's own send limit (200 per 10 s).
+    const SENDS: usize = 90;
+    let quiet = p99(timed_sends(&mut alice_ws, &calm, "quiet", SENDS).await);
+
+    // The abuser runs on a thread and runtime of its own, as on another machine: its tasks do
+    // not take turns with the server's on the test runtime's two workers.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (url, target_id, flag) =
+        (format!("{}?token={}", app.ws_url(), mallory.access_token), target.clone(), stop.clone());
+    let abuser = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(flood(url, target_id, flag))
+    });
+    let flood_started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let flooded = p99(timed_sends(&mut alice_ws, &calm, "flooded", SENDS).await);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flood_secs = flood_started.elapsed().as_secs();
+    let (frames, refused) =
+        tokio::task::spawn_blocking(move || abuser.join().expect("the abuser")).await.expect("join the abuser");
+    let stored = app.full_history(&trent, &target).await.iter().filter(|m| m.kind == "text").count();
+    println!(
+        "well-behaved p99: {quiet:?} quiet, {flooded:?} under a {flood_secs} s flood of {frames} frames from 8 \
+         sockets ({stored} of the flood's sends stored; {refused} connections refused)"
+    );
+    // A sliding window of `messages_per_user` per `messages_window_secs`.
+    let windows = flood_secs / defaults.messages_window_secs + 2;
+    let most = usize::try_from(u64::from(defaults.messages_per_user) * windows).expect("small");
+    assert!(stored <= most, "the flood's sends are held to the rate limit: {stored} in {flood_secs} s");
+    assert!(refused > 0, "connections past the per-address limit are refused");
+    let floor = Duration::from_millis(10);
+    assert!(flooded <= 2 * quiet.max(floor), "p99 {flooded:?} under the flood against {quiet:?} without it");
+}
+
+/// 8 sockets that send typing, pings and oversized-but-allowed sends without reading, and a
+/// stream of new connections, until `stop`; returns the frames fed and the connections refused.
+async fn flood(url: String, target: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (usize, usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let sockets = (0..8).map(|socket_index| {
+        let (url, target, stop) = (url.clone(), target.clone(), stop.clone());
+        async move {
+            let Ok(mut socket) = crate::common::WsClient::try_connect(url.as_str()).await else { return 0 };
+            let mut sent = 0usize;
+            while !stop.load(Relaxed) {
+                let frames = (0..50).map(|n| {
+                    let id = format!("flood-{socket_index}-{sent}-{n}");
+                    match n % 3 {
+                        0 => json!({ "type": "typing", "conversation_id": target }).to_string(),
+                        1 => json!({ "type": "ping", "id": id }).to_string(),
+                        _ => json!({ "type": "send", "id": id, "conversation_id": target, "client_msg_id": id,
+                            "kind": "text", "text": "x".repeat(2000) })
+                        .to_string(),
+                    }
+                });
+                match tokio::time::timeout(Duration::from_secs(1), socket.try_flood(frames)).await {
+                    Ok(Ok(())) => sent += 50,
+                    // The server stopped reading (the frame budget) or closed the socket: wait.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    Ok(Err(_)) => break,
+                }
+            }
+            sent
+        }
+    });
+    let connecting = async {
+        let mut refused = 0;
+        while !stop.load(Relaxed) {
+            if crate::common::WsClient::try_connect(url.as_str()).await.is_err() {
+                refused += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        refused
+    };
+    let (sent, refused) = tokio::join!(futures_util::future::join_all(sockets), connecting);
+    (sent.into_iter().sum(), refused)
+}

@@ -68,6 +68,8 @@ pub(crate) async fn spawn_app_on_with(backend: Backend, adjust: impl FnOnce(&mut
     config.auth.register_max_per_address = 0;
     // Likewise every socket opens from 127.0.0.1; the connection limit has its own test.
     config.limits.ws_connects_per_address = 0;
+    // And some tests flood a socket on purpose (the typing flood); the frame budget has its own.
+    config.limits.ws_frames_per_sec = 0;
     let database = backend.create_database().await;
     if let Some(database) = &database {
         config.database.url = database.url.clone();

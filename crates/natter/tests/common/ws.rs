@@ -196,6 +196,17 @@ impl WsClient {
         self.stream.flush().await.expect("flush the flood");
     }
 
+    /// [`WsClient::flood`] that reports a socket the server closed instead of failing the test.
+    pub(crate) async fn try_flood(
+        &mut self,
+        frames: impl IntoIterator<Item = String>,
+    ) -> Result<(), tungstenite::Error> {
+        for frame in frames {
+            self.stream.feed(Message::text(frame)).await?;
+        }
+        self.stream.flush().await
+    }
+
     pub(crate) async fn close(mut self) {
         let _ = self.stream.close(None).await;
     }
