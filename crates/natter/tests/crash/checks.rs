@@ -95,14 +95,10 @@ pub(crate) async fn check_log(http: &reqwest::Client, server: &Server, world: &W
 }
 
 fn first_gap(seqs: &[i64]) -> String {
-    let mut want = 1;
-    for &seq in seqs {
-        if seq != want {
-            return format!("expected {want}, found {seq}");
-        }
-        want += 1;
+    match (1..).zip(seqs).find(|(want, seq)| *want != **seq) {
+        Some((want, seq)) => format!("expected {want}, found {seq}"),
+        None => format!("{} entries", seqs.len()),
     }
-    format!("{} entries", seqs.len())
 }
 
 /// Every acknowledged upload downloads whole, byte for byte.
@@ -147,21 +143,22 @@ pub(crate) fn temp_files(data_dir: &Path) -> (Vec<String>, usize) {
     (found, locks)
 }
 
-/// Polls search until `acked`'s token finds exactly its message, within `deadline`.
+/// Polls search until `acked`'s token finds exactly its message, within `deadline`. Whether the
+/// first look found it (else the index caught up meanwhile).
 pub(crate) async fn check_found(
     http: &reqwest::Client,
     server: &Server,
     user: &AuthResponse,
     acked: &Acked,
     deadline: Instant,
-) {
+) -> bool {
     let path = format!("/search/messages?q={}&conversation_id={}", acked.token, acked.conversation);
-    loop {
+    for look in 0.. {
         let results: serde_json::Value = get(http, server, user, &path).await;
         let seqs: Vec<i64> =
             results["hits"].as_array().expect("hits").iter().filter_map(|hit| hit["seq"].as_i64()).collect();
         if seqs == [acked.seq] {
-            return;
+            return look == 0;
         }
         assert!(seqs.is_empty(), "{}: search found {seqs:?}, not [{}]", acked.token, acked.seq);
         assert!(
@@ -172,6 +169,7 @@ pub(crate) async fn check_found(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    unreachable!("the loop returns or panics")
 }
 
 /// Waits (until `deadline`) for every voice message to have its transcript entry.

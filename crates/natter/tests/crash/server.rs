@@ -22,7 +22,7 @@ impl Base for Server {
 impl Server {
     /// Starts `natter serve` on `data_dir` (SQLite, the embedded index, local files, the in-process
     /// bus and memory jobs: nothing configured) and returns once it listens. With `model`, the
-    /// embedded Whisper transcribes voice messages on one thread.
+    /// embedded Whisper transcribes voice messages (two threads: only whether a transcript comes matters here).
     pub(crate) fn start(data_dir: &Path, model: Option<&Path>, log: &Path) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_natter"));
         // The test's own NATTER_TEST_* variables are no configuration of the server.
@@ -42,7 +42,7 @@ impl Server {
             command
                 .env("NATTER_SPEECH__ENGINE", "whisper")
                 .env("NATTER_SPEECH__MODEL_DIR", model)
-                .env("NATTER_SPEECH__THREADS", "1");
+                .env("NATTER_SPEECH__THREADS", "2");
         } else {
             command.env("NATTER_SPEECH__ENGINE", "none");
         }
