@@ -36,6 +36,10 @@ impl Server {
             .arg(data_dir)
             .env("NATTER_AUTH__ARGON2_MEMORY_KIB", "256")
             .env("NATTER_AUTH__ARGON2_ITERATIONS", "1")
+            // The load is the point here, not the abuse limits (tests/api/abuse.rs has those).
+            .env("NATTER_LIMITS__MESSAGES_PER_USER", "0")
+            .env("NATTER_LIMITS__UPLOADS_PER_USER", "0")
+            .env("NATTER_LIMITS__WS_CONNECTS_PER_ADDRESS", "0")
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1");
         if let Some(model) = model {
