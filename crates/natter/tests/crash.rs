@@ -39,10 +39,12 @@ use sqlx::{Connection, SqliteConnection};
 const ROUNDS: usize = 20;
 /// A voice message in every this many rounds.
 const VOICE_EVERY: usize = 10;
-/// How long the index may take to catch up after the last restart.
-const SEARCH_WITHIN: Duration = Duration::from_secs(10);
-/// How long the transcripts may take after the last restart (a few seconds each on one thread).
-const TRANSCRIPTS_WITHIN: Duration = Duration::from_secs(60);
+/// How long the index may take to catch up after the last restart (measured: 1–7.4 s, debug
+/// build on a busy 2-core machine; the margin is for test runners that run binaries in parallel).
+const SEARCH_WITHIN: Duration = Duration::from_secs(20);
+/// How long the transcripts may take after the last restart, the model's load included
+/// (measured: 9–37 s for two or three voice messages on the same machine).
+const TRANSCRIPTS_WITHIN: Duration = Duration::from_secs(90);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_nothing_acknowledged() {
