@@ -317,6 +317,12 @@ pub trait LogStore: Send + Sync + 'static {
         after: Option<&ConversationId>,
         limit: u32,
     ) -> StoreResult<Vec<(ConversationId, Seq)>>;
+
+    // ---- jobs ----
+    /// Voice messages created at `since` or later that are neither transcribed nor recalled,
+    /// oldest first, at most `limit` (without reactions): the transcriptions a crash may have
+    /// taken with it.
+    async fn untranscribed_voices(&self, since: Time, limit: u32) -> StoreResult<Vec<Message>>;
 }
 
 /// File records (the bytes are the blob store's).

@@ -37,6 +37,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "append_trigger", include_str!("../migrations/sqlite/0002_append_trigger.sql")),
     (3, "files", include_str!("../migrations/sqlite/0003_files.sql")),
     (4, "transcripts", include_str!("../migrations/sqlite/0004_transcripts.sql")),
+    (5, "untranscribed_voice", include_str!("../migrations/sqlite/0005_untranscribed_voice.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -45,6 +46,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "search", include_str!("../migrations/postgres/0004_search.sql")),
     (5, "search_checkpoints", include_str!("../migrations/postgres/0005_search_checkpoints.sql")),
     (6, "members_version", include_str!("../migrations/postgres/0006_members_version.sql")),
+    (7, "untranscribed_voice", include_str!("../migrations/postgres/0007_untranscribed_voice.sql")),
 ];
 
 /// A pooled PostgreSQL connection idle this long is pinged before it is used again: a busy node

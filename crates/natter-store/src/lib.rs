@@ -325,6 +325,9 @@ impl LogStore for SqlStore {
     ) -> StoreResult<Vec<(ConversationId, Seq)>> {
         log_scan::conversation_heads(&self.db, after, limit).await
     }
+    async fn untranscribed_voices(&self, since: Time, limit: u32) -> StoreResult<Vec<Message>> {
+        log_scan::untranscribed_voices(&self.db, since, limit).await
+    }
 }
 
 #[async_trait]

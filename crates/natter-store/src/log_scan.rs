@@ -1,15 +1,16 @@
 //! Reads that search needs: a caller's memberships (the scopes of a search) and a scan of the
 //! whole message log in a stable order (rebuilding the index), and each conversation's last seq
-//! (the indexer's catch-up).
+//! (the indexer's catch-up). And the voice messages still waiting for a transcript (the jobs
+//! a crash may have lost).
 
 use std::sync::LazyLock;
 
 use natter_core::ids::{ConversationId, Seq, UserId};
-use natter_core::model::Message;
+use natter_core::model::{Message, Time};
 use natter_core::store::StoreResult;
 use sqlx::Row;
 
-use crate::db::{Db, backend};
+use crate::db::{Db, backend, millis};
 use crate::rows::{self, Cols, MESSAGE, select_list};
 
 static FIRST_PAGE: LazyLock<String> = LazyLock::new(|| {
@@ -24,6 +25,14 @@ static NEXT_PAGE: LazyLock<String> = LazyLock::new(|| {
 });
 // `id > ''` for the first page keeps one statement (and one plan) for both.
 const HEADS: &str = "SELECT id, last_seq FROM conversations WHERE id > $1 AND last_seq > 0 ORDER BY id LIMIT $2";
+/// `messages_untranscribed_voice` (a partial index) holds exactly these rows.
+static UNTRANSCRIBED_VOICES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM messages m WHERE m.kind = 'voice' AND m.transcript IS NULL AND m.recalled = 0 \
+         AND m.created_at >= $1 ORDER BY m.created_at LIMIT $2",
+        select_list("m", "", MESSAGE)
+    )
+});
 const MEMBERSHIPS: &str = "SELECT m.conversation_id, m.joined_seq FROM members m \
      JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = $1 AND c.dissolved = 0";
 
@@ -77,4 +86,14 @@ pub(crate) async fn conversation_heads(
             Ok((ConversationId(conversation), Seq::new(last_seq)))
         })
         .collect()
+}
+
+pub(crate) async fn untranscribed_voices(db: &Db, since: Time, limit: u32) -> StoreResult<Vec<Message>> {
+    let rows = sqlx::query(&UNTRANSCRIBED_VOICES)
+        .bind(millis(since))
+        .bind(i64::from(limit))
+        .fetch_all(&db.read)
+        .await
+        .map_err(backend)?;
+    rows.iter().map(|row| rows::message(Cols::new(row, ""))).collect()
 }

@@ -126,6 +126,24 @@ pub async fn start_consumers(
     Ok(started)
 }
 
+/// Voice messages at most this old are transcribed again at start-up when they have none.
+const REQUEUE_WITHIN: Duration = Duration::from_secs(24 * 60 * 60);
+/// At most this many of them per start.
+const REQUEUE_AT_MOST: u32 = 1000;
+
+/// Queues again, in the background, the transcriptions a crash may have lost (see
+/// [`Services::requeue_transcripts`]): the voice messages of the last 24 hours without a
+/// transcript. Called where jobs run, once they do.
+pub fn requeue_lost_transcriptions(services: Arc<Services>) {
+    tokio::spawn(async move {
+        match services.requeue_transcripts(REQUEUE_WITHIN, REQUEUE_AT_MOST).await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "voice messages without a transcript queued again"),
+            Err(error) => tracing::warn!(%error, "cannot look for voice messages without a transcript"),
+        }
+    });
+}
+
 /// The `[jobs]` part of `natter config example`.
 pub const EXAMPLE: &str = r#"
 [jobs]

@@ -143,6 +143,7 @@ impl Application {
         {
             let metrics: Arc<dyn natter_core::fan_out::FanOutMetrics> = state.metrics.clone();
             jobs::start_consumers(&config, queue, services, metrics).await?;
+            jobs::requeue_lost_transcriptions(services.clone());
         }
         tracing::info!(roles = %roles, "natter built");
         Ok(Self { listener, state, config, grpc, local_api, discovery })

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use natter_core::service::speech::{SpeechService, SpeechSettings};
+use natter_core::speech::{SpeechError, Transcriber, Transcript};
 use natter_speech::{OpenAiEngine, SymphoniaDecoder, WhisperEngine};
 use serde::{Deserialize, Serialize};
 
@@ -97,7 +98,9 @@ pub fn models_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("models")
 }
 
-/// Builds the speech service the configuration asks for (loading a Whisper model takes ~1 s).
+/// Builds the speech service the configuration asks for. A Whisper model loads in the
+/// background ([`LoadedLater`]): it takes a second or more, and a server restarted after a crash
+/// should take messages meanwhile.
 pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechService> {
     let decoder = Arc::new(SymphoniaDecoder);
     let model = config.model_path(data_dir);
@@ -108,12 +111,18 @@ pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechSer
     };
     let service = match engine {
         "whisper" => {
-            let whisper = WhisperEngine::load(&model, config.threads)
-                .with_context(|| format!("speech.engine = whisper: no usable model in {}", model.display()))?;
+            if !model.is_dir() {
+                bail!("speech.engine = whisper: no usable model in {} (no such directory)", model.display());
+            }
+            let (dir, threads) = (model.clone(), config.threads);
+            let whisper = LoadedLater::start(format!("whisper ({})", model.display()), move || {
+                Ok(Arc::new(WhisperEngine::load(&dir, threads)?) as Arc<dyn Transcriber>)
+            });
             SpeechService::start(decoder, Arc::new(whisper), config.settings())
         }
         #[cfg(feature = "ctranslate2")]
         "whisper-ctranslate2" => {
+            use anyhow::Context;
             let whisper = natter_speech::Ct2WhisperEngine::load(&model, config.threads).with_context(|| {
                 format!("speech.engine = whisper-ctranslate2: no usable model in {}", model.display())
             })?;
@@ -134,6 +143,54 @@ pub fn build(config: &SpeechConfig, data_dir: &Path) -> anyhow::Result<SpeechSer
         }
     }
     Ok(service)
+}
+
+/// What a model that loads in the background becomes: the engine, or why it did not load.
+type Loaded = Option<Result<Arc<dyn Transcriber>, String>>;
+
+/// A transcriber that loads on a blocking thread while the server starts serving; transcriptions
+/// asked for before it is ready wait for it. A model that fails to load is logged as an error,
+/// and every transcription then fails with that error.
+struct LoadedLater {
+    description: String,
+    loaded: tokio::sync::watch::Receiver<Loaded>,
+}
+
+impl LoadedLater {
+    fn start(
+        description: String,
+        load: impl FnOnce() -> anyhow::Result<Arc<dyn Transcriber>> + Send + 'static,
+    ) -> Self {
+        let (sender, loaded) = tokio::sync::watch::channel(None);
+        let model = description.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let result = load().map_err(|error| format!("{error:#}"));
+            match &result {
+                Ok(_) => tracing::info!(%model, took = ?started.elapsed(), "speech model loaded"),
+                Err(error) => tracing::error!(%model, %error, "the speech model did not load: no transcriptions"),
+            }
+            let _ = sender.send(Some(result));
+        });
+        Self { description, loaded }
+    }
+}
+
+#[async_trait::async_trait]
+impl Transcriber for LoadedLater {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn transcribe(&self, samples: Vec<f32>, language: Option<String>) -> Result<Transcript, SpeechError> {
+        let mut loaded = self.loaded.clone();
+        let engine = match loaded.wait_for(Option::is_some).await.map(|loaded| loaded.clone()) {
+            Ok(Some(Ok(engine))) => engine,
+            Ok(Some(Err(error))) => return Err(SpeechError::Engine(error)),
+            Ok(None) | Err(_) => return Err(SpeechError::Engine("the speech model never loaded".into())),
+        };
+        engine.transcribe(samples, language).await
+    }
 }
 
 /// natter-media's inspector with natter-speech's decoder for the audio formats natter-media

@@ -205,6 +205,28 @@ impl Services {
         Ok(sent)
     }
 
+    /// Queues again the transcription of every voice message created within `within` that has
+    /// no transcript yet (at most `limit`, oldest first), and returns how many were queued. A
+    /// process that starts calls this: an in-memory queue dies with its process, and even a
+    /// durable one misses the job of a process killed between storing a voice message and
+    /// queueing it. Jobs are idempotent, so one still queued elsewhere costs a look-up; a voice
+    /// message whose audio cannot be transcribed is tried once more per start within `within`.
+    pub async fn requeue_transcripts(&self, within: std::time::Duration, limit: u32) -> DomainResult<usize> {
+        if self.jobs.is_none() || !self.speech.is_available() {
+            return Ok(0);
+        }
+        let now = self.deps.clock.now();
+        let since = chrono::Duration::from_std(within)
+            .ok()
+            .and_then(|within| now.checked_sub_signed(within))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        let voices = self.deps.store.untranscribed_voices(since, limit).await?;
+        for voice in &voices {
+            self.queue_transcript(voice).await;
+        }
+        Ok(voices.len())
+    }
+
     /// Queues the transcription of a stored voice message. A queue that is full or unreachable
     /// leaves the message without a transcript (logged); the send itself has succeeded.
     async fn queue_transcript(&self, voice: &Message) {
