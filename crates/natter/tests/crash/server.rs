@@ -40,6 +40,7 @@ impl Server {
             .env("NATTER_LIMITS__MESSAGES_PER_USER", "0")
             .env("NATTER_LIMITS__UPLOADS_PER_USER", "0")
             .env("NATTER_LIMITS__WS_CONNECTS_PER_ADDRESS", "0")
+            .env("NATTER_LIMITS__WS_FRAMES_PER_SEC", "0")
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1");
         if let Some(model) = model {
