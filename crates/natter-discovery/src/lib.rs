@@ -7,7 +7,9 @@
 //! * **etcd** — each node puts `<prefix>/nodes/<id>` under a lease (3 s by default) renewed
 //!   every third of it; a graceful [`Discovery::stop`] revokes the lease, so the key vanishes at
 //!   once; a crashed node's key expires with its lease. The list is a range plus a watch from
-//!   the revision after it. Both survive etcd going away and coming back. etcd is reached over
+//!   the revision after it. Both survive etcd going away and coming back; a node etcd drops
+//!   while it does not answer (etcd on its way down expires every lease) stays listed until
+//!   etcd answers again and one lease TTL more (`etcd/nodes.rs` says why). etcd is reached over
 //!   its v3 JSON gateway by a small hand-written client ([`etcd::EtcdClient`] says why).
 //! * **static** — a list from config; **dns** — every address a name resolves to, resolved
 //!   again periodically (a Kubernetes headless Service); **none** — only this node.
@@ -78,7 +80,12 @@ impl Discovery {
                 let key = etcd::node_key(prefix, &this_node.id);
                 let registration = Registration::start(client.clone(), key, value, etcd.lease_ttl());
                 let (sender, nodes) = watch::channel(Vec::new());
-                let follower = NodeFollower { client, nodes_prefix: etcd::nodes_prefix(prefix), nodes: sender };
+                let follower = NodeFollower {
+                    client,
+                    nodes_prefix: etcd::nodes_prefix(prefix),
+                    nodes: sender,
+                    grace: etcd.lease_ttl(),
+                };
                 let follower = AbortOnDrop(tokio::spawn(follower.run()));
                 Ok(Discovery { nodes, registration: Some(registration), follower: Some(follower), fixed: None })
             }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use natter_discovery::etcd::{EtcdClient, WatchUpdate, node_key};
+use natter_discovery::etcd::{self, EtcdClient, WatchUpdate, node_key};
 use support::*;
 
 #[tokio::test]
@@ -111,6 +111,7 @@ async fn registration_and_watch_survive_an_etcd_restart() {
     let mut nodes = a.nodes();
     let mut state = a.registration().expect("etcd registers").watch_state();
     wait_nodes(&mut nodes, Duration::from_secs(5), "a lists itself", |n| ids(n) == ["a"]).await;
+    let seen = record(a.nodes());
 
     // 1. Restart with the data dir: within the TTL the old lease is still good.
     etcd.restart(false).await;
@@ -126,6 +127,9 @@ async fn registration_and_watch_survive_an_etcd_restart() {
     within(&mut state, "registered again", |s| s.is_registered()).await;
     assert_ne!(state.borrow().lease, old_lease, "a new lease");
     assert_listed(&etcd.url(), prefix, "a").await;
+    // The empty etcd's first list lacked a's key: a, live, was kept until it registered again.
+    let seen = seen.lock().expect("the record").clone();
+    assert!(seen.iter().all(|list| list == &["a"]), "a stayed listed throughout: {seen:?}");
 
     // The watch follows the new etcd: a node that joins now is seen.
     let b = start(&url, prefix, node("b", &["chat"])).await;
@@ -203,4 +207,62 @@ async fn a_watch_from_a_compacted_revision_is_cancelled() {
         Some(WatchUpdate::Canceled { compact_revision, .. }) => assert_eq!(compact_revision, revision),
         other => panic!("expected a cancellation, got {other:?}"),
     }
+}
+
+/// etcd on its way down (what a graceful stop of etcd 3.4 does for seconds): it refuses every
+/// call, so no node can renew its lease, but its lessor still runs and its open watches still
+/// deliver — every lease expires and every watcher is told every node is gone. A follower must
+/// keep the nodes it cannot confirm gone (chaos test: gateways answered 503 "no chat node is
+/// known" for 5 s while etcd restarted), and once etcd answers again, keep the ones that come
+/// back and drop, one lease TTL later, the one that really died meanwhile.
+#[tokio::test]
+async fn nodes_deleted_while_etcd_does_not_answer_are_kept() {
+    init_tracing();
+    let Some(url) = etcd_url("nodes_deleted_while_etcd_does_not_answer_are_kept") else { return };
+    let prefix = unique_prefix("halfdown");
+    let proxy = HalfDownProxy::start(&url).await;
+    let gateway = start(&proxy.url(), &prefix, node("gateway", &["gateway"])).await;
+    let chat = start(&proxy.url(), &prefix, node("chat", &["chat"])).await;
+    let doomed = start(&proxy.url(), &prefix, node("doomed", &["chat"])).await;
+    let mut nodes = gateway.nodes();
+    wait_nodes(&mut nodes, Duration::from_secs(5), "all three listed", |n| n.len() == 3).await;
+    let mut state = chat.registration().expect("etcd registers").watch_state();
+    within(&mut state, "chat registered", |s| s.is_registered()).await;
+    let seen = record(gateway.nodes());
+
+    proxy.set_down(true);
+    drop(doomed);
+    // etcd itself (reached directly) lets the leases expire: the keys go, the watch says so.
+    let direct = EtcdClient::new(std::slice::from_ref(&url)).expect("client");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, kvs) = direct.range_prefix(&etcd::nodes_prefix(&prefix)).await.expect("range");
+        if kvs.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the leases did not expire within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ids(&gateway.nodes().borrow()), ["chat", "doomed", "gateway"], "kept while etcd does not answer");
+
+    proxy.set_down(false);
+    let back = Instant::now();
+    within(&mut state, "chat registered again", |s| s.is_registered()).await;
+    let gone_at =
+        wait_nodes(&mut nodes, Duration::from_secs(8), "doomed dropped", |n| ids(n) == ["chat", "gateway"]).await;
+    let after = gone_at - back;
+    println!("a node that died during the outage dropped {:.3} s after etcd answered again", after.as_secs_f64());
+    assert!(after >= Duration::from_millis(2500), "dropped before its grace of one TTL: {after:?}");
+    let seen = seen.lock().expect("the record").clone();
+    assert!(
+        seen.iter().all(|list| list.contains(&"chat".to_owned())),
+        "the live chat node was never missing from the list: {seen:?}"
+    );
+
+    // With etcd answering, a crash is still noticed within the lease (see the test above) and
+    // a graceful stop at once.
+    chat.stop().await;
+    wait_nodes(&mut nodes, Duration::from_secs(1), "a stopped node goes at once", |n| ids(n) == ["gateway"]).await;
+    gateway.stop().await;
 }

@@ -165,3 +165,107 @@ pub(crate) fn etcd_binary_present(test: &str) -> bool {
     }
     found
 }
+
+/// Every list `nodes` publishes from now on, in order (the current one first).
+pub(crate) fn record(mut nodes: watch::Receiver<Vec<Node>>) -> std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>> {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![ids(&nodes.borrow_and_update())]));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while nodes.changed().await.is_ok() {
+            let now = ids(&nodes.borrow_and_update());
+            log.lock().expect("the record").push(now);
+        }
+    });
+    seen
+}
+
+/// Each open connection of a [`HalfDownProxy`]: whether it carries a watch, and its task.
+type Connections =
+    std::sync::Arc<std::sync::Mutex<Vec<(std::sync::Arc<std::sync::atomic::AtomicBool>, tokio::task::AbortHandle)>>>;
+
+/// A TCP proxy in front of etcd that can play etcd on its way down (a graceful stop of etcd
+/// 3.4): while `down`, new connections and calls fail, but the watches already open stay open
+/// and keep delivering, while etcd itself goes on expiring the leases nobody can renew.
+pub(crate) struct HalfDownProxy {
+    pub(crate) port: u16,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: Connections,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl HalfDownProxy {
+    pub(crate) async fn start(upstream: &str) -> HalfDownProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
+        let port = listener.local_addr().expect("proxy address").port();
+        let down = Arc::new(AtomicBool::new(false));
+        let connections = Connections::default();
+        let (is_down, list) = (down.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                if is_down.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else { continue };
+                let watch = Arc::new(AtomicBool::new(false));
+                let is_watch = watch.clone();
+                let task = tokio::spawn(async move {
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let upward = async {
+                        let mut buffer = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = client_read.read(&mut buffer).await?;
+                            if n == 0 {
+                                return server_write.shutdown().await;
+                            }
+                            // A connection that once carried a watch carries it until it ends.
+                            if buffer[..n].windows(9).any(|w| w == b"/v3/watch") {
+                                is_watch.store(true, Ordering::SeqCst);
+                            }
+                            server_write.write_all(&buffer[..n]).await?;
+                        }
+                    };
+                    let downward = tokio::io::copy(&mut server_read, &mut client_write);
+                    let _ = tokio::join!(upward, downward);
+                });
+                list.lock().expect("connections").push((watch, task.abort_handle()));
+            }
+        });
+        HalfDownProxy { port, down, connections, accept }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// From now on every call fails (open connections other than watches are cut, new ones
+    /// closed at once); `false` lets calls through again.
+    pub(crate) fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+        if down {
+            let mut connections = self.connections.lock().expect("connections");
+            connections.retain(|(watch, task)| {
+                let keep = watch.load(std::sync::atomic::Ordering::SeqCst);
+                if !keep {
+                    task.abort();
+                }
+                keep
+            });
+        }
+    }
+}
+
+impl Drop for HalfDownProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        for (_, task) in self.connections.lock().expect("connections").iter() {
+            task.abort();
+        }
+    }
+}
