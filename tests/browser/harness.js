@@ -40,6 +40,9 @@ export async function startNatter(extraEnv = {}) {
   for (const key of Object.keys(env)) if (key.startsWith('NATTER_')) delete env[key];
   // Every test user registers from 127.0.0.1; the per-address limit has its own Rust tests.
   env.NATTER_AUTH__REGISTER_MAX_PER_ADDRESS = '0';
+  // Some tests fill a conversation through the API faster than a person types; the send limit
+  // has its own Rust tests (tests/api/abuse.rs).
+  env.NATTER_LIMITS__MESSAGES_PER_USER = '0';
   Object.assign(env, extraEnv);
   const child = spawn(BINARY, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
