@@ -479,7 +479,7 @@ chaos_test() {
     local limit=()
     if [[ -n ${CI:-} ]]; then limit=(timeout --kill-after=30s 10m); fi
     "${limit[@]}" target/debug/natter-bench chaos --duration 120s --seed "${NATTER_CHAOS_SEED:-1}" \
-        --convergence-advisory --out target/chaos
+        --convergence-advisory --out "$ROOT/target/chaos"
     SUMMARIES+=("chaos: report in target/chaos/report.md, history in target/chaos/history.jsonl")
 }
 

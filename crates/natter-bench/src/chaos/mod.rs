@@ -87,9 +87,10 @@ pub struct Options {
 /// Runs the test; `Ok(true)` when the checker found nothing and every fault converged in time
 /// (or convergence is advisory).
 pub async fn run(options: Options) -> anyhow::Result<bool> {
-    let out = &options.out;
+    // Absolute: nginx takes its config path relative to its prefix, and processes run elsewhere.
+    std::fs::create_dir_all(&options.out)?;
+    let out = &std::path::absolute(&options.out)?;
     let _ = std::fs::remove_dir_all(out.join("cluster"));
-    std::fs::create_dir_all(out)?;
     println!("chaos: seed {}, {:?}, {} devices; starting the cluster", options.seed, options.duration, options.devices);
     let mut cluster = Cluster::start(&options.natter_binary, &out.join("cluster")).await?;
     let net = Arc::new(Net::new(&cluster.url, &cluster.ca_pem)?);
