@@ -50,7 +50,10 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "artifacts/$target"
     log=$ROOT/target/fuzz-$target.log
     echo "==> $target: ${SECS}s"
-    if cargo +nightly fuzz run -s none --release "$target" "$corpus" "seeds/$target" -- \
+    # A target without committed seeds (git keeps no empty directory) starts from nothing.
+    seeds=()
+    [[ -d seeds/$target ]] && seeds=("seeds/$target")
+    if cargo +nightly fuzz run -s none --release "$target" "$corpus" "${seeds[@]}" -- \
         -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         >"$log" 2>&1; then
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
